@@ -1,0 +1,1 @@
+"""Transport-free, batch-native core: model protocol, scores, budget, Sampler."""

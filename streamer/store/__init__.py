@@ -1,0 +1,1 @@
+"""State: pending items (features waiting for their label), applied-label ids."""
