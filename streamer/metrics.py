@@ -1,0 +1,79 @@
+"""Prometheus metrics of the service: one registry per service instance, no per-item labels."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from streamer.core.decisions import REASONS
+from streamer.store.base import JoinOutcome
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_BATCH_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384)
+_LABEL_DELAY_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400)
+
+
+class Metrics:
+    """All metrics of one service, registered in their own registry (tests run several)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.items = Counter("streamer_items_total", "Items decoded and decided.", registry=r)
+        self.decisions = Counter(
+            "streamer_decisions_total", "Decisions by reason (skip = not asked).", ["reason"],
+            registry=r,
+        )
+        self.label_requests = Counter(
+            "streamer_label_requests_total", "Label requests produced.", registry=r
+        )
+        self.predictions = Counter(
+            "streamer_predictions_total", "Predictions produced.", registry=r
+        )
+        self.labels = Counter(
+            "streamer_labels_total", "Labels received, by join outcome.", ["outcome"], registry=r
+        )
+        self.dead_letters = Counter(
+            "streamer_dead_letters_total", "Messages sent to the dead-letter topic.",
+            ["source", "reason"], registry=r,
+        )
+        self.pending_expired = Counter(
+            "streamer_pending_expired_total", "Pending items whose deadline passed unlabelled.",
+            registry=r,
+        )
+        self.pending = Gauge(
+            "streamer_pending_labels", "Items waiting for their label.", registry=r
+        )
+        self.budget = Gauge("streamer_budget_ratio", "Configured label budget (share of items).", registry=r)
+        self.spend = Gauge(
+            "streamer_budget_spend_ratio", "Realised share of items asked divided by the budget.",
+            registry=r,
+        )
+        self.threshold = Gauge(
+            "streamer_threshold", "Current uncertainty threshold of the budget controller.",
+            registry=r,
+        )
+        self.accuracy = Gauge(
+            "streamer_prequential_accuracy",
+            "Test-then-train accuracy on labelled items (predicted before learning).", registry=r,
+        )
+        self.model_version = Gauge("streamer_model_version", "Model version.", registry=r)
+        self.ready = Gauge("streamer_ready", "1 while the service is consuming.", registry=r)
+        self.decision_latency = Histogram(
+            "streamer_decision_latency_seconds", "Time to decide one micro-batch.",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.item_latency = Histogram(
+            "streamer_item_latency_seconds",
+            "From the item's Kafka timestamp to its decision being acknowledged by the broker.",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.batch_size = Histogram(
+            "streamer_batch_size", "Items per micro-batch.", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.label_delay = Histogram(
+            "streamer_label_delay_seconds", "From label request to label joined.",
+            buckets=_LABEL_DELAY_BUCKETS, registry=r,
+        )
+        for reason in REASONS:
+            self.decisions.labels(reason=reason)
+        for outcome in JoinOutcome:
+            self.labels.labels(outcome=outcome.value)
