@@ -1,0 +1,76 @@
+"""The façade a user meets first: build a service from Settings and run it until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from prometheus_client import disable_created_metrics
+
+from streamer.config import Settings
+from streamer.core.sampler import DEFAULT_STRATEGY, Sampler
+from streamer.http import StatusServer
+from streamer.kafka.service import Service
+from streamer.metrics import Metrics
+from streamer.models import DEFAULT_MODEL, build_model
+from streamer.store.factory import open_store
+
+log = logging.getLogger(__name__)
+
+disable_created_metrics()  # *_created series only add noise to dashboards
+
+
+async def build_service(settings: Settings, metrics: Metrics | None = None) -> Service:
+    """Model, sampler and store from the settings (connects to Redis when configured)."""
+    model = build_model(settings.model or DEFAULT_MODEL, seed=settings.seed)
+    sampler = Sampler(
+        model,
+        budget=settings.budget,
+        strategy=settings.strategy or DEFAULT_STRATEGY,
+        explore=settings.explore,
+        seed=settings.seed,
+    )
+    store = await open_store(
+        settings.redis_url.get_secret_value() if settings.redis_url else None,
+        prefix=settings.redis_prefix,
+        max_pending=settings.max_pending,
+    )
+    return Service(settings, sampler, store, metrics)
+
+
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    service: Service | None = None,
+    on_started: object = None,
+) -> Service:
+    """Run the service and its HTTP endpoints until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    stop = stop or asyncio.Event()
+    service = service or await build_service(settings)
+    http = StatusServer(
+        service.metrics.registry,
+        ready=lambda: service.consuming and not service.stopping,
+        status=lambda: {**service.status(), "settings": settings.public()},
+        host=settings.metrics_host,
+        port=settings.metrics_port,
+    )
+    await http.start()
+    service.http_port = http.port  # type: ignore[attr-defined]
+    log.info("serving /metrics /healthz /readyz /status on %s:%d", settings.metrics_host, http.port)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    if callable(on_started):
+        on_started(service)
+    try:
+        await service.run(stop)
+    finally:
+        await http.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    log.info("stopped: %s", {k: v for k, v in service.status().items() if k != "settings"})
+    return service

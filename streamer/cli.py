@@ -1,0 +1,229 @@
+"""The ``streamer`` command: run, simulate, demo, broker, produce, annotate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from streamer import __version__
+from streamer.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("streamer")
+
+# flags of `streamer run` whose names are a contract (scripts and tests rely on them)
+_RUN_FLAGS: dict[str, dict] = {
+    "bootstrap-servers": {"metavar": "HOST:PORT[,...]", "help": "Kafka bootstrap servers"},
+    "redis-url": {"metavar": "URL", "help": "redis:// or rediss:// URL; omitted = in-process store"},
+    "budget": {"type": float, "help": "share of items to ask labels for (default 0.05)"},
+    "model": {"help": "river model spec, e.g. 'StandardScaler | LogisticRegression'"},
+    "strategy": {"help": "margin, entropy, least-confidence or random"},
+    "explore": {"type": float, "help": "share of the budget spent on random exploration (0.1)"},
+    "seed": {"type": int, "help": "random seed (0)"},
+    "metrics-port": {"type": int, "help": "port of /metrics /healthz /readyz /status (9100; 0 = any)"},
+    "metrics-host": {"help": "address the HTTP endpoints listen on (0.0.0.0)"},
+    "group-id": {"help": "Kafka consumer group (streamer)"},
+    "items-topic": {"help": "topic items arrive on (items)"},
+    "label-requests-topic": {"help": "topic label requests go to (label-requests)"},
+    "labels-topic": {"help": "topic labels arrive on (labels)"},
+    "predictions-topic": {"help": "topic predictions go to (predictions)"},
+    "dead-letters-topic": {"help": "topic unusable messages go to (dead-letters)"},
+    "n-features": {"type": int, "help": "expected feature count (default: fixed by the first item)"},
+    "max-batch": {"type": int, "help": "items per micro-batch at most (1024)"},
+    "fetch-max-wait-ms": {"type": int, "help": "broker fetch wait; sets latency (10)"},
+    "pending-ttl-seconds": {"type": float, "help": "how long a requested item waits for its label"},
+    "topic-partitions": {"type": int, "help": "partitions of topics created at start (3)"},
+    "security-protocol": {"help": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"},
+    "sasl-mechanism": {"help": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},
+    "sasl-username": {},
+    "sasl-password": {"help": "prefer the env var STREAMER_SASL_PASSWORD"},
+    "ssl-cafile": {},
+    "ssl-certfile": {},
+    "ssl-keyfile": {},
+    "log-level": {"help": "DEBUG, INFO, WARNING or ERROR"},
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamer", description="Stream-based selective sampling (online active learning)."
+    )
+    parser.add_argument("--version", action="version", version=f"streamer {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the microservice",
+                         description="Run the service. Every flag also reads STREAMER_<NAME> and "
+                         "the optional config file (TOML or JSON); flags win over env over file.")
+    run.add_argument("--config", metavar="FILE", help="TOML or JSON settings file (or STREAMER_CONFIG)")
+    for name, kwargs in _RUN_FLAGS.items():
+        run.add_argument(f"--{name}", default=None, **kwargs)
+    run.add_argument("--no-predictions", dest="emit_predictions", action="store_const", const=False,
+                     default=None, help="do not produce to the predictions topic")
+    run.add_argument("--no-create-topics", dest="create_topics", action="store_const", const=False,
+                     default=None, help="fail instead of creating missing topics")
+    run.set_defaults(func=_cmd_run)
+
+    from streamer import simulate
+
+    simulate.register(sub)
+
+    demo = sub.add_parser("demo", help="the whole loop on the embedded broker, about a minute")
+    demo.add_argument("--data", help="CSV(.gz) stream (default: ../shared/data/sea_abrupt.csv.gz)")
+    demo.add_argument("--synthetic", action="store_true", help="use a river synthetic drifting stream")
+    demo.add_argument("--budget", type=float, default=0.05)
+    demo.add_argument("--duration", type=float, default=45.0, help="seconds to replay the stream over")
+    demo.add_argument("--label-delay", type=float, default=0.5, help="annotator delay in seconds")
+    demo.add_argument("--metrics-port", type=int, default=9100)
+    demo.add_argument("--redis-url", default=None, help="use Redis for pending items")
+    demo.add_argument("--max-items", type=int, default=None)
+    demo.add_argument("--model", default=None)
+    demo.add_argument("--strategy", default=None)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    demo.set_defaults(func=_cmd_demo)
+
+    broker = sub.add_parser("broker", help="run the embedded Tansu broker in the foreground")
+    broker.add_argument("--port", type=int, default=9092)
+    broker.add_argument("--host", default="127.0.0.1")
+    broker.set_defaults(func=_cmd_broker)
+
+    produce = sub.add_parser("produce", help="replay a labelled CSV(.gz) stream onto the items topic")
+    _replay_flags(produce)
+    produce.add_argument("--rate", type=float, default=None, help="items/s (default: as fast as possible)")
+    produce.set_defaults(func=_cmd_produce)
+
+    annotate = sub.add_parser("annotate", help="simulated annotator: answer label requests from truth")
+    _replay_flags(annotate)
+    annotate.add_argument("--delay", type=float, default=0.5, help="seconds before answering")
+    annotate.add_argument("--group-id", default="streamer-annotator")
+    annotate.set_defaults(func=_cmd_annotate)
+    return parser
+
+
+def _replay_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
+    parser.add_argument("--data", help="CSV(.gz) stream with a label column (default: synthetic)")
+    parser.add_argument("--max-items", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--items-topic", default="items")
+    parser.add_argument("--label-requests-topic", default="label-requests")
+    parser.add_argument("--labels-topic", default="labels")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", None) or "INFO",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"streamer: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides = {name.replace("-", "_"): getattr(args, name.replace("-", "_")) for name in _RUN_FLAGS}
+    overrides["emit_predictions"] = args.emit_predictions
+    overrides["create_topics"] = args.create_topics
+    return load_settings(args.config, **overrides)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from streamer.app import serve
+
+    settings = _settings_from_args(args)
+    logging.getLogger().setLevel(settings.log_level)
+    log.info("starting with %s", settings.public())
+    try:
+        asyncio.run(serve(settings))
+    except (OSError, ValueError) as exc:
+        print(f"streamer: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from streamer.demo import main as demo_main
+
+    return demo_main(args)
+
+
+def _cmd_broker(args: argparse.Namespace) -> int:
+    from streamer.broker import EmbeddedBroker
+
+    with EmbeddedBroker(port=args.port, host=args.host) as broker:
+        print(f"Tansu listening on {broker.bootstrap_servers}; Ctrl-C or SIGTERM stops it",
+              file=sys.stderr, flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def _cmd_produce(args: argparse.Namespace) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    from streamer.replay import load_stream, produce_items
+
+    stream = load_stream(Path(args.data) if args.data else None, args.max_items, args.seed)
+
+    async def go() -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap_servers, linger_ms=5)
+        await producer.start()
+        try:
+            def progress(sent: int) -> None:
+                if sent % 5000 < 200 or sent == len(stream):
+                    print(f"sent {sent:,}/{len(stream):,}", file=sys.stderr, flush=True)
+
+            return await produce_items(producer, args.items_topic, stream, args.rate, progress)
+        finally:
+            await producer.stop()
+
+    asyncio.run(go())
+    return 0
+
+
+def _cmd_annotate(args: argparse.Namespace) -> int:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from streamer.replay import Annotator, load_stream
+
+    stream = load_stream(Path(args.data) if args.data else None, args.max_items, args.seed)
+    annotator = Annotator(stream.truth, delay=args.delay)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap_servers)
+        consumer = AIOKafkaConsumer(args.label_requests_topic, bootstrap_servers=args.bootstrap_servers,
+                                    group_id=args.group_id, auto_offset_reset="earliest",
+                                    fetch_max_wait_ms=10)
+        await producer.start()
+        await consumer.start()
+        try:
+            await annotator.run(consumer, producer, args.labels_topic, stop)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            print(f"answered {annotator.sent:,} of {annotator.requests:,} requests "
+                  f"({annotator.unknown} unknown ids)", file=sys.stderr)
+
+    asyncio.run(go())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

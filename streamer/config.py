@@ -1,0 +1,193 @@
+"""One frozen settings object, read at the edge: flags > env (``STREAMER_*``) > config file > defaults.
+
+Nothing deeper in the code reads the environment; the service gets plain values from here.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "streamer_config_file", default=None
+)
+
+
+class ConfigError(ValueError):
+    """Settings that cannot work; the message says which and how to fix them."""
+
+
+class Settings(BaseSettings):
+    """Every setting of ``streamer run``. Env vars are the field names with the ``STREAMER_`` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMER_", frozen=True, extra="forbid")
+
+    # Kafka
+    bootstrap_servers: str = "127.0.0.1:9092"
+    group_id: str = "streamer"
+    client_id: str = "streamer"
+    items_topic: str = "items"
+    label_requests_topic: str = "label-requests"
+    labels_topic: str = "labels"
+    predictions_topic: str = "predictions"
+    dead_letters_topic: str = "dead-letters"
+    emit_predictions: bool = True
+    create_topics: bool = True
+    topic_partitions: int = Field(3, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    max_batch: int = Field(1024, ge=1, le=100_000)
+    fetch_max_wait_ms: int = Field(10, ge=1, le=10_000)
+    # Kafka security: passed through to aiokafka
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    # state
+    redis_url: SecretStr | None = None  # None = in-process store (single replica, not durable)
+    redis_prefix: str = "streamer"
+    pending_ttl_seconds: float = Field(24 * 3600.0, gt=0)
+    max_pending: int = Field(100_000, ge=1)
+
+    # sampling
+    budget: float = Field(0.05, gt=0, le=1)
+    model: str | None = None  # None = streamer.models.DEFAULT_MODEL
+    strategy: str | None = None  # None = streamer.core.sampler.DEFAULT_STRATEGY
+    explore: float = Field(0.1, ge=0, lt=1)
+    seed: int = 0
+    n_features: int | None = Field(None, ge=1)
+    include_features: bool = True  # label requests carry the features for pre-annotation
+
+    # HTTP
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = Field(9100, ge=0, le=65535)  # 0 = any free port
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls))
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not HOST:PORT (comma-separate several servers)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"scheme {scheme!r} is not redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"security_protocol={self.security_protocol} needs sasl_mechanism, "
+                "sasl_username and sasl_password"
+            )
+        topics = [
+            self.items_topic, self.label_requests_topic, self.labels_topic,
+            self.predictions_topic, self.dead_letters_topic,
+        ]
+        if len(set(topics)) != len(topics):
+            raise ValueError(f"topic names must all differ, got {topics}")
+        for path in (self.ssl_cafile, self.ssl_certfile, self.ssl_keyfile):
+            if path is not None and not path.is_file():
+                raise ValueError(f"SSL file {path} does not exist")
+        return self
+
+    def public(self) -> dict[str, Any]:
+        """The settings as shown in logs and ``/status``: secrets masked."""
+        data = self.model_dump(mode="json")
+        data["sasl_password"] = "**********" if self.sasl_password else None
+        data["redis_url"] = mask_url(self.redis_url.get_secret_value()) if self.redis_url else None
+        return data
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """Values from a TOML or JSON file (``--config`` or ``STREAMER_CONFIG``)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = _config_file.get()
+        self._values = _read_config_file(path) if path else {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix == ".json":
+            values = json.loads(text)
+        else:
+            values = tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:] or 'TOML'}: {exc}") from exc
+    values = values.get("streamer", values)  # allow a [streamer] table
+    return {key.replace("-", "_"): value for key, value in values.items()}
+
+
+_SECRET_FIELDS = {"sasl_password", "redis_url"}
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings; raise ``ConfigError`` with every problem listed, one per line."""
+    token = _config_file.set(Path(config_file) if config_file else None)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            flag = f"--{name.replace('_', '-')} / STREAMER_{name.upper()}" if error["loc"] else name
+            shown = "***" if name in _SECRET_FIELDS else repr(error.get("input"))
+            lines.append(f"  {flag}: {error['msg']} (got {shown})"
+                         if error["type"] != "missing" else f"  {flag}: required")
+        raise ConfigError("invalid settings:\n" + "\n".join(lines)) from None
+    finally:
+        _config_file.reset(token)
+
+
+def mask_url(url: str) -> str:
+    """``redis://user:secret@host`` -> ``redis://user:***@host``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:" if parts.username else ":"
+    return urlunsplit(parts._replace(netloc=f"{user}***@{netloc}"))

@@ -1,0 +1,248 @@
+"""``streamer demo``: the whole loop on the embedded broker, in about a minute.
+
+Embedded Tansu broker -> the service -> a stream replayed onto ``items`` -> a simulated
+annotator answering label requests after a delay -> labels back into the model. Live
+progress on stderr, a summary at the end next to random sampling at the same budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streamer.app import build_service, serve
+from streamer.broker import EmbeddedBroker
+from streamer.config import load_settings
+from streamer.data import default_data_dir
+from streamer.kafka.client import client_kwargs
+from streamer.replay import Annotator, LabelledStream, load_stream, produce_items
+from streamer.simulate import run_simulation
+
+DEFAULT_DEMO_FILE = "sea_abrupt.csv.gz"
+
+
+def default_demo_data() -> Path | None:
+    """``../shared/data/sea_abrupt.csv.gz`` when present, else None (synthetic stream)."""
+    directory = default_data_dir()
+    if directory is None:
+        return None
+    path = Path(directory) / DEFAULT_DEMO_FILE
+    return path if path.is_file() else None
+
+
+class PredictionScorer:
+    """Prequential accuracy over every item, read back from the predictions topic."""
+
+    def __init__(self, truth: dict[str, int]) -> None:
+        self.truth = truth
+        self.seen: set[str] = set()
+        self.correct = 0
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / len(self.seen) if self.seen else 0.0
+
+    async def run(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    message = orjson.loads(record.value)
+                    if message["id"] in self.seen:
+                        continue  # at-least-once: a re-decided item counts once
+                    self.seen.add(message["id"])
+                    self.correct += int(message["prediction"] == self.truth.get(message["id"]))
+
+
+async def run_demo(
+    data: Path | None,
+    *,
+    budget: float = 0.05,
+    duration: float = 45.0,
+    label_delay: float = 0.5,
+    metrics_port: int = 9100,
+    redis_url: str | None = None,
+    max_items: int | None = None,
+    model: str | None = None,
+    strategy: str | None = None,
+    seed: int = 0,
+    out=sys.stderr,
+) -> dict[str, Any]:
+    """Run the demo and return its summary (also printed)."""
+    stream = load_stream(data, max_items=max_items, seed=seed)
+    rate = len(stream) / duration
+    say = _printer(out)
+    say(f"stream: {stream.name}, {len(stream):,} items x {stream.X.shape[1]} features, "
+        f"replayed at {rate:,.0f} items/s; budget {budget:.1%}; annotator delay {label_delay}s")
+    with EmbeddedBroker() as broker:
+        say(f"embedded Kafka-compatible broker (Tansu) on {broker.bootstrap_servers}")
+        settings = load_settings(
+            bootstrap_servers=broker.bootstrap_servers, budget=budget, metrics_port=metrics_port,
+            redis_url=redis_url, model=model, strategy=strategy, seed=seed,
+        )
+        return await _run(settings, stream, rate, label_delay, say)
+
+
+async def _run(settings, stream: LabelledStream, rate: float, label_delay: float, say) -> dict[str, Any]:
+    service = await build_service(settings)
+    stop_service = asyncio.Event()
+    stop_clients = asyncio.Event()
+    started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    service_task = asyncio.create_task(
+        serve(settings, stop_service, service, on_started=lambda _: started.set_result(None))
+    )
+    await asyncio.wait([started, service_task], return_when=asyncio.FIRST_COMPLETED)
+    if service_task.done():
+        service_task.result()  # raises the start-up error
+    say(f"service: model {settings.model or 'default'}, strategy "
+        f"{service.sampler.strategy}; http://127.0.0.1:{service.http_port}/metrics and /status")
+
+    common = client_kwargs(settings)
+    producer = AIOKafkaProducer(**common, linger_ms=5)
+    requests = AIOKafkaConsumer(settings.label_requests_topic, group_id="demo-annotator",
+                                auto_offset_reset="earliest", fetch_max_wait_ms=10, **common)
+    predictions = AIOKafkaConsumer(settings.predictions_topic, group_id="demo-scorer",
+                                   auto_offset_reset="earliest", fetch_max_wait_ms=10, **common)
+    await asyncio.gather(producer.start(), requests.start(), predictions.start())
+    annotator = Annotator(stream.truth, delay=label_delay)
+    scorer = PredictionScorer(stream.truth)
+    side_tasks = [
+        asyncio.create_task(annotator.run(requests, producer, settings.labels_topic, stop_clients)),
+        asyncio.create_task(scorer.run(predictions, stop_clients)),
+    ]
+    say("waiting for the consumer groups to join (Tansu takes ~5 s)...")
+    while not service.consuming:
+        if service_task.done():
+            service_task.result()
+        await asyncio.sleep(0.1)
+
+    started_at = time.monotonic()
+    progress = asyncio.create_task(_progress(service, scorer, annotator, len(stream), say))
+    try:
+        await produce_items(producer, settings.items_topic, stream, rate=rate)
+        # drain: every item decided, every request answered, every label applied
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            s = service.status()
+            done_labels = sum(s["join_outcomes"].values()) >= annotator.sent
+            if (s["items_seen"] >= len(stream) and len(scorer.seen) >= len(stream)
+                    and annotator.answered and annotator.sent >= len(annotator.answered)
+                    and done_labels):
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        elapsed = time.monotonic() - started_at
+        progress.cancel()
+        stop_clients.set()
+        await asyncio.gather(*side_tasks, return_exceptions=True)
+        await asyncio.gather(producer.stop(), requests.stop(), predictions.stop(),
+                             return_exceptions=True)
+        stop_service.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await service_task
+    status = service.status()
+    say("")
+    say("replaying the same stream offline (streamer simulate) for comparison...")
+    delay_items = max(0, round(label_delay * rate))
+    common_sim = dict(budget=settings.budget, model=settings.model or None, seed=settings.seed,
+                      label_delay=delay_items)
+    common_sim = {k: v for k, v in common_sim.items() if v is not None}
+    random_run = _simulate_stream(stream, strategy="random", **common_sim)
+    summary = {
+        "stream": stream.name,
+        "items": status["items_seen"],
+        "label_requests": status["label_requests"],
+        "budget": settings.budget,
+        "query_rate": status["label_requests"] / max(1, status["items_seen"]),
+        "labels_sent": annotator.sent,
+        "labels_applied": status["labels_applied"],
+        "join_outcomes": status["join_outcomes"],
+        "dead_letters": status["dead_letters"],
+        "threshold": status["threshold"],
+        "model_version": status["model_version"],
+        "strategy": status["strategy"],
+        "accuracy": scorer.accuracy,
+        "labelled_accuracy": status["labelled_accuracy"],
+        "items_per_s": status["items_seen"] / elapsed if elapsed > 0 else 0.0,
+        "elapsed_s": elapsed,
+        "random_accuracy": random_run["accuracy"],
+        "random_query_rate": random_run["query_rate"],
+        "label_delay_items": delay_items,
+    }
+    _print_summary(summary, say)
+    return summary
+
+
+def _simulate_stream(stream: LabelledStream, **kwargs: Any) -> dict[str, Any]:
+    """Offline prequential run over the in-memory stream (a temp CSV keeps one code path)."""
+    import gzip
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{stream.name}.csv.gz"
+        with gzip.open(path, "wt") as handle:
+            names = [f"x{i}" for i in range(stream.X.shape[1])]
+            handle.write(",".join([*names, "label"]) + "\n")
+            for row, label in zip(stream.X.tolist(), stream.y.tolist(), strict=True):
+                handle.write(",".join(map(repr, row)) + f",{label}\n")
+        return run_simulation(path, **kwargs)
+
+
+async def _progress(service, scorer: PredictionScorer, annotator: Annotator, total: int, say) -> None:
+    last_items, last_time = 0, time.monotonic()
+    while True:
+        await asyncio.sleep(2.0)
+        s = service.status()
+        now = time.monotonic()
+        rate = (s["items_seen"] - last_items) / (now - last_time)
+        last_items, last_time = s["items_seen"], now
+        say(f"[{s['items_seen']:>7,}/{total:,}] {rate:7,.0f} items/s | label requests "
+            f"{s['label_requests']:,} ({s['spend']:.2%} of items, budget {s['budget']:.0%}) | "
+            f"labels applied {s['labels_applied']:,} | threshold {s['threshold']:.3f} | "
+            f"accuracy {scorer.accuracy:.3f}")
+
+
+def _print_summary(summary: dict[str, Any], say) -> None:
+    say("")
+    say("=" * 72)
+    say(f"demo summary - {summary['stream']}")
+    say("=" * 72)
+    say(f"items decided          {summary['items']:,} in {summary['elapsed_s']:.1f} s "
+        f"({summary['items_per_s']:,.0f} items/s)")
+    say(f"label requests         {summary['label_requests']:,} = {summary['query_rate']:.2%} of items "
+        f"(budget {summary['budget']:.2%})")
+    say(f"labels sent / applied  {summary['labels_sent']:,} / {summary['labels_applied']:,}   "
+        f"join outcomes {summary['join_outcomes']}")
+    say(f"dead letters           {summary['dead_letters']}")
+    say(f"prequential accuracy   {summary['accuracy']:.4f} over all items ({summary['strategy']})")
+    say(f"random sampling        {summary['random_accuracy']:.4f} at {summary['random_query_rate']:.2%} "
+        f"of items (same budget, label delay {summary['label_delay_items']} items, offline)")
+    gain = summary["accuracy"] - summary["random_accuracy"]
+    say(f"difference             {gain:+.4f}")
+    say("=" * 72)
+
+
+def _printer(out):
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    return say
+
+
+def main(args) -> int:
+    data = None if args.synthetic else (Path(args.data) if args.data else default_demo_data())
+    summary = asyncio.run(run_demo(
+        data, budget=args.budget, duration=args.duration, label_delay=args.label_delay,
+        metrics_port=args.metrics_port, redis_url=args.redis_url, max_items=args.max_items,
+        model=args.model, strategy=args.strategy, seed=args.seed,
+    ))
+    if args.json:
+        print(json.dumps(summary))
+    return 0
