@@ -1,0 +1,126 @@
+"""Drive a real `streamer run` process against the real broker and Redis, like a user would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streamer.broker import free_port
+
+
+class ServiceProcess:
+    """`python -m streamer.cli run ...` in a subprocess with its HTTP port."""
+
+    def __init__(self, bootstrap: str, flags: dict[str, Any], log_path: Path) -> None:
+        self.port = free_port()
+        self.args = [sys.executable, "-m", "streamer.cli", "run",
+                     "--bootstrap-servers", bootstrap, "--metrics-port", str(self.port)]
+        for name, value in flags.items():
+            if value is not None:
+                self.args += [f"--{name}", str(value)]
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready_timeout: float = 60.0) -> ServiceProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._log = open(self.log_path, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited with {self.process.returncode}:\n{self.log()}")
+            if self.get("/readyz")[0] == 200:
+                return self
+            time.sleep(0.2)
+        raise TimeoutError(f"service not ready in {ready_timeout} s:\n{self.log()}")
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as reply:
+                return reply.status, reply.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+        except OSError:
+            return 0, b""
+
+    def status(self) -> dict[str, Any]:
+        code, body = self.get("/status")
+        assert code == 200, body
+        return json.loads(body)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def wait_for(self, predicate, timeout: float = 60.0, what: str = "condition") -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = self.status()
+            if predicate(status):
+                return status
+            time.sleep(0.25)
+        raise TimeoutError(f"{what} not reached in {timeout} s; last status {status}\n{self.log()}")
+
+
+async def produce(bootstrap: str, topic: str, values: Sequence[tuple[bytes | None, bytes | None]],
+                  headers: Sequence[list[tuple[str, bytes]] | None] | None = None) -> None:
+    """Send (key, value) pairs and wait until the broker acknowledged all of them."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value, key=key, headers=(headers[i] if headers else None))
+            for i, (key, value) in enumerate(values)
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def consume_all(bootstrap: str, topic: str, expect: int | None = None,
+                      idle_s: float = 3.0, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """Read a topic from the start until `expect` messages arrived or it stays idle `idle_s`."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=10)
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        last = time.monotonic()
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                out += [orjson.loads(r.value) for r in records]
+                last = time.monotonic()
+            if expect is not None and len(out) >= expect:
+                break
+            if expect is None and out and time.monotonic() - last > idle_s:
+                break
+    finally:
+        await consumer.stop()
+    return out
