@@ -1,0 +1,391 @@
+"""Validation of incoming items and labels: bytes in, arrays and dataclasses out.
+
+Decoding is batch-native: the service hands a whole micro-batch to
+:meth:`ItemDecoder.decode_batch` and gets back one ``(B, d)`` float64 matrix of the
+good items plus a list of ``(position, DecodeError)`` for the others, so one bad
+message never costs the good ones around it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streamer.kafka.wire import DEFAULT_MAX_BYTES, DecodeError, loads
+
+MAX_ID_LENGTH = 256
+MAX_LABEL_LENGTH = 256
+_NUMBER_TYPES = frozenset({int, float})  # bool is a distinct type, so it is excluded
+
+
+@dataclass(slots=True)
+class ItemMeta:
+    """The optional fields of an item, passed through to label requests."""
+
+    ts: float | None = None
+    stream: str | None = None
+    payload_uri: str | None = None
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ItemBatch:
+    """The good items of one micro-batch, aligned row by row.
+
+    ``index[i]`` is the position in the input list of the item in row ``i`` of ``X``.
+    """
+
+    ids: list[str]
+    X: np.ndarray  # float64, shape (B, d)
+    index: list[int]
+    meta: list[ItemMeta]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(slots=True)
+class LabelMessage:
+    """One label from an annotator."""
+
+    id: str
+    label: str | int
+    annotator: str | None = None
+    ts: float | None = None
+
+
+def _describe(value: Any) -> str:
+    """A short description of a bad value for error messages."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _where(item_id: str | None) -> str:
+    return f" (item id={item_id})" if item_id is not None else ""
+
+
+def _parse_object(value: bytes | None, content_type: str | None, max_bytes: int, what: str) -> dict:
+    obj = loads(value, content_type, max_bytes)
+    if not isinstance(obj, dict):
+        raise DecodeError(
+            "not_object", f'{what} must be an object like {{"id": ...}}, got {_describe(obj)}'
+        )
+    return obj
+
+
+def _parse_id(obj: dict, what: str) -> str:
+    if "id" not in obj:
+        raise DecodeError("missing_id", f"{what} has no 'id': every {what} needs a string id")
+    item_id = obj["id"]
+    if not isinstance(item_id, str) or not item_id or len(item_id) > MAX_ID_LENGTH:
+        raise DecodeError(
+            "bad_id",
+            f"{what} id must be a non-empty string of at most {MAX_ID_LENGTH} characters, "
+            f"got {_describe(item_id)}",
+        )
+    return item_id
+
+
+def _optional_float(obj: dict, key: str, item_id: str) -> float | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if type(value) not in _NUMBER_TYPES or not math.isfinite(value):
+        raise DecodeError(
+            "bad_field", f"'{key}' must be a finite number, got {_describe(value)}{_where(item_id)}"
+        )
+    return float(value)
+
+
+def _optional_str(obj: dict, key: str, item_id: str) -> str | None:
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise DecodeError(
+        "bad_field", f"'{key}' must be a string, got {_describe(value)}{_where(item_id)}"
+    )
+
+
+def _names_diff(expected: Sequence[str], got: Any) -> str:
+    """Say which feature names are missing or unexpected, at most five of each."""
+    got_set = {str(k) for k in got}
+    missing = [n for n in expected if n not in got_set]
+    unexpected = sorted(got_set.difference(expected))
+    parts = []
+    if missing:
+        parts.append(f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    if unexpected:
+        parts.append(f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+    return ", ".join(parts)
+
+
+class ItemDecoder:
+    """Decode and validate micro-batches of items against one feature schema.
+
+    The schema is the number of features and, for dict features, their names. When
+    not configured, the first good item fixes it: a list fixes the count, a dict fixes
+    the names (sorted, which is the column order of ``X``).
+
+    Parameters
+    ----------
+    n_features
+        Expected number of features, or ``None`` to learn it from the first good item.
+    feature_names
+        Expected names for dict features, in column order; lists are then accepted
+        positionally if they have this many values.
+    max_bytes
+        Messages larger than this are rejected (``too_large``) without being parsed.
+
+    Examples
+    --------
+    >>> dec = ItemDecoder()
+    >>> batch, errors = dec.decode_batch(
+    ...     [b'{"id": "a", "features": [1, 2]}', b'{"id": "b", "features": [1]}'], [None, None])
+    >>> batch.ids, batch.X.tolist(), [(i, e.reason) for i, e in errors]
+    (['a'], [[1.0, 2.0]], [(1, 'feature_count')])
+    """
+
+    def __init__(
+        self,
+        n_features: int | None = None,
+        feature_names: Sequence[str] | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        names: list[str] | None = None
+        if feature_names is not None:
+            names = list(feature_names)
+            if not names or len(set(names)) != len(names):
+                raise ValueError(f"feature_names must be non-empty and unique, got {names[:10]}")
+            if n_features is not None and n_features != len(names):
+                raise ValueError(
+                    f"n_features={n_features} but {len(names)} feature_names were given: "
+                    "give one or make them agree"
+                )
+            n_features = len(names)
+        if n_features is not None and n_features < 1:
+            raise ValueError(f"n_features must be at least 1, got {n_features}")
+        self._n = n_features
+        self._names = names
+        self._names_set = frozenset(names) if names is not None else None
+        self.max_bytes = max_bytes
+
+    @property
+    def n_features(self) -> int | None:
+        """The number of features every item must have (``None`` until known)."""
+        return self._n
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        """Names of dict features in column order (``None`` for list-only streams)."""
+        return list(self._names) if self._names is not None else None
+
+    def decode_batch(
+        self, values: Sequence[bytes | None], content_types: Sequence[str | None]
+    ) -> tuple[ItemBatch, list[tuple[int, DecodeError]]]:
+        """Decode a micro-batch; never raises for bad messages.
+
+        Parameters
+        ----------
+        values
+            Raw Kafka record values (``None`` for tombstones).
+        content_types
+            The ``content-type`` header of each record (``None`` when absent).
+
+        Returns
+        -------
+        batch
+            The good items, in input order.
+        errors
+            ``(position, DecodeError)`` for every rejected message, in input order.
+        """
+        if len(values) != len(content_types):
+            raise ValueError(
+                f"got {len(values)} values but {len(content_types)} content types: "
+                "pass one content type (or None) per value"
+            )
+        ids: list[str] = []
+        rows: list[list[Any]] = []
+        index: list[int] = []
+        metas: list[ItemMeta] = []
+        errors: list[tuple[int, DecodeError]] = []
+        for pos, (value, content_type) in enumerate(zip(values, content_types, strict=True)):
+            try:
+                item_id, row, meta = self._decode_one(value, content_type)
+            except DecodeError as e:
+                errors.append((pos, e))
+                continue
+            ids.append(item_id)
+            rows.append(row)
+            index.append(pos)
+            metas.append(meta)
+        X = self._stack(rows)
+        if X.size:
+            finite = np.isfinite(X).all(axis=1)
+            if not finite.all():
+                bad = np.flatnonzero(~finite).tolist()
+                for r in bad:
+                    errors.append((index[r], self._non_finite(ids[r], X[r])))
+                keep = np.flatnonzero(finite).tolist()
+                X = X[finite]
+                ids = [ids[r] for r in keep]
+                index = [index[r] for r in keep]
+                metas = [metas[r] for r in keep]
+                errors.sort(key=lambda pe: pe[0])
+        return ItemBatch(ids=ids, X=X, index=index, meta=metas), errors
+
+    def _stack(self, rows: list[list[Any]]) -> np.ndarray:
+        if not rows:
+            return np.empty((0, self._n or 0), dtype=np.float64)
+        # Every value is an int or float and every row has length n, so this cannot fail
+        # except for integers beyond the float range, which orjson/msgpack never produce.
+        return np.array(rows, dtype=np.float64)
+
+    @staticmethod
+    def _non_finite(item_id: str, row: np.ndarray) -> DecodeError:
+        where = np.flatnonzero(~np.isfinite(row)).tolist()
+        return DecodeError(
+            "non_finite",
+            f"features contain NaN or infinity at positions {where[:5]}: send finite numbers "
+            f"(item id={item_id})",
+        )
+
+    def _decode_one(
+        self, value: bytes | None, content_type: str | None
+    ) -> tuple[str, list[Any], ItemMeta]:
+        obj = _parse_object(value, content_type, self.max_bytes, "item")
+        item_id = _parse_id(obj, "item")
+        row = self._features(obj.get("features"), item_id)
+        meta = ItemMeta(
+            ts=_optional_float(obj, "ts", item_id),
+            stream=_optional_str(obj, "stream", item_id),
+            payload_uri=_optional_str(obj, "payload_uri", item_id),
+            meta=self._meta(obj.get("meta"), item_id),
+        )
+        return item_id, row, meta
+
+    @staticmethod
+    def _meta(value: Any, item_id: str) -> dict[str, Any] | None:
+        if value is None or isinstance(value, dict):
+            return value
+        raise DecodeError(
+            "bad_field", f"'meta' must be an object, got {_describe(value)}{_where(item_id)}"
+        )
+
+    def _features(self, feats: Any, item_id: str) -> list[Any]:
+        if isinstance(feats, list):
+            row = feats
+        elif isinstance(feats, dict):
+            row = self._dict_row(feats, item_id)
+        elif feats is None:
+            raise DecodeError(
+                "bad_features",
+                f"item has no 'features': send a list of numbers or an object name -> number"
+                f"{_where(item_id)}",
+            )
+        else:
+            raise DecodeError(
+                "bad_features",
+                f"'features' must be a list of numbers or an object name -> number, "
+                f"got {_describe(feats)}{_where(item_id)}",
+            )
+        if not row:
+            raise DecodeError("bad_features", f"'features' is empty{_where(item_id)}")
+        if not _NUMBER_TYPES.issuperset(map(type, row)):
+            bad = next(v for v in row if type(v) not in _NUMBER_TYPES)
+            raise DecodeError(
+                "bad_features",
+                f"features must be numbers, got {_describe(bad)}{_where(item_id)}",
+            )
+        if self._n is None:
+            # The first good item fixes the schema, so it must be fully valid first.
+            if not all(math.isfinite(v) for v in row):
+                raise self._non_finite(item_id, np.array(row, dtype=np.float64))
+            self._n = len(row)
+        elif len(row) != self._n:
+            raise DecodeError(
+                "feature_count",
+                f"features has {len(row)} values, the model expects {self._n}{_where(item_id)}",
+            )
+        return row
+
+    def _dict_row(self, feats: dict, item_id: str) -> list[Any]:
+        if self._names is None:
+            if self._n is not None:
+                raise DecodeError(
+                    "bad_features",
+                    f"features is an object but this stream has unnamed list features of "
+                    f"length {self._n}: send a list, or configure feature_names{_where(item_id)}",
+                )
+            if not feats or not all(isinstance(k, str) for k in feats):
+                raise DecodeError(
+                    "bad_features",
+                    f"feature names must be non-empty strings, got {_describe(list(feats))}"
+                    f"{_where(item_id)}",
+                )
+            row = [feats[k] for k in sorted(feats)]
+            if _NUMBER_TYPES.issuperset(map(type, row)) and all(math.isfinite(v) for v in row):
+                # Fix the names only from a fully valid item; _features re-checks the values.
+                self._names = sorted(feats)
+                self._names_set = frozenset(self._names)
+            return row
+        if feats.keys() != self._names_set:
+            raise DecodeError(
+                "feature_count",
+                f"features has {len(feats)} names, the model expects {len(self._names)}: "
+                f"{_names_diff(self._names, feats)}{_where(item_id)}",
+            )
+        return [feats[k] for k in self._names]
+
+
+def decode_label(
+    value: bytes | None, content_type: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> LabelMessage:
+    """Decode and validate one label message.
+
+    A label is a non-empty string (at most 256 characters) or an integer. Booleans
+    are rejected (``true`` is not a class). An integral float such as ``1.0`` is
+    accepted as the integer ``1``, because some JSON writers emit every number as a
+    float; any other float is rejected.
+
+    Raises
+    ------
+    DecodeError
+        With reason ``bad_label`` for a bad label, or any of the format reasons.
+
+    Examples
+    --------
+    >>> decode_label(b'{"id": "a", "label": 1.0, "annotator": "ann"}')
+    LabelMessage(id='a', label=1, annotator='ann', ts=None)
+    """
+    obj = _parse_object(value, content_type, max_bytes, "label")
+    item_id = _parse_id(obj, "label")
+    if "label" not in obj:
+        raise DecodeError("bad_label", f"label message has no 'label'{_where(item_id)}")
+    label = obj["label"]
+    kind = type(label)
+    if kind is float and math.isfinite(label) and label.is_integer():
+        label = int(label)
+    elif kind is str:
+        if not label or len(label) > MAX_LABEL_LENGTH:
+            raise DecodeError(
+                "bad_label",
+                f"label must be a non-empty string of at most {MAX_LABEL_LENGTH} characters"
+                f"{_where(item_id)}",
+            )
+    elif kind is not int:
+        raise DecodeError(
+            "bad_label",
+            f"label must be a string or an integer class, got {_describe(label)}{_where(item_id)}",
+        )
+    return LabelMessage(
+        id=item_id,
+        label=label,
+        annotator=_optional_str(obj, "annotator", item_id),
+        ts=_optional_float(obj, "ts", item_id),
+    )
