@@ -18,6 +18,7 @@ log = logging.getLogger("streamer")
 _RUN_FLAGS: dict[str, dict] = {
     "bootstrap-servers": {"metavar": "HOST:PORT[,...]", "help": "Kafka bootstrap servers"},
     "redis-url": {"metavar": "URL", "help": "redis:// or rediss:// URL; omitted = in-process store"},
+    "redis-prefix": {"help": "key prefix in Redis, one per deployment (streamer)"},
     "budget": {"type": float, "help": "share of items to ask labels for (default 0.05)"},
     "model": {"help": "river model spec, e.g. 'StandardScaler | LogisticRegression'"},
     "strategy": {"help": "margin, entropy, least-confidence or random"},

