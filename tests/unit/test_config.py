@@ -1,0 +1,83 @@
+"""Settings: flags > env > config file > defaults, validated with errors that say what to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamer.config import ConfigError, load_settings, mask_url
+
+
+def test_defaults_match_the_documented_contract() -> None:
+    s = load_settings()
+    assert s.budget == 0.05
+    assert (s.items_topic, s.label_requests_topic, s.labels_topic, s.predictions_topic,
+            s.dead_letters_topic) == ("items", "label-requests", "labels", "predictions", "dead-letters")
+    assert s.redis_url is None  # in-process store
+
+
+def test_env_vars_override_the_config_file_and_flags_override_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "streamer.toml"
+    config.write_text('budget = 0.2\ngroup-id = "from-file"\nitems_topic = "file-items"\n')
+    monkeypatch.setenv("STREAMER_BUDGET", "0.1")
+    monkeypatch.setenv("STREAMER_GROUP_ID", "from-env")
+    s = load_settings(config, group_id="from-flag")
+    assert s.budget == 0.1
+    assert s.group_id == "from-flag"
+    assert s.items_topic == "file-items"
+
+
+def test_a_json_config_file_with_a_streamer_table_is_read(tmp_path: Path) -> None:
+    config = tmp_path / "streamer.json"
+    config.write_text('{"streamer": {"budget": 0.01, "metrics_port": 0}}')
+    s = load_settings(config)
+    assert (s.budget, s.metrics_port) == (0.01, 0)
+
+
+def test_every_invalid_setting_is_reported_with_its_flag_and_env_var() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(budget=0, bootstrap_servers="localhost", metrics_port=70000)
+    message = str(info.value)
+    for name in ("--budget / STREAMER_BUDGET", "--bootstrap-servers", "--metrics-port"):
+        assert name in message
+
+
+def test_unknown_keys_in_a_config_file_are_errors(tmp_path: Path) -> None:
+    config = tmp_path / "streamer.toml"
+    config.write_text("budjet = 0.1\n")
+    with pytest.raises(ConfigError, match="budjet"):
+        load_settings(config)
+
+
+def test_a_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_sasl_needs_its_credentials() -> None:
+    with pytest.raises(ConfigError, match="sasl_username"):
+        load_settings(security_protocol="SASL_SSL", sasl_mechanism="PLAIN")
+
+
+def test_topic_names_must_differ() -> None:
+    with pytest.raises(ConfigError, match="must all differ"):
+        load_settings(labels_topic="items")
+
+
+def test_secrets_never_appear_in_public_settings_or_errors() -> None:
+    s = load_settings(redis_url="redis://app:hunter2@redis:6379/0", security_protocol="SASL_PLAINTEXT",
+                      sasl_mechanism="SCRAM-SHA-256", sasl_username="app", sasl_password="swordfish")
+    shown = str(s.public())
+    assert "hunter2" not in shown and "swordfish" not in shown
+    assert "redis://app:***@redis:6379/0" in shown
+    with pytest.raises(ConfigError) as info:
+        load_settings(redis_url="http://app:hunter2@redis")
+    assert "hunter2" not in str(info.value)
+
+
+def test_mask_url_leaves_urls_without_a_password_alone() -> None:
+    assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert mask_url("rediss://:pw@host:6380") == "rediss://:***@host:6380"
