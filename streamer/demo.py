@@ -24,7 +24,6 @@ from streamer.config import load_settings
 from streamer.data import default_data_dir
 from streamer.kafka.client import client_kwargs
 from streamer.replay import Annotator, LabelledStream, load_stream, produce_items
-from streamer.simulate import run_simulation
 
 DEFAULT_DEMO_FILE = "sea_abrupt.csv.gz"
 
@@ -184,6 +183,8 @@ def _simulate_stream(stream: LabelledStream, **kwargs: Any) -> dict[str, Any]:
     """Offline prequential run over the in-memory stream (a temp CSV keeps one code path)."""
     import gzip
     import tempfile
+
+    from streamer.simulate import run_simulation
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{stream.name}.csv.gz"
