@@ -1,0 +1,194 @@
+"""PendingStore in Redis, shared by every replica of the service.
+
+Layout (all keys share the hash tag ``{prefix}`` so the Lua scripts also run on a
+Redis Cluster):
+
+- ``{prefix}:p:<id>``  hash ``f`` (float64 little-endian bytes), ``r`` (requested_at),
+  ``d`` (deadline); it also gets a Redis TTL as a safety net if no sweep ever runs.
+- ``{prefix}:deadlines`` ZSET id -> deadline, read by the sweep.
+- ``{prefix}:a:<id>`` applied marker with a TTL: a second label is ``DUPLICATE``.
+- ``{prefix}:x:<id>`` tombstone of an expired item with a TTL: its label is ``LATE``.
+- ``{prefix}:expired`` expirations noticed by ``take`` and not yet reported by a sweep.
+
+``take`` and ``sweep`` are Lua scripts, so each is atomic: with any number of
+concurrent callers a label joins exactly once and an expiry is counted exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from streamer.store.base import Joined, JoinOutcome
+from streamer.store.memory import check_put
+
+_FEATURES_DTYPE = "<f8"  # explicit byte order: replicas may run on different machines
+
+# KEYS: pending hash, applied marker, tombstone, deadlines zset, expired counter
+# ARGV: id, now, applied ttl ms, tombstone ttl ms
+_TAKE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'duplicate'} end
+local v = redis.call('HMGET', KEYS[1], 'f', 'r', 'd')
+if not v[1] then
+  if redis.call('EXISTS', KEYS[3]) == 1 then return {'late'} end
+  -- the hash's safety-net TTL ran out before any sweep: still pending in the zset
+  if redis.call('ZREM', KEYS[4], ARGV[1]) == 1 then
+    redis.call('INCR', KEYS[5])
+    redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
+    return {'late'}
+  end
+  return {'unknown'}
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+if tonumber(ARGV[2]) >= tonumber(v[3]) then
+  redis.call('INCR', KEYS[5])
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
+  return {'late'}
+end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+return {'joined', v[1], v[2]}
+"""
+
+# KEYS: deadlines zset, expired counter
+# ARGV: now, max items per call, tombstone ttl ms, key prefix ("{prefix}:")
+_SWEEP = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('DEL', ARGV[4] .. 'p:' .. id)
+  redis.call('SET', ARGV[4] .. 'x:' .. id, '1', 'PX', ARGV[3])
+end
+local noticed = tonumber(redis.call('GET', KEYS[2]) or '0')
+if noticed > 0 then redis.call('DECRBY', KEYS[2], noticed) end
+return {#ids, noticed}
+"""
+
+
+class RedisPendingStore:
+    """Pending items in Redis with atomic, replica-safe ``take`` and ``sweep``.
+
+    Parameters
+    ----------
+    url
+        ``redis://[:password@]host:port/db`` (or ``rediss://`` for TLS).
+    prefix
+        Namespace of every key, so several deployments can share one Redis.
+    applied_ttl_seconds
+        How long an applied id is remembered to report duplicates.
+    tombstone_seconds
+        How long an expired id is remembered so its label is ``LATE``, not ``UNKNOWN``.
+    expiry_grace_seconds
+        Pending hashes also get a Redis TTL of ``ttl + grace``, so items are not kept
+        forever if no replica sweeps; the sweep normally removes them first.
+    sweep_chunk
+        Items expired per script call, so a large sweep never blocks Redis for long.
+    socket_timeout
+        Seconds before a Redis command fails instead of hanging the service.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "streamer",
+        applied_ttl_seconds: float = 7 * 24 * 3600.0,
+        tombstone_seconds: float = 3600.0,
+        expiry_grace_seconds: float = 3600.0,
+        sweep_chunk: int = 1000,
+        socket_timeout: float = 5.0,
+    ) -> None:
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ValueError(f"prefix must be non-empty and without braces, got {prefix!r}")
+        self.prefix = prefix
+        self._keys = f"{{{prefix}}}:"
+        self._deadlines_key = self._keys + "deadlines"
+        self._expired_key = self._keys + "expired"
+        self._applied_ms = _ms(applied_ttl_seconds)
+        self._tombstone_ms = _ms(tombstone_seconds)
+        self._grace = expiry_grace_seconds
+        self._sweep_chunk = sweep_chunk
+        self._client = aioredis.Redis.from_url(
+            url,
+            decode_responses=False,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+        )
+        self._take = self._client.register_script(_TAKE)
+        self._sweep = self._client.register_script(_SWEEP)
+
+    def _pending_key(self, item_id: str) -> str:
+        return f"{self._keys}p:{item_id}"
+
+    async def put_many(
+        self, ids: Sequence[str], X: np.ndarray, requested_at: float, ttl_seconds: float
+    ) -> None:
+        """Store each row of ``X`` until ``requested_at + ttl_seconds``, in one round trip."""
+        X = check_put(ids, X).astype(_FEATURES_DTYPE, copy=False)
+        if not len(ids):
+            return
+        deadline = requested_at + ttl_seconds
+        expire_ms = _ms(max(ttl_seconds, 0.0) + self._grace)
+        fields = {b"r": repr(float(requested_at)), b"d": repr(float(deadline))}
+        async with self._client.pipeline(transaction=False) as pipe:
+            for item_id, row in zip(ids, X, strict=True):
+                key = self._pending_key(item_id)
+                pipe.hset(key, mapping={b"f": row.tobytes(), **fields})
+                pipe.pexpire(key, expire_ms)
+            pipe.zadd(self._deadlines_key, dict.fromkeys(ids, deadline))
+            await pipe.execute()
+
+    async def take(self, item_id: str, now: float) -> tuple[JoinOutcome, Joined | None]:
+        """Claim the pending item for a label, exactly once across all replicas."""
+        keys = self._keys
+        reply = await self._take(
+            keys=[
+                self._pending_key(item_id),
+                f"{keys}a:{item_id}",
+                f"{keys}x:{item_id}",
+                self._deadlines_key,
+                self._expired_key,
+            ],
+            args=[item_id, repr(float(now)), self._applied_ms, self._tombstone_ms],
+        )
+        outcome = JoinOutcome(reply[0].decode())
+        if outcome is not JoinOutcome.JOINED:
+            return outcome, None
+        features = np.frombuffer(reply[1], dtype=_FEATURES_DTYPE).astype(np.float64)
+        return outcome, Joined(item_id, features, float(reply[2]))
+
+    async def sweep(self, now: float) -> int:
+        """Expire items with deadline ``<= now``; each expiry is counted by exactly one caller."""
+        total = 0
+        while True:
+            swept, noticed = await self._sweep(
+                keys=[self._deadlines_key, self._expired_key],
+                args=[repr(float(now)), self._sweep_chunk, self._tombstone_ms, self._keys],
+            )
+            total += int(swept) + int(noticed)
+            if int(swept) < self._sweep_chunk:
+                return total
+
+    async def pending_count(self) -> int:
+        return int(await self._client.zcard(self._deadlines_key))
+
+    async def check_connection(self) -> None:
+        """Raise the Redis client's error if Redis does not answer a PING."""
+        await self._client.ping()
+
+    async def ping(self) -> bool:
+        """True when Redis answers; False (not an exception) when it does not."""
+        try:
+            return bool(await self._client.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
