@@ -1,0 +1,220 @@
+"""``RiverModel``: the :class:`~streamer.core.model.Model` protocol around any river classifier.
+
+How a river estimator is driven here (and why):
+
+- A pipeline is split into its transformer steps and its final classifier, and the wrapper walks
+  them itself. Unsupervised steps (scalers...) learn in :meth:`RiverModel.observe` from every
+  item; supervised steps and the classifier learn in :meth:`RiverModel.learn` from labelled
+  items only. Calling river's ``Pipeline.learn_one(x, y)`` instead would update the scalers a
+  second time for every labelled item, and ``compose.learn_during_predict`` flips a class-wide
+  flag that every other pipeline in the process would see.
+- Binary-only classifiers (``LogisticRegression``, ``Perceptron``...) are wrapped in
+  ``multiclass.OneVsRestClassifier`` from the start. Wrapping only when a third class appears
+  would throw away everything learned so far, and river's binary models read any truthy label
+  as the positive class, so even a two-class stream labelled ``{1, 2}`` would be learned wrong.
+- ``classes`` are the labels seen so far, sorted when they are comparable (else in order of
+  appearance); ``predict_proba`` columns follow that order. Classes the river model leaves out
+  of its dict get probability 0; a model that returns nothing (e.g. a tree before its first
+  split) gets a uniform row.
+- State round-trips through pickle, but only behind an HMAC-SHA256 of the bytes: the payload is
+  never unpickled unless the signature made with the caller's key matches.
+
+Examples
+--------
+>>> import numpy as np
+>>> from river import naive_bayes
+>>> model = RiverModel(naive_bayes.GaussianNB())
+>>> model.predict_proba(np.zeros((2, 3))).shape
+(2, 0)
+>>> model.learn(np.array([[0.0, 0, 0], [1.0, 1, 1]]), [0, 1])
+>>> model.classes, model.version
+([0, 1], 1)
+>>> model.predict_proba(np.array([[0.0, 0, 0]])).argmax(axis=1).tolist()
+[0]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import pickle
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from river import base, compose, multiclass
+
+from streamer.core.model import Label
+
+__all__ = ["RiverModel"]
+
+_MAGIC = b"streamer.river.v1\n"
+_DIGEST = hashlib.sha256().digest_size
+
+
+class RiverModel:
+    """A river classifier (or pipeline ending in one) behind the batch-native Model protocol.
+
+    Parameters
+    ----------
+    estimator
+        A river classifier or a ``compose.Pipeline`` whose last step is a classifier.
+    feature_names
+        Names of the ``X`` columns as river sees them; ``x0..x{d-1}`` when omitted.
+    spec
+        The spec string the model was built from (kept for display and checkpoints).
+    """
+
+    def __init__(
+        self,
+        estimator: base.Estimator,
+        *,
+        feature_names: Sequence[str] | None = None,
+        spec: str | None = None,
+    ) -> None:
+        steps = list(estimator.steps.values()) if isinstance(estimator, compose.Pipeline) else [estimator]
+        final = steps[-1]
+        if not isinstance(final, base.Classifier):
+            raise ValueError(
+                f"the last step of the model must be a river classifier, got "
+                f"{type(final).__name__}; end the pipeline with e.g. LogisticRegression"
+            )
+        for step in steps[:-1]:
+            if not isinstance(step, base.Transformer):
+                raise ValueError(
+                    f"every step before the classifier must be a river transformer, got "
+                    f"{type(step).__name__}"
+                )
+        if not final._multiclass:
+            final = multiclass.OneVsRestClassifier(final)
+        self._transformers: list[base.Transformer] = steps[:-1]
+        self._classifier: base.Classifier = final
+        self.spec = spec or _describe(steps)
+        self.feature_names: list[str] | None = list(feature_names) if feature_names else None
+        self.n_features: int | None = len(self.feature_names) if self.feature_names else None
+        self.classes: list[Label] = []
+        self.version = 0
+
+    def __repr__(self) -> str:
+        return f"RiverModel({self.spec!r}, classes={self.classes}, version={self.version})"
+
+    # -- the Model protocol -------------------------------------------------------------------
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Return ``(B, len(classes))`` probabilities; ``(B, 0)`` before any label was seen."""
+        rows = self._rows(X)
+        C = len(self.classes)
+        out = np.zeros((len(rows), C), dtype=np.float64)
+        if C == 0:
+            return out
+        classes = self.classes
+        for i, x in enumerate(rows):
+            for step in self._transformers:
+                x = step.transform_one(x)
+            proba = self._classifier.predict_proba_one(x)
+            # dict.get also finds bool keys for 0/1 labels (False == 0, same hash)
+            row = [float(proba.get(c, 0.0)) for c in classes]
+            total = sum(row)
+            out[i] = [p / total for p in row] if total > 0 else [1.0 / C] * C
+        return out
+
+    def observe(self, X: np.ndarray) -> None:
+        """Let the unsupervised steps (scalers...) learn from every item, labelled or not."""
+        if not any(not step._supervised for step in self._transformers):
+            self._rows(X)  # still validate and fix the width
+            return
+        for x in self._rows(X):
+            for step in self._transformers:
+                if not step._supervised:
+                    step.learn_one(x)
+                x = step.transform_one(x)
+
+    def learn(self, X: np.ndarray, y: Sequence[Label]) -> None:
+        """Learn from labelled rows: supervised transformers and the classifier."""
+        rows = self._rows(X)
+        labels = [_plain(label) for label in y]
+        if len(labels) != len(rows):
+            raise ValueError(f"got {len(rows)} rows but {len(labels)} labels; pass one label per row")
+        if not rows:
+            return
+        for x, label in zip(rows, labels, strict=True):
+            self._add_class(label)
+            for step in self._transformers:
+                x_before = x
+                x = step.transform_one(x)
+                if step._supervised:
+                    step.learn_one(x_before, label)
+            self._classifier.learn_one(x, label)
+        self.version += 1
+
+    def to_bytes(self, key: bytes) -> bytes:
+        """Serialize the full state, signed with HMAC-SHA256 under ``key``."""
+        payload = pickle.dumps(self.__dict__, protocol=pickle.HIGHEST_PROTOCOL)
+        return _MAGIC + _sign(key, payload) + payload
+
+    @classmethod
+    def from_bytes(cls, data: bytes, key: bytes) -> RiverModel:
+        """Restore a model written by :meth:`to_bytes` with the same ``key``.
+
+        Raises
+        ------
+        ValueError
+            If the bytes are not a streamer river checkpoint or their signature does not match
+            (tampered, truncated, or signed with another key). Nothing is unpickled then.
+        """
+        if not isinstance(data, bytes | bytearray) or not data.startswith(_MAGIC):
+            raise ValueError("not a streamer river model checkpoint (wrong header)")
+        body = bytes(data[len(_MAGIC) :])
+        signature, payload = body[:_DIGEST], body[_DIGEST:]
+        if not hmac.compare_digest(signature, _sign(key, payload)):
+            raise ValueError(
+                "model checkpoint failed its integrity check: it was modified, truncated or "
+                "signed with a different key; refusing to load it"
+            )
+        model = cls.__new__(cls)
+        model.__dict__.update(pickle.loads(payload))  # noqa: S301 - signature verified above
+        return model
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _rows(self, X: np.ndarray) -> list[dict[str, float]]:
+        arr = np.asarray(X, dtype=np.float64)
+        if arr.ndim != 2:
+            raise ValueError(
+                f"X must be a 2-d (batch, features) array, got shape {arr.shape}; "
+                "wrap a single item as X[None, :]"
+            )
+        d = arr.shape[1]
+        if self.n_features is None:
+            self.n_features = d
+        elif d != self.n_features:
+            raise ValueError(f"features has {d} values, the model expects {self.n_features}")
+        if self.feature_names is None:
+            self.feature_names = [f"x{j}" for j in range(d)]
+        names = self.feature_names
+        return [dict(zip(names, row, strict=True)) for row in arr.tolist()]
+
+    def _add_class(self, label: Label) -> None:
+        if label in self.classes:
+            return
+        classes = [*self.classes, label]
+        try:
+            classes.sort()
+        except TypeError:
+            pass  # mixed types (e.g. 1 and "cat") keep their order of appearance
+        self.classes = classes
+
+
+def _plain(label: Any) -> Label:
+    """Turn numpy scalars into plain Python values so labels hash, compare and pickle simply."""
+    return label.item() if isinstance(label, np.generic) else label
+
+
+def _sign(key: bytes, payload: bytes) -> bytes:
+    if not isinstance(key, bytes | bytearray) or not key:
+        raise ValueError("key must be non-empty bytes (the secret that signs model checkpoints)")
+    return hmac.new(bytes(key), payload, hashlib.sha256).digest()
+
+
+def _describe(steps: list[base.Estimator]) -> str:
+    return " | ".join(type(step).__name__ for step in steps)
