@@ -1,0 +1,504 @@
+"""Generate the Grafana dashboard of streamer: deploy/grafana/dashboards/streamer.json.
+
+    python deploy/grafana/build_dashboard.py           # rewrite the JSON
+    python deploy/grafana/build_dashboard.py --check   # exit 1 if the JSON is out of date
+
+The JSON is committed (Grafana provisions it from disk); tests/unit/test_deploy.py checks that
+it matches this script and that every query uses metric names that streamer/metrics.py registers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+OUTPUT = Path(__file__).parent / "dashboards" / "streamer.json"
+
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+SEL = 'instance=~"$instance"'  # every query is filtered by the instance variable
+RATE = "$__rate_interval"
+
+Panel = dict[str, Any]
+
+
+def target(expr: str, legend: str, ref: str) -> dict[str, Any]:
+    return {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "refId": ref}
+
+
+def quantile(q: float, histogram: str, by: str = "") -> str:
+    """PromQL for the q-quantile of a histogram over all selected instances (or `by` labels)."""
+    group = f"{by}, le" if by else "le"
+    return f"histogram_quantile({q}, sum by ({group}) (rate({histogram}_bucket{{{SEL}}}[{RATE}])))"
+
+
+def timeseries(
+    title: str,
+    targets: list[tuple[str, str]],
+    *,
+    description: str = "",
+    unit: str = "short",
+    stack: bool = False,
+    min_: float | None = None,
+    max_: float | None = None,
+    thresholds: list[tuple[float | None, str]] | None = None,
+    overrides: list[dict[str, Any]] | None = None,
+) -> Panel:
+    defaults: dict[str, Any] = {
+        "unit": unit,
+        "custom": {
+            "drawStyle": "line",
+            "lineWidth": 1,
+            "fillOpacity": 20 if stack else 0,
+            "showPoints": "never",
+            "spanNulls": False,
+            "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+        },
+    }
+    if min_ is not None:
+        defaults["min"] = min_
+    if max_ is not None:
+        defaults["max"] = max_
+    if thresholds:
+        defaults["thresholds"] = _thresholds(thresholds)
+        defaults["custom"]["thresholdsStyle"] = {"mode": "dashed"}
+    return {
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
+        "options": {
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+        "targets": [
+            target(expr, legend, chr(ord("A") + i)) for i, (expr, legend) in enumerate(targets)
+        ],
+    }
+
+
+def stat(
+    title: str,
+    expr: str,
+    legend: str,
+    *,
+    description: str = "",
+    unit: str = "short",
+    thresholds: list[tuple[float | None, str]] | None = None,
+    mappings: list[dict[str, Any]] | None = None,
+) -> Panel:
+    return {
+        "type": "stat",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "fieldConfig": {
+            "defaults": {
+                "unit": unit,
+                "thresholds": _thresholds(thresholds or [(None, "green")]),
+                "mappings": mappings or [],
+            },
+            "overrides": [],
+        },
+        "options": {
+            "colorMode": "background",
+            "graphMode": "none",
+            "justifyMode": "auto",
+            "orientation": "auto",
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "textMode": "value_and_name",
+        },
+        "targets": [target(expr, legend, "A")],
+    }
+
+
+def _thresholds(steps: list[tuple[float | None, str]]) -> dict[str, Any]:
+    return {"mode": "absolute", "steps": [{"color": c, "value": v} for v, c in steps]}
+
+
+def right_axis(series_name: str, unit: str) -> dict[str, Any]:
+    return {
+        "matcher": {"id": "byName", "options": series_name},
+        "properties": [
+            {"id": "custom.axisPlacement", "value": "right"},
+            {"id": "unit", "value": unit},
+        ],
+    }
+
+
+def row(title: str) -> Panel:
+    return {"type": "row", "title": title, "collapsed": False, "panels": []}
+
+
+def panels() -> list[tuple[Panel, int, int]]:
+    """(panel, width, height) in reading order; layout() places them on Grafana's 24-wide grid."""
+    spend_band = [(None, "red"), (0.8, "green"), (1.2, "red")]
+    return [
+        (row("Overview"), 24, 1),
+        (
+            stat(
+                "Ready",
+                f"streamer_ready{{{SEL}}}",
+                "{{instance}}",
+                description="1 while the instance is consuming (its /readyz answers 200).",
+                thresholds=[(None, "red"), (1, "green")],
+                mappings=[
+                    {
+                        "type": "value",
+                        "options": {
+                            "0": {"text": "not ready", "color": "red", "index": 0},
+                            "1": {"text": "ready", "color": "green", "index": 1},
+                        },
+                    }
+                ],
+            ),
+            6,
+            4,
+        ),
+        (
+            stat(
+                "Model version",
+                f"max by (instance) (streamer_model_version{{{SEL}}})",
+                "{{instance}}",
+                description="Version of the online model; it increases as labels are learnt.",
+                thresholds=[(None, "blue")],
+            ),
+            6,
+            4,
+        ),
+        (
+            stat(
+                "Items/s",
+                f"sum(rate(streamer_items_total{{{SEL}}}[{RATE}]))",
+                "items/s",
+                unit="reqps",
+                thresholds=[(None, "blue")],
+            ),
+            6,
+            4,
+        ),
+        (
+            stat(
+                "Budget spend",
+                f"avg(streamer_budget_spend_ratio{{{SEL}}})",
+                "spend / budget",
+                description="Realised share of items asked divided by the budget; alert outside 80-120%.",
+                unit="percentunit",
+                thresholds=spend_band,
+            ),
+            6,
+            4,
+        ),
+        (row("Throughput and sampling"), 24, 1),
+        (
+            timeseries(
+                "Items/s",
+                [
+                    (
+                        f"sum by (instance) (rate(streamer_items_total{{{SEL}}}[{RATE}]))",
+                        "{{instance}}",
+                    )
+                ],
+                description="Items decoded and decided per second.",
+                unit="reqps",
+                min_=0,
+            ),
+            8,
+            8,
+        ),
+        (
+            timeseries(
+                "Decisions by reason",
+                [
+                    (
+                        f"sum by (reason) (rate(streamer_decisions_total{{{SEL}}}[{RATE}]))",
+                        "{{reason}}",
+                    )
+                ],
+                description="skip = not asked; every other reason sent the item to an annotator.",
+                unit="reqps",
+                stack=True,
+                min_=0,
+            ),
+            8,
+            8,
+        ),
+        (
+            timeseries(
+                "Label requests/s vs budget",
+                [
+                    (
+                        f"sum(rate(streamer_label_requests_total{{{SEL}}}[{RATE}]))",
+                        "label requests/s",
+                    ),
+                    (
+                        f"sum(rate(streamer_items_total{{{SEL}}}[{RATE}]) * streamer_budget_ratio{{{SEL}}})",
+                        "budget (items/s x budget)",
+                    ),
+                ],
+                description="Requests sent to annotators against what the budget allows at the current item rate.",
+                unit="reqps",
+                min_=0,
+                overrides=[
+                    {
+                        "matcher": {"id": "byName", "options": "budget (items/s x budget)"},
+                        "properties": [
+                            {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}
+                        ],
+                    }
+                ],
+            ),
+            8,
+            8,
+        ),
+        (
+            timeseries(
+                "Budget spend ratio",
+                [(f"streamer_budget_spend_ratio{{{SEL}}}", "{{instance}}")],
+                description="1.0 = exactly on budget; dashed lines at the 80% and 120% alert bounds.",
+                unit="percentunit",
+                min_=0,
+                thresholds=spend_band,
+            ),
+            8,
+            8,
+        ),
+        (
+            timeseries(
+                "Uncertainty threshold",
+                [(f"streamer_threshold{{{SEL}}}", "{{instance}}")],
+                description="Threshold of the budget controller: items less certain than this are asked.",
+            ),
+            8,
+            8,
+        ),
+        (
+            timeseries(
+                "Batch size",
+                [
+                    (
+                        f"sum(rate(streamer_batch_size_sum{{{SEL}}}[{RATE}])) / "
+                        f"sum(rate(streamer_batch_size_count{{{SEL}}}[{RATE}]))",
+                        "mean",
+                    ),
+                    (quantile(0.99, "streamer_batch_size"), "p99"),
+                ],
+                description="Items per micro-batch: large batches mean the service is catching up.",
+                min_=0,
+            ),
+            8,
+            8,
+        ),
+        (row("Model and labels"), 24, 1),
+        (
+            timeseries(
+                "Prequential accuracy",
+                [(f"streamer_prequential_accuracy{{{SEL}}}", "{{instance}}")],
+                description="Test-then-train accuracy on labelled items, predicted before learning.",
+                unit="percentunit",
+                min_=0,
+                max_=1,
+            ),
+            8,
+            8,
+        ),
+        (
+            timeseries(
+                "Labels by join outcome",
+                [
+                    (
+                        f"sum by (outcome) (rate(streamer_labels_total{{{SEL}}}[{RATE}]))",
+                        "{{outcome}}",
+                    )
+                ],
+                description="joined labels train the model; late, unknown, duplicate and invalid ones do not.",
+                unit="reqps",
+                stack=True,
+                min_=0,
+            ),
+            8,
+            8,
+        ),
+        (
+            timeseries(
+                "Label delay",
+                [
+                    (quantile(0.5, "streamer_label_delay_seconds"), "p50"),
+                    (quantile(0.9, "streamer_label_delay_seconds"), "p90"),
+                ],
+                description="From label request to label joined: how long annotators take.",
+                unit="s",
+                min_=0,
+            ),
+            8,
+            8,
+        ),
+        (
+            timeseries(
+                "Pending labels and expirations",
+                [
+                    (
+                        f"sum by (instance) (streamer_pending_labels{{{SEL}}})",
+                        "pending {{instance}}",
+                    ),
+                    (f"sum(rate(streamer_pending_expired_total{{{SEL}}}[{RATE}]))", "expired/s"),
+                ],
+                description="Items waiting for their label; expired ones passed their deadline unlabelled.",
+                min_=0,
+                overrides=[right_axis("expired/s", "reqps")],
+            ),
+            12,
+            8,
+        ),
+        (
+            timeseries(
+                "Dead letters by reason",
+                [
+                    (
+                        f"sum by (source, reason) (rate(streamer_dead_letters_total{{{SEL}}}[{RATE}]))",
+                        "{{source}}: {{reason}}",
+                    )
+                ],
+                description="Messages sent to the dead-letter topic, by the topic they came from.",
+                unit="reqps",
+                stack=True,
+                min_=0,
+            ),
+            12,
+            8,
+        ),
+        (row("Latency"), 24, 1),
+        (
+            timeseries(
+                "Decision latency",
+                [
+                    (quantile(0.5, "streamer_decision_latency_seconds"), "p50"),
+                    (quantile(0.99, "streamer_decision_latency_seconds"), "p99"),
+                ],
+                description="Time to decide one micro-batch; alert when p99 > 250ms for 10 minutes.",
+                unit="s",
+                min_=0,
+                thresholds=[(None, "green"), (0.25, "red")],
+            ),
+            12,
+            8,
+        ),
+        (
+            timeseries(
+                "Item latency (end to end)",
+                [
+                    (quantile(0.5, "streamer_item_latency_seconds"), "p50"),
+                    (quantile(0.99, "streamer_item_latency_seconds"), "p99"),
+                ],
+                description="From the item's Kafka timestamp to its decision being acknowledged by the broker.",
+                unit="s",
+                min_=0,
+            ),
+            12,
+            8,
+        ),
+    ]
+
+
+def layout(items: list[tuple[Panel, int, int]]) -> list[Panel]:
+    """Place panels left to right, wrapping at 24 columns; ids follow reading order."""
+    placed, x, y, row_height = [], 0, 0, 0
+    for panel_id, (panel, width, height) in enumerate(items, start=1):
+        if x + width > 24:
+            x, y, row_height = 0, y + row_height, 0
+        placed.append(
+            {"id": panel_id, "gridPos": {"h": height, "w": width, "x": x, "y": y}, **panel}
+        )
+        x, row_height = x + width, max(row_height, height)
+    return placed
+
+
+def dashboard() -> dict[str, Any]:
+    return {
+        "uid": "streamer",
+        "title": "streamer",
+        "description": "Stream-based selective sampling: throughput, label budget, model quality, labels, latency.",
+        "tags": ["streamer", "active-learning", "kafka"],
+        "timezone": "browser",
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "10s",
+        "time": {"from": "now-1h", "to": "now"},
+        "schemaVersion": 39,
+        "version": 1,
+        "annotations": {
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                    "enable": True,
+                    "hide": True,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                }
+            ]
+        },
+        "templating": {
+            "list": [
+                {
+                    "name": "datasource",
+                    "label": "Data source",
+                    "type": "datasource",
+                    "query": "prometheus",
+                    "current": {},
+                    "hide": 0,
+                    "refresh": 1,
+                    "regex": "",
+                },
+                {
+                    "name": "instance",
+                    "label": "Instance",
+                    "type": "query",
+                    "datasource": DATASOURCE,
+                    "query": {
+                        "query": "label_values(streamer_ready, instance)",
+                        "refId": "instance",
+                    },
+                    "definition": "label_values(streamer_ready, instance)",
+                    "current": {},
+                    "includeAll": True,
+                    "allValue": ".+",
+                    "multi": True,
+                    "refresh": 2,
+                    "sort": 1,
+                    "hide": 0,
+                    "regex": "",
+                },
+            ]
+        },
+        "panels": layout(panels()),
+    }
+
+
+def render() -> str:
+    return json.dumps(dashboard(), indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if the committed JSON is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        if not OUTPUT.exists() or OUTPUT.read_text() != text:
+            print(
+                f"{OUTPUT} is out of date: run python {Path(__file__).as_posix()}", file=sys.stderr
+            )
+            return 1
+        return 0
+    OUTPUT.write_text(text)
+    print(f"wrote {OUTPUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
