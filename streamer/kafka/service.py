@@ -143,7 +143,7 @@ class Service:
 
     async def process_items(self, records: Sequence[ConsumerRecord]) -> None:
         """Decide one micro-batch and wait until the broker acknowledged every output."""
-        s, m = self.settings, self.metrics
+        m = self.metrics
         assert self._producer is not None
         batch, errors = self.decoder.decode_batch(
             [r.value for r in records], [header_content_type(r.headers) for r in records]
