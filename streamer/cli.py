@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -165,10 +166,8 @@ def _cmd_broker(args: argparse.Namespace) -> int:
         print(f"Tansu listening on {broker.bootstrap_servers}; Ctrl-C or SIGTERM stops it",
               file=sys.stderr, flush=True)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 
