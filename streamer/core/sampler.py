@@ -3,10 +3,11 @@
 The same object runs in the Kafka service, the Faust integration and ``streamer simulate``, so an
 offline evaluation measures exactly what production does.
 
-DEFAULT_STRATEGY is ``margin``: in the simulation on the five development streams at budget
-0.05 it had the best mean accuracy of the uncertainty scores and beat random sampling on most
-files (``benchmarks/results/simulate_vs_random.json``); it also only looks at the top two
-classes, so it stays meaningful with many classes where entropy is dominated by the tail.
+DEFAULT_STRATEGY is ``margin``: with the default model at budget 0.05, mean prequential
+accuracy over the five development streams (3 seeds) was margin 0.769, least-confidence 0.757,
+entropy 0.730, random sampling 0.709, and margin beat random on every file
+(``benchmarks/results/simulate_vs_random.json``). Margin looks only at the top two classes, so
+it stays sharp with many classes where entropy is diluted by the tail.
 
 Examples
 --------

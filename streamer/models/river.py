@@ -35,6 +35,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import pickle
@@ -198,10 +199,9 @@ class RiverModel:
         if label in self.classes:
             return
         classes = [*self.classes, label]
-        try:
+        # Mixed types (e.g. 1 and "cat") cannot be sorted: they keep their order of appearance.
+        with contextlib.suppress(TypeError):
             classes.sort()
-        except TypeError:
-            pass  # mixed types (e.g. 1 and "cat") keep their order of appearance
         self.classes = classes
 
 
