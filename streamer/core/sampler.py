@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from streamer.core.budget import BudgetController
-from streamer.core.decisions import COLD_START, RANDOM, REASONS, Decisions
+from streamer.core.decisions import COLD_START, RANDOM, REASONS, SKIP, Decisions
 from streamer.core.model import Label, Model
 from streamer.core.scores import SCORES
 
@@ -55,6 +55,11 @@ class Sampler:
         Share of the budget spent on uniformly random items (ignored by ``random``).
     seed
         Seed of every random choice the sampler makes.
+    cold_start_labels
+        Labels the sampler may ask ahead of the budget while the model knows fewer than two
+        classes. Beyond it, cold-start asks follow the budget: with labels that come back
+        late (a service), asking every item until the first labels arrive would spend many
+        times the budget on the first micro-batch.
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class Sampler:
         strategy: str = DEFAULT_STRATEGY,
         explore: float = 0.1,
         seed: int = 0,
+        cold_start_labels: int = 20,
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
@@ -75,6 +81,9 @@ class Sampler:
             self._controller = BudgetController(budget, explore=1.0, seed=seed, explore_reason=RANDOM)
         else:
             self._controller = BudgetController(budget, explore=explore, seed=seed)
+        if cold_start_labels < 0:
+            raise ValueError(f"cold_start_labels must be >= 0, got {cold_start_labels}")
+        self._cold_start_labels = cold_start_labels
         self._by_reason: Counter[str] = Counter()
 
     @property
@@ -128,11 +137,7 @@ class Sampler:
             scores[self._strategy] = SCORES[self._strategy](proba)
 
         if C < 2:
-            # Cold start: with fewer than two classes nothing can be ranked; ask for everything
-            # and let the controller pay the labels back out of the later budget.
-            ask = np.ones(B, dtype=bool)
-            reasons = [COLD_START] * B
-            self._controller.charge(B)
+            ask, reasons = self._cold_start(B)
         else:
             gate_scores = scores.get(self._strategy, np.zeros(B))
             ask, reasons = self._controller.decide(gate_scores)
@@ -150,6 +155,24 @@ class Sampler:
             threshold=self._controller.threshold,
             model_version=model.version,
         )
+
+    def _cold_start(self, n: int) -> tuple[np.ndarray, list[str]]:
+        """With fewer than two classes nothing can be ranked: ask every item the allowance allows.
+
+        The allowance is ``budget * seen + cold_start_labels``; the controller pays the
+        labels asked ahead of the budget back out of the later budget.
+        """
+        ctrl = self._controller
+        budget, seen, asked = ctrl.budget, ctrl.seen, ctrl.asked
+        ask = np.zeros(n, dtype=bool)
+        for i in range(n):
+            seen += 1
+            if asked + 1 <= budget * seen + self._cold_start_labels:
+                ask[i] = True
+                asked += 1
+        n_asked = int(ask.sum())
+        ctrl.charge(n, n_asked)
+        return ask, [COLD_START if a else SKIP for a in ask.tolist()]
 
     def learn(self, X: np.ndarray, y: Sequence[Label]) -> np.ndarray:
         """Test-then-train on labelled rows.

@@ -77,16 +77,27 @@ def test_cold_start_asks_every_item_until_two_classes_are_known() -> None:
 
 
 def test_cold_start_labels_are_paid_back_so_the_share_holds() -> None:
-    # 300 items of a single class: all asked during cold start, 6x the share for 6000 items.
+    # 300 items of a single class: the cold start keeps asking, the long-run share still holds.
     X, y = blobs(6_000, seed=1)
     y[:300] = 0
     sampler = Sampler(build_model("StandardScaler | GaussianNB"), budget=0.05, seed=0)
     decisions = run(sampler, X, y)
     snap = sampler.snapshot()
-    assert snap["asked_by_reason"]["cold_start"] >= 300
+    assert snap["asked_by_reason"]["cold_start"] >= 30
     assert abs(snap["asked"] - 0.05 * 6_000) <= 0.05 * 0.05 * 6_000
-    asked_after = sum(int(d.ask.sum()) for d in decisions[30:330])
-    assert asked_after < 20, "the sampler kept asking while it was over budget"
+    # items 300-700: the 20 labels asked ahead of the budget are paid back first
+    asked_after = sum(int(d.ask.sum()) for d in decisions[30:70])
+    assert asked_after <= 0.05 * 400, "the sampler kept asking while it was over budget"
+
+
+def test_cold_start_never_runs_more_than_its_allowance_ahead_of_the_budget() -> None:
+    # A service's first micro-batch: 1000 items arrive before any label can come back.
+    sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.05,
+                      cold_start_labels=20)
+    first = sampler.decide(np.random.default_rng(0).normal(size=(1_000, 3)))
+    assert int(first.ask.sum()) == 20 + 50
+    assert set(first.reason) == {"cold_start", "skip"}
+    assert first.ask[:20].all()  # the first items are asked at once: the model needs them
 
 
 def test_decisions_fill_every_field() -> None:
