@@ -150,8 +150,7 @@ async def _run(settings, stream: LabelledStream, rate: float, label_delay: float
     say("")
     say("replaying the same stream offline (streamer simulate) for comparison...")
     delay_items = max(0, round(label_delay * rate))
-    common_sim = dict(budget=settings.budget, model=settings.model or None, seed=settings.seed,
-                      label_delay=delay_items)
+    common_sim = dict(budget=settings.budget, model=settings.model or None, label_delay=delay_items)
     common_sim = {k: v for k, v in common_sim.items() if v is not None}
     random_run = _simulate_stream(stream, strategy="random", **common_sim)
     summary = {
@@ -180,20 +179,11 @@ async def _run(settings, stream: LabelledStream, rate: float, label_delay: float
 
 
 def _simulate_stream(stream: LabelledStream, **kwargs: Any) -> dict[str, Any]:
-    """Offline prequential run over the in-memory stream (a temp CSV keeps one code path)."""
-    import gzip
-    import tempfile
-
+    """Offline prequential run over the same stream, with the same Sampler as the service."""
     from streamer.simulate import run_simulation
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{stream.name}.csv.gz"
-        with gzip.open(path, "wt") as handle:
-            names = [f"x{i}" for i in range(stream.X.shape[1])]
-            handle.write(",".join([*names, "label"]) + "\n")
-            for row, label in zip(stream.X.tolist(), stream.y.tolist(), strict=True):
-                handle.write(",".join(map(repr, row)) + f",{label}\n")
-        return run_simulation(path, **kwargs)
+    return run_simulation(stream.source, max_items=len(stream), synthetic_items=len(stream),
+                          seed=stream.seed, **kwargs)
 
 
 async def _progress(service, scorer: PredictionScorer, annotator: Annotator, total: int, say) -> None:

@@ -30,6 +30,8 @@ class LabelledStream:
     ids: list[str]
     X: np.ndarray
     y: np.ndarray
+    source: Path | None = None  # the CSV it was read from; None = synthetic (seeded)
+    seed: int = 0
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -59,7 +61,7 @@ def load_stream(data: str | Path | None, max_items: int | None = None, seed: int
     X = np.vstack(xs)[:max_items]
     y = np.concatenate(ys)[:max_items]
     ids = [f"{name}-{i:07d}" for i in range(len(X))]
-    return LabelledStream(name, ids, X, y)
+    return LabelledStream(name, ids, X, y, Path(data) if data is not None else None, seed)
 
 
 async def produce_items(
