@@ -41,11 +41,15 @@ class Model(Protocol):
         """Update the model from labelled rows."""
         ...
 
-    def to_bytes(self) -> bytes:
-        """Serialize the full model state (safe to restore with ``from_bytes``)."""
+    def to_bytes(self, key: bytes) -> bytes:
+        """Serialize the full model state, signed with ``key`` (HMAC) for ``from_bytes``."""
         ...
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Model:
-        """Restore a model written by ``to_bytes``; raise ``ValueError`` if tampered."""
+    def from_bytes(cls, data: bytes, key: bytes) -> Model:
+        """Restore a model written by ``to_bytes``; raise ``ValueError`` if the signature fails.
+
+        State may come back from Redis or over the network: nothing is deserialized before
+        its integrity is checked.
+        """
         ...
