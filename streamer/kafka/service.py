@@ -153,10 +153,17 @@ class Service:
             sends.append(await self._dead_letter(records[index], error, source="items"))
         if batch.ids:
             started = time.perf_counter()
-            decisions = self.sampler.decide(batch.X)
-            m.decision_latency.observe(time.perf_counter() - started)
-            m.batch_size.observe(len(batch.ids))
-            sends += await self._emit(batch, decisions, [records[i] for i in batch.index])
+            try:
+                decisions = self.sampler.decide(batch.X)
+            except Exception as exc:  # a model failure must not stop the stream or lose the items
+                log.exception("decide failed for a batch of %d items", len(batch.ids))
+                error = DecodeError("decide_failed", f"the model could not score the item: {exc!r}")
+                for i in batch.index:
+                    sends.append(await self._dead_letter(records[i], error, source="items"))
+            else:
+                m.decision_latency.observe(time.perf_counter() - started)
+                m.batch_size.observe(len(batch.ids))
+                sends += await self._emit(batch, decisions, [records[i] for i in batch.index])
         if sends:
             await asyncio.gather(*sends)
         now = time.time()
@@ -253,6 +260,7 @@ class Service:
         now = time.time()
         rows: list[np.ndarray] = []
         labels: list[Any] = []
+        joined_records: list[ConsumerRecord] = []
         sends: list[asyncio.Future[Any]] = []
         for record in records:
             try:
@@ -266,17 +274,21 @@ class Service:
             if joined is not None:
                 rows.append(joined.features)
                 labels.append(message.label)
+                joined_records.append(record)
                 m.label_delay.observe(max(0.0, now - joined.requested_at))
         if rows:
-            X = np.vstack(rows)
-            if self.sampler.model.n_features not in (None, X.shape[1]):
-                log.error("joined features have %d values, model expects %d", X.shape[1],
-                          self.sampler.model.n_features)
-            correct = self.sampler.learn(X, labels)
-            self._labelled_correct += int(np.count_nonzero(correct))
-            self.counts["labels_applied"] += len(labels)
-            m.accuracy.set(self._labelled_correct / self.counts["labels_applied"])
-            m.model_version.set(self.sampler.model.version)
+            try:
+                correct = self.sampler.learn(np.vstack(rows), labels)
+            except Exception as exc:  # joined labels are claimed: keep them, never drop them
+                log.exception("learning from %d joined labels failed", len(rows))
+                error = DecodeError("learn_failed", f"the model could not learn the label: {exc!r}")
+                for record in joined_records:
+                    sends.append(await self._dead_letter(record, error, source="labels"))
+            else:
+                self._labelled_correct += int(np.count_nonzero(correct))
+                self.counts["labels_applied"] += len(labels)
+                m.accuracy.set(self._labelled_correct / self.counts["labels_applied"])
+                m.model_version.set(self.sampler.model.version)
         if sends:
             await asyncio.gather(*sends)
 
