@@ -9,6 +9,7 @@ message never costs the good ones around it.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -209,6 +210,8 @@ class ItemDecoder:
                 f"got {len(values)} values but {len(content_types)} content types: "
                 "pass one content type (or None) per value"
             )
+        if self._n is None and self._names is None:
+            self._fix_schema_by_majority(values, content_types)
         ids: list[str] = []
         rows: list[list[Any]] = []
         index: list[int] = []
@@ -238,6 +241,40 @@ class ItemDecoder:
                 metas = [metas[r] for r in keep]
                 errors.sort(key=lambda pe: pe[0])
         return ItemBatch(ids=ids, X=X, index=index, meta=metas), errors
+
+    def _fix_schema_by_majority(
+        self, values: Sequence[bytes | None], content_types: Sequence[str | None]
+    ) -> None:
+        """Fix an unconfigured schema from the most common one in the first batch.
+
+        Batches mix partitions in no set order: taking whichever item came first would let
+        one malformed message at the start of a stream reject every good item after it.
+        """
+        votes: Counter[tuple[str, Any]] = Counter()
+        for value, content_type in zip(values, content_types, strict=True):
+            try:
+                feats = _parse_object(value, content_type, self.max_bytes, "item").get("features")
+            except DecodeError:
+                continue
+            row = list(feats.values()) if isinstance(feats, dict) else feats
+            if (not isinstance(row, list) or not row
+                    or not _NUMBER_TYPES.issuperset(map(type, row))
+                    or not all(math.isfinite(v) for v in row)):
+                continue
+            if isinstance(feats, dict):
+                if all(isinstance(k, str) and k for k in feats):
+                    votes[("dict", tuple(sorted(feats)))] += 1
+            else:
+                votes[("list", len(row))] += 1
+        if not votes:
+            return
+        (kind, schema), _ = votes.most_common(1)[0]  # ties: the first seen wins
+        if kind == "list":
+            self._n = schema
+        else:
+            self._names = list(schema)
+            self._names_set = frozenset(self._names)
+            self._n = len(self._names)
 
     def _stack(self, rows: list[list[Any]]) -> np.ndarray:
         if not rows:

@@ -606,3 +606,25 @@ def test_dead_letters_of_arbitrary_bytes_are_valid_json_that_keeps_the_bytes(
     assert letter.get("raw_truncated", False) == (len(raw) > limit)
     if len(raw) <= limit:
         assert kept == raw
+
+
+def test_one_odd_item_at_the_start_of_a_stream_does_not_fix_the_feature_count() -> None:
+    # A micro-batch mixes partitions in no set order: the majority decides the schema.
+    decoder = ItemDecoder()
+    values = [b'{"id": "odd", "features": [1.0, 2.0]}'] + [
+        f'{{"id": "ok{i}", "features": [1.0, 2.0, 3.0]}}'.encode() for i in range(5)
+    ]
+    batch, errors = decoder.decode_batch(values, [None] * len(values))
+    assert decoder.n_features == 3
+    assert batch.ids == [f"ok{i}" for i in range(5)]
+    assert [(i, e.reason) for i, e in errors] == [(0, "feature_count")]
+
+
+def test_the_majority_of_named_features_fixes_the_names() -> None:
+    decoder = ItemDecoder()
+    values = [b'{"id": "odd", "features": {"a": 1}}'] + [
+        f'{{"id": "ok{i}", "features": {{"b": 1, "a": 2}}}}'.encode() for i in range(3)
+    ]
+    batch, errors = decoder.decode_batch(values, [None] * len(values))
+    assert decoder.feature_names == ["a", "b"]
+    assert batch.X.tolist() == [[2.0, 1.0]] * 3 and [i for i, _ in errors] == [0]
