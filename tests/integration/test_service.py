@@ -122,7 +122,10 @@ async def test_malformed_messages_land_in_dead_letters_and_the_service_keeps_goi
     ]
     try:
         good = _items(stream, 0, 50)
-        mixed = [good[0], *[(b"bad", v) for v in bad_items], *good[1:]]
+        # the first items fix the feature schema; then garbage in between good items
+        await produce(kafka.bootstrap_servers, topics["items-topic"], good[:10])
+        await _wait(service, lambda s: s["items_seen"] >= 10, 30, "first items decided")
+        mixed = [good[10], *[(b"bad", v) for v in bad_items], *good[11:]]
         await produce(kafka.bootstrap_servers, topics["items-topic"], mixed)
         await produce(kafka.bootstrap_servers, topics["labels-topic"], [
             (b"l1", b"{broken"),
