@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -130,16 +130,25 @@ class Service:
 
     async def _items_loop(self, stop: asyncio.Event) -> None:
         assert self._items is not None
+        await self._consume(self._items, self.settings.max_batch, self.process_items, stop)
+
+    async def _consume(
+        self,
+        consumer: AIOKafkaConsumer,
+        max_records: int,
+        process: Callable[[list[ConsumerRecord]], Awaitable[None]],
+        stop: asyncio.Event,
+    ) -> None:
+        """Micro-batches from ``getmany``; offsets are committed once ``process`` returned."""
         while not stop.is_set():
-            batches = await self._items.getmany(timeout_ms=200, max_records=self.settings.max_batch)
-            if not self.consuming and self._items.assignment():
+            batches = await consumer.getmany(timeout_ms=200, max_records=max_records)
+            if consumer is self._items and not self.consuming and consumer.assignment():
                 self.consuming = True
                 self.metrics.ready.set(1)
             if not batches:
                 continue
-            records = [record for partition in batches.values() for record in partition]
-            await self.process_items(records)
-            await self._commit(self._items, batches)
+            await process([record for partition in batches.values() for record in partition])
+            await self._commit(consumer, batches)
 
     async def process_items(self, records: Sequence[ConsumerRecord]) -> None:
         """Decide one micro-batch and wait until the broker acknowledged every output."""
@@ -246,13 +255,7 @@ class Service:
 
     async def _labels_loop(self, stop: asyncio.Event) -> None:
         assert self._labels is not None
-        while not stop.is_set():
-            batches = await self._labels.getmany(timeout_ms=200, max_records=1000)
-            if not batches:
-                continue
-            records = [record for partition in batches.values() for record in partition]
-            await self.process_labels(records)
-            await self._commit(self._labels, batches)
+        await self._consume(self._labels, 1000, self.process_labels, stop)
 
     async def process_labels(self, records: Sequence[ConsumerRecord]) -> None:
         """Join each label with its pending item, learn from the joined ones as one batch."""
