@@ -140,6 +140,8 @@ def _settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
+
     from streamer.app import serve
 
     settings = _settings_from_args(args)
@@ -147,6 +149,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     log.info("starting with %s", settings.public())
     try:
         asyncio.run(serve(settings))
+    except KafkaError as exc:
+        print(f"streamer: cannot use Kafka at {settings.bootstrap_servers}: {exc} (check "
+              "--bootstrap-servers, that the broker runs, and the security settings)", file=sys.stderr)
+        return 1
     except (OSError, ValueError) as exc:
         print(f"streamer: {exc}", file=sys.stderr)
         return 1

@@ -188,3 +188,19 @@ def test_invalid_settings_fail_at_start_with_a_clear_error(tmp_path: Path) -> No
     assert result.returncode == 2
     assert "--budget" in result.stderr and "--bootstrap-servers" in result.stderr
     assert "hunter2" not in result.stderr  # secrets never printed
+
+
+def test_an_unreachable_broker_is_a_clear_error_not_a_traceback() -> None:
+    import subprocess
+    import sys
+
+    from streamer.broker import free_port
+
+    result = subprocess.run(
+        [sys.executable, "-m", "streamer.cli", "run", "--bootstrap-servers",
+         f"127.0.0.1:{free_port()}", "--metrics-port", "0"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert "cannot use Kafka at 127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr
