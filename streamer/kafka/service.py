@@ -124,6 +124,8 @@ class Service:
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.stop()
+        with contextlib.suppress(Exception):  # the final status shows what really waits
+            self.pending = await self.store.pending_count()
         await self.store.close()
 
     # ------------------------------------------------------------------ items
