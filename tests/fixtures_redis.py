@@ -11,7 +11,6 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import redis
+
+from streamer.broker import free_port
 
 ENV_URL = "STREAMER_TEST_REDIS_URL"
 
@@ -38,12 +39,6 @@ def find_redis_server() -> str | None:
     path = Path(spec.origin).parent / "bin" / "redis-server"
     return str(path) if os.access(path, os.X_OK) else None
 
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago (the caller retries if it is taken meanwhile)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisServer:

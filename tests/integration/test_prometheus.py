@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 from prometheus_client import start_http_server
 
+from streamer.broker import free_port
 from streamer.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,11 +35,6 @@ pytestmark = pytest.mark.skipif(
 
 SCRAPES_NEEDED = 4  # rate() over the dashboard's window needs at least two samples
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get_json(url: str) -> dict[str, Any]:
