@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 
 from prometheus_client import disable_created_metrics
 
@@ -44,7 +45,7 @@ async def serve(
     settings: Settings,
     stop: asyncio.Event | None = None,
     service: Service | None = None,
-    on_started: object = None,
+    on_started: Callable[[Service], None] | None = None,
 ) -> Service:
     """Run the service and its HTTP endpoints until ``stop`` is set or SIGTERM/SIGINT arrives."""
     stop = stop or asyncio.Event()
@@ -57,13 +58,13 @@ async def serve(
         port=settings.metrics_port,
     )
     await http.start()
-    service.http_port = http.port  # type: ignore[attr-defined]
+    service.http_port = http.port
     log.info("serving /metrics /healthz /readyz /status on %s:%d", settings.metrics_host, http.port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    if callable(on_started):
+    if on_started is not None:
         on_started(service)
     try:
         await service.run(stop)

@@ -65,6 +65,7 @@ class Service:
         self.counts: dict[str, int] = defaultdict(int)
         self.outcomes: dict[str, int] = {outcome.value: 0 for outcome in JoinOutcome}
         self.pending = 0
+        self.http_port: int | None = None  # set by streamer.app.serve
         self._labelled_correct = 0
         self._producer: AIOKafkaProducer | None = None
         self._items: AIOKafkaConsumer | None = None
