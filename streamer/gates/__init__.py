@@ -1,0 +1,11 @@
+"""Gates: scores and budget rules that turn a batch of items into ask/skip decisions.
+
+Every building block here is batch-native (numpy in, numpy out) and knows nothing of Kafka,
+Redis or the service loop; :class:`~streamer.core.sampler.Sampler` composes them.
+"""
+
+from __future__ import annotations
+
+from streamer.gates.committee import DISAGREEMENTS, mean_kl, vote_entropy
+
+__all__ = ["DISAGREEMENTS", "mean_kl", "vote_entropy"]
