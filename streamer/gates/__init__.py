@@ -7,5 +7,6 @@ Redis or the service loop; :class:`~streamer.core.sampler.Sampler` composes them
 from __future__ import annotations
 
 from streamer.gates.committee import DISAGREEMENTS, mean_kl, vote_entropy
+from streamer.gates.novelty import NoveltyMemory
 
-__all__ = ["DISAGREEMENTS", "mean_kl", "vote_entropy"]
+__all__ = ["DISAGREEMENTS", "NoveltyMemory", "mean_kl", "vote_entropy"]
