@@ -8,5 +8,30 @@ from __future__ import annotations
 
 from streamer.gates.committee import DISAGREEMENTS, mean_kl, vote_entropy
 from streamer.gates.novelty import NoveltyMemory
+from streamer.gates.rules import (
+    RULES,
+    BudgetRule,
+    EmaThreshold,
+    FixedThreshold,
+    QuantileThreshold,
+    RandomizedVariableUncertainty,
+    SelectiveSampling,
+    Split,
+    VariableUncertainty,
+)
 
-__all__ = ["DISAGREEMENTS", "NoveltyMemory", "mean_kl", "vote_entropy"]
+__all__ = [
+    "DISAGREEMENTS",
+    "RULES",
+    "BudgetRule",
+    "EmaThreshold",
+    "FixedThreshold",
+    "NoveltyMemory",
+    "QuantileThreshold",
+    "RandomizedVariableUncertainty",
+    "SelectiveSampling",
+    "Split",
+    "VariableUncertainty",
+    "mean_kl",
+    "vote_entropy",
+]
