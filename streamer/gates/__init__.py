@@ -7,6 +7,7 @@ Redis or the service loop; :class:`~streamer.core.sampler.Sampler` composes them
 from __future__ import annotations
 
 from streamer.gates.committee import DISAGREEMENTS, mean_kl, vote_entropy
+from streamer.gates.drift import BoostSchedule, DriftDetector
 from streamer.gates.novelty import NoveltyMemory
 from streamer.gates.rules import (
     RULES,
@@ -23,7 +24,9 @@ from streamer.gates.rules import (
 __all__ = [
     "DISAGREEMENTS",
     "RULES",
+    "BoostSchedule",
     "BudgetRule",
+    "DriftDetector",
     "EmaThreshold",
     "FixedThreshold",
     "NoveltyMemory",
