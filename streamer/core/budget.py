@@ -38,6 +38,7 @@ import math
 
 import numpy as np
 
+from streamer.core.checks import check_range, check_window
 from streamer.core.decisions import EXPLORE, SKIP, UNCERTAINTY
 
 __all__ = ["BudgetController", "RandomQuota"]
@@ -143,12 +144,11 @@ class BudgetController:
         seed: int = 0,
         explore_reason: str = EXPLORE,
     ) -> None:
-        _check_range("budget", budget, 0.0, 1.0, low_open=True)
-        _check_range("explore", explore, 0.0, 1.0)
-        _check_range("step", step, 0.0, 1.0, low_open=True)
-        _check_range("initial_threshold", initial_threshold, 0.0, 1.0)
-        if not (isinstance(window, int) and window >= 1):
-            raise ValueError(f"window must be a positive number of items, got {window!r}")
+        check_range("budget", budget, 0.0, 1.0, low_open=True)
+        check_range("explore", explore, 0.0, 1.0)
+        check_range("step", step, 0.0, 1.0, low_open=True)
+        check_range("initial_threshold", initial_threshold, 0.0, 1.0)
+        check_window(window)
         if not burst >= 1.0:
             raise ValueError(f"burst must be at least 1 label, got {burst!r}")
         if not gain >= 0.0:
@@ -262,12 +262,3 @@ class BudgetController:
 
         self._threshold, self.seen, self.asked, self._window_spend = theta, seen, asked, spend
         return np.array(ask, dtype=bool), reasons
-
-
-def _check_range(
-    name: str, value: float, low: float, high: float, *, low_open: bool = False
-) -> None:
-    ok = (low < value <= high) if low_open else (low <= value <= high)
-    if not (isinstance(value, int | float) and ok):
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be in {bracket}{low:g}, {high:g}], got {value!r}")

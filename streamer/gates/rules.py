@@ -41,6 +41,8 @@ import math
 
 import numpy as np
 
+from streamer.core.checks import check_range, check_window
+
 __all__ = [
     "RULES",
     "BudgetRule",
@@ -90,7 +92,7 @@ class BudgetRule:
     """
 
     def __init__(self, budget: float, *, burst: float = 1.0, seed: int = 0) -> None:
-        _check_range("budget", budget, 0.0, 1.0, low_open=True)
+        check_range("budget", budget, 0.0, 1.0, low_open=True)
         if not (isinstance(burst, int | float) and burst >= 1.0):
             raise ValueError(f"burst must be at least 1 label, got {burst!r}")
         self._budget = float(budget)
@@ -181,7 +183,7 @@ class FixedThreshold(BudgetRule):
         self, budget: float, *, threshold: float = 0.5, burst: float = 1.0, seed: int = 0
     ) -> None:
         super().__init__(budget, burst=burst, seed=seed)
-        _check_range("threshold", threshold, 0.0, 1.0)
+        check_range("threshold", threshold, 0.0, 1.0)
         self._threshold = float(threshold)
 
     @property
@@ -218,7 +220,7 @@ class VariableUncertainty(BudgetRule):
         self, budget: float, *, step: float = 0.01, burst: float = 1.0, seed: int = 0
     ) -> None:
         super().__init__(budget, burst=burst, seed=seed)
-        _check_range("step", step, 0.0, 1.0, low_open=True)
+        check_range("step", step, 0.0, 1.0, low_open=True)
         self._step = float(step)
         self._theta = 1.0  # confidence threshold; the paper starts at 1
 
@@ -306,7 +308,7 @@ class Split(VariableUncertainty):
         seed: int = 0,
     ) -> None:
         super().__init__(budget, step=step, burst=burst, seed=seed)
-        _check_range("random_share", random_share, 0.0, 1.0)
+        check_range("random_share", random_share, 0.0, 1.0)
         self._random_share = float(random_share)
         self.random_asked = 0
 
@@ -458,8 +460,7 @@ class EmaThreshold(BudgetRule):
         seed: int = 0,
     ) -> None:
         super().__init__(budget, burst=burst, seed=seed)
-        if not (isinstance(window, int) and window >= 1):
-            raise ValueError(f"window must be a positive number of items, got {window!r}")
+        check_window(window)
         self._alpha = 2.0 / (window + 1.0)
         self._k = float(k)
         self._step = float(step)
@@ -536,8 +537,7 @@ class QuantileThreshold(BudgetRule):
         seed: int = 0,
     ) -> None:
         super().__init__(budget, burst=burst, seed=seed)
-        if not (isinstance(window, int) and window >= 1):
-            raise ValueError(f"window must be a positive number of items, got {window!r}")
+        check_window(window)
         if not (isinstance(bins, int) and bins >= 1):
             raise ValueError(f"bins must be a positive number, got {bins!r}")
         self._bins = bins
@@ -585,12 +585,3 @@ RULES: dict[str, type[BudgetRule]] = {
     "ema": EmaThreshold,
     "quantile": QuantileThreshold,
 }
-
-
-def _check_range(
-    name: str, value: float, low: float, high: float, *, low_open: bool = False
-) -> None:
-    ok = (low < value <= high) if low_open else (low <= value <= high)
-    if not (isinstance(value, int | float) and ok):
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be in {bracket}{low:g}, {high:g}], got {value!r}")
