@@ -11,7 +11,7 @@ from collections.abc import Callable
 from prometheus_client import disable_created_metrics
 
 from streamer.config import Settings
-from streamer.core.sampler import DEFAULT_STRATEGY, Sampler
+from streamer.core.sampler import DEFAULT_POLICY, Sampler
 from streamer.http import StatusServer
 from streamer.kafka.service import Service
 from streamer.metrics import Metrics
@@ -29,9 +29,15 @@ async def build_service(settings: Settings, metrics: Metrics | None = None) -> S
     sampler = Sampler(
         model,
         budget=settings.budget,
-        strategy=settings.strategy or DEFAULT_STRATEGY,
+        policy=settings.policy or settings.strategy or DEFAULT_POLICY,
         explore=settings.explore,
         seed=settings.seed,
+        promise_window=settings.budget_window,
+        tolerance=settings.budget_tolerance,
+        class_balance=settings.class_balance,
+        drift=settings.drift_boost,
+        labels_per_second=settings.labels_per_second,
+        max_in_flight=settings.max_pending,
     )
     store = await open_store(
         settings.redis_url.get_secret_value() if settings.redis_url else None,

@@ -22,7 +22,12 @@ _RUN_FLAGS: dict[str, dict] = {
     "redis-prefix": {"help": "key prefix in Redis, one per deployment (streamer)"},
     "budget": {"type": float, "help": "share of items to ask labels for (default 0.05)"},
     "model": {"help": "river model spec, e.g. 'StandardScaler | LogisticRegression'"},
-    "strategy": {"help": "margin, entropy, least-confidence or random"},
+    "policy": {"help": "query policy, e.g. 'margin', 'margin or novelty', 'random' (default: margin)"},
+    "strategy": {"help": "older name of --policy"},
+    "class-balance": {"type": float, "help": "raise the ask rate for rare predicted classes (0 = off)"},
+    "labels-per-second": {"type": float, "help": "cap labels asked per second (token bucket)"},
+    "budget-window": {"type": int, "help": "items over which the budget is promised (10000)"},
+    "budget-tolerance": {"type": float, "help": "relative tolerance of that promise (0.02)"},
     "explore": {"type": float, "help": "share of the budget spent on random exploration (0.1)"},
     "seed": {"type": int, "help": "random seed (0)"},
     "metrics-port": {"type": int, "help": "port of /metrics /healthz /readyz /status (9100; 0 = any)"},
@@ -62,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", metavar="FILE", help="TOML or JSON settings file (or STREAMER_CONFIG)")
     for name, kwargs in _RUN_FLAGS.items():
         run.add_argument(f"--{name}", default=None, **kwargs)
+    run.add_argument("--drift-boost", dest="drift_boost", action="store_const", const=True,
+                     default=None, help="ask more right after a drift of the error, paid back later")
     run.add_argument("--no-predictions", dest="emit_predictions", action="store_const", const=False,
                      default=None, help="do not produce to the predictions topic")
     run.add_argument("--no-create-topics", dest="create_topics", action="store_const", const=False,
@@ -134,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _settings_from_args(args: argparse.Namespace) -> Settings:
     overrides = {name.replace("-", "_"): getattr(args, name.replace("-", "_")) for name in _RUN_FLAGS}
+    overrides["drift_boost"] = args.drift_boost
     overrides["emit_predictions"] = args.emit_predictions
     overrides["create_topics"] = args.create_topics
     return load_settings(args.config, **overrides)

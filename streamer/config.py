@@ -65,7 +65,13 @@ class Settings(BaseSettings):
     # sampling
     budget: float = Field(0.05, gt=0, le=1)
     model: str | None = None  # None = streamer.models.DEFAULT_MODEL
-    strategy: str | None = None  # None = streamer.core.sampler.DEFAULT_STRATEGY
+    policy: str | None = None  # None = streamer.core.sampler.DEFAULT_POLICY, e.g. "margin or novelty"
+    strategy: str | None = None  # the older name of `policy` (a single term)
+    class_balance: float = Field(0.0, ge=0, le=4)  # 0 = off; 1 = rare predicted classes weigh 1/share
+    drift_boost: bool = False  # raise the ask rate after a drift of the error, paid back later
+    labels_per_second: float | None = Field(None, gt=0)  # token bucket on top of the share budget
+    budget_window: int = Field(10_000, ge=1)  # the promise: any window of this many items ...
+    budget_tolerance: float = Field(0.02, gt=0, le=1)  # ... holds the budget within this (relative)
     explore: float = Field(0.1, ge=0, lt=1)
     seed: int = 0
     n_features: int | None = Field(None, ge=1)
@@ -106,8 +112,20 @@ class Settings(BaseSettings):
             raise ValueError(f"scheme {scheme!r} is not redis://, rediss:// or unix://")
         return value
 
+    @field_validator("policy", "strategy")
+    @classmethod
+    def _policy(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() == "random":
+            return value
+        from streamer.core.policy import parse
+
+        parse(value)  # raises ValueError naming the problem and the known terms
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        if self.policy is not None and self.strategy is not None and self.policy != self.strategy:
+            raise ValueError("set policy or strategy (its older name), not both")
         if self.security_protocol.startswith("SASL") and not (
             self.sasl_mechanism and self.sasl_username and self.sasl_password
         ):

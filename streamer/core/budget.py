@@ -14,7 +14,13 @@ The rule combines three parts, each fixing a failure of the others:
    proportion to the labels the controller is behind (ahead of) ``budget * seen``, measured in
    windows of ``window`` items. This pays back cold-start labels and keeps the long-run share
    on target even while the threshold is still travelling -- it cannot starve.
-3. **Hard cap**: never more than ``budget * seen + burst`` labels in total, whatever the scores.
+3. **A promise over every window**: the labels asked never run more than ``slack`` ahead of
+   ``budget * seen`` (a hard cap, whatever the scores) nor more than ``slack`` behind it (the
+   next item is asked, reason ``catch_up``, if the gate left the controller that far behind).
+   Over any ``promise_window`` consecutive items the count asked is therefore within
+   ``2 * slack`` of ``budget * promise_window``; ``slack = tolerance * budget * promise_window / 2``
+   (at least one label), so by default every window of 10,000 items holds the budget within
+   ±2% relative. The anchors we compare with overspend by 4% to 50% over such windows.
 
 On top, a share ``explore`` of the budget goes to uniformly random items (reason ``explore``)
 so the model also sees the items it is confidently wrong about. The random picks are spread one
@@ -28,20 +34,22 @@ Examples
 >>> ask, reasons = ctl.decide(np.random.default_rng(0).random(1000))
 >>> 90 <= int(ask.sum()) <= 110
 True
->>> sorted(set(reasons))
-['explore', 'skip', 'uncertainty']
+>>> sorted(set(reasons)) in (['explore', 'skip', 'uncertainty'], ['catch_up', 'explore', 'skip', 'uncertainty'])
+True
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 
 import numpy as np
 
 from streamer.core.checks import check_range, check_window
-from streamer.core.decisions import EXPLORE, SKIP, UNCERTAINTY
+from streamer.core.decisions import CATCH_UP, EXPLORE, SKIP, UNCERTAINTY
 
-__all__ = ["BudgetController", "RandomQuota"]
+__all__ = ["BudgetController", "RandomQuota", "TokenBucket"]
 
 
 class RandomQuota:
@@ -100,6 +108,60 @@ class RandomQuota:
         return True
 
 
+class TokenBucket:
+    """At most ``rate`` labels per second on average, and ``capacity`` at once.
+
+    A second cap next to the share budget, for annotation teams that work at a fixed pace:
+    the controller never asks more labels in a batch than the bucket holds.
+
+    Parameters
+    ----------
+    rate
+        Tokens (labels) added per second, ``> 0``.
+    capacity
+        Most tokens held (the largest burst), ``>= 1``; defaults to one second's worth (at
+        least 1).
+    clock
+        Seconds, monotonic; ``streamer simulate`` passes the stream's own clock.
+
+    Examples
+    --------
+    >>> now = [0.0]
+    >>> bucket = TokenBucket(2.0, capacity=4, clock=lambda: now[0])
+    >>> bucket.available()
+    4
+    >>> bucket.take(4); now[0] = 1.0; bucket.available()
+    2
+    """
+
+    def __init__(
+        self, rate: float, *, capacity: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if not (isinstance(rate, int | float) and rate > 0 and math.isfinite(rate)):
+            raise ValueError(f"labels per second must be a positive number, got {rate!r}")
+        capacity = max(1.0, float(rate)) if capacity is None else capacity
+        if not (isinstance(capacity, int | float) and capacity >= 1):
+            raise ValueError(f"token bucket capacity must be at least 1 label, got {capacity!r}")
+        self._rate, self._capacity, self._clock = float(rate), float(capacity), clock
+        self._tokens = self._capacity
+        self._last = clock()
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    def available(self) -> int:
+        """Whole labels that may be asked now."""
+        now = self._clock()
+        self._tokens = min(self._capacity, self._tokens + max(0.0, now - self._last) * self._rate)
+        self._last = now
+        return int(self._tokens + 1e-9)
+
+    def take(self, n: int) -> None:
+        """Spend ``n`` tokens (call after :meth:`available`)."""
+        self._tokens = max(0.0, self._tokens - n)
+
+
 class BudgetController:
     """Ask for the labels of the most uncertain items while holding a label share.
 
@@ -113,11 +175,14 @@ class BudgetController:
     step
         How far the threshold moves per item (on the ``[0, 1]`` score scale).
     window
-        Items per budget window; the deficit correction counts in windows of this length.
-    burst
-        Labels the controller may be ahead of ``budget * seen`` at any time.
+        Items per correction window; the deficit correction counts in windows of this length.
     gain
         Threshold shift per window-budget of deficit (``0`` disables the correction).
+    promise_window, tolerance
+        The promise: over any ``promise_window`` consecutive items the share asked is within
+        ``tolerance`` (relative) of the budget. They set ``slack``.
+    burst
+        Overrides ``slack``: labels the controller may run ahead of or behind ``budget * seen``.
     initial_threshold
         Starting threshold, in ``[0, 1]``.
     seed
@@ -128,7 +193,10 @@ class BudgetController:
     Attributes
     ----------
     seen, asked
-        Items decided and labels requested so far (including :meth:`charge`).
+        Items decided and labels requested so far.
+    planned
+        Labels the budget allowed so far: ``budget * seen``, or the sum of ``budget * scale``
+        when :meth:`decide` is given per-item budget multipliers (a drift boost).
     """
 
     def __init__(
@@ -138,8 +206,10 @@ class BudgetController:
         explore: float = 0.1,
         step: float = 0.02,
         window: int = 1000,
-        burst: float = 2.0,
         gain: float = 4.0,
+        promise_window: int = 10_000,
+        tolerance: float = 0.02,
+        burst: float | None = None,
         initial_threshold: float = 0.5,
         seed: int = 0,
         explore_reason: str = EXPLORE,
@@ -148,8 +218,10 @@ class BudgetController:
         check_range("explore", explore, 0.0, 1.0)
         check_range("step", step, 0.0, 1.0, low_open=True)
         check_range("initial_threshold", initial_threshold, 0.0, 1.0)
+        check_range("tolerance", tolerance, 0.0, 1.0, low_open=True)
         check_window(window)
-        if not burst >= 1.0:
+        check_window(promise_window)
+        if burst is not None and not burst >= 1.0:
             raise ValueError(f"burst must be at least 1 label, got {burst!r}")
         if not gain >= 0.0:
             raise ValueError(f"gain must be >= 0, got {gain!r}")
@@ -157,7 +229,11 @@ class BudgetController:
         self._explore = float(explore)
         self._step = float(step)
         self._window = window
-        self._burst = float(burst)
+        self._promise_window = promise_window
+        self._tolerance = float(tolerance)
+        self._slack = (
+            float(burst) if burst is not None else max(1.0, tolerance * budget * promise_window / 2.0)
+        )
         self._explore_reason = explore_reason
         # The threshold tracks the share of the budget left after exploration.
         self._target = self._budget * (1.0 - self._explore)
@@ -168,6 +244,7 @@ class BudgetController:
         self._window_spend = self._budget
         self.seen = 0
         self.asked = 0
+        self.planned = 0.0
 
     @property
     def budget(self) -> float:
@@ -175,90 +252,113 @@ class BudgetController:
         return self._budget
 
     @property
+    def slack(self) -> float:
+        """Labels the controller may run ahead of or behind the budget."""
+        return self._slack
+
+    @property
+    def promise(self) -> dict[str, float]:
+        """The window promise: ``{"window": items, "tolerance": relative, "slack": labels}``."""
+        return {"window": self._promise_window, "tolerance": self._tolerance, "slack": self._slack}
+
+    @property
     def threshold(self) -> float:
-        """Current decision threshold on the score scale (tracked threshold + correction)."""
-        return self._decision_threshold(self._threshold)
+        """Current decision threshold on the score scale (tracked + correction), in ``[0, 1]``.
+
+        1.0 means the uncertainty gate is closed (the controller is ahead of its budget).
+        """
+        return min(1.0, max(0.0, self._threshold - self._gain_per_label * self.deficit))
+
+    @property
+    def deficit(self) -> float:
+        """Labels behind the budget (negative when ahead)."""
+        return self.planned - self.asked
 
     @property
     def spend_ratio(self) -> float:
-        """``asked / seen / budget``: 1.0 means exactly on budget (0.0 before any item)."""
-        return self.asked / self.seen / self._budget if self.seen else 0.0
+        """``asked / planned``: 1.0 means exactly on budget (0.0 before any item)."""
+        return self.asked / self.planned if self.planned > 0 else 0.0
 
     @property
     def window_spend(self) -> float:
         """Exponentially weighted share of items asked over the last ``window`` items."""
         return self._window_spend
 
-    def _decision_threshold(self, tracked: float) -> float:
-        deficit = self._budget * self.seen - self.asked
-        return tracked - self._gain_per_label * deficit
-
-    def charge(self, n_items: int, n_asked: int | None = None) -> None:
-        """Count items decided outside the controller (e.g. cold start) against the budget.
-
-        Parameters
-        ----------
-        n_items
-            Items seen.
-        n_asked
-            How many of them were asked (defaults to all of them).
-        """
-        n_asked = n_items if n_asked is None else n_asked
-        if not 0 <= n_asked <= n_items:
-            raise ValueError(f"n_asked must be in [0, n_items={n_items}], got {n_asked}")
-        decay = (1.0 - 1.0 / self._window) ** n_items
-        self._window_spend = decay * self._window_spend + (1.0 - decay) * (n_asked / max(n_items, 1))
-        self.seen += n_items
-        self.asked += n_asked
-        # Keep the random picks aligned with the item count.
-        for _ in range(n_items):
-            self._quota.next()
-
-    def decide(self, scores: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        """Decide ask/skip for a batch of uncertainty scores, in order.
+    def decide(
+        self,
+        scores: np.ndarray,
+        *,
+        scale: np.ndarray | None = None,
+        limit: int | None = None,
+        blocked: np.ndarray | None = None,
+        track: bool = True,
+    ) -> tuple[np.ndarray, list[str]]:
+        """Decide ask/skip for a batch of scores, in order.
 
         Parameters
         ----------
         scores
-            ``(B,)`` scores in ``[0, 1]``, higher = more uncertain.
+            ``(B,)`` scores in ``[0, 1]``, higher = more worth a label. NaN counts as 1.0.
+        scale
+            ``(B,)`` per-item budget multipliers (a drift boost and its payback); default 1.
+        limit
+            Most labels this batch may ask (a token bucket); default unlimited. A limit can
+            leave the controller behind its budget: it catches up when tokens return.
+        blocked
+            ``(B,)`` bool: items that must not be asked whatever their score (their label is
+            already in flight).
+        track
+            Whether the scores move the tracked threshold (off for cold-start batches, whose
+            scores say nothing).
 
         Returns
         -------
         tuple
             ``(ask, reasons)``: bool ``(B,)`` and one reason per item (``uncertainty``,
-            ``explore`` or ``skip``).
+            ``explore``, ``catch_up`` or ``skip``).
         """
         arr = np.asarray(scores, dtype=np.float64)
         if arr.ndim != 1:
             raise ValueError(f"scores must be a 1-d array (one score per item), got shape {arr.shape}")
-        values = arr.tolist()  # one conversion; the loop below touches only Python floats
-        ask = [False] * len(values)
-        reasons = [SKIP] * len(values)
+        n = arr.shape[0]
+        values = np.where(np.isnan(arr), 1.0, arr).tolist()  # the loop touches Python floats only
+        budgets = (
+            [self._budget] * n
+            if scale is None
+            else (self._budget * np.asarray(scale, dtype=np.float64).reshape(n)).tolist()
+        )
+        block = [False] * n if blocked is None else np.asarray(blocked, dtype=bool).reshape(n).tolist()
+        room = n if limit is None else max(0, int(limit))
+        ask = [False] * n
+        reasons = [SKIP] * n
 
-        budget, target, step = self._budget, self._target, self._step
+        target, step = self._target, self._step
         up, down = step * (1.0 - target), step * target
-        burst, per_label = self._burst, self._gain_per_label
+        slack, per_label = self._slack, self._gain_per_label
         keep = 1.0 - 1.0 / self._window
-        theta, seen, asked, spend = self._threshold, self.seen, self.asked, self._window_spend
+        theta, asked, planned, spend = self._threshold, self.asked, self.planned, self._window_spend
         quota_next = self._quota.next
         uncertainty_on = target > 0.0  # explore=1 is pure random sampling
 
         for i, score in enumerate(values):
-            seen += 1
-            allowed = asked + 1 <= budget * seen + burst
+            planned += budgets[i]
             picked = quota_next()
-            if score != score:  # NaN: no information, treat as maximally uncertain
-                score = 1.0
-            if picked and allowed:
-                ask[i], reasons[i] = True, self._explore_reason
-            elif uncertainty_on and allowed and score >= theta - per_label * (budget * seen - asked):
-                ask[i], reasons[i] = True, UNCERTAINTY
+            if room > 0 and not block[i] and asked + 1 <= planned + slack + 1e-9:
+                if picked:
+                    ask[i], reasons[i] = True, self._explore_reason
+                elif uncertainty_on and score >= theta - per_label * (planned - asked):
+                    ask[i], reasons[i] = True, UNCERTAINTY
+                elif planned - asked > slack:
+                    ask[i], reasons[i] = True, CATCH_UP
             # The tracked threshold follows the score quantile whatever the gate decided, so
             # closing the gate (payback) does not drag it away from the scores.
-            theta = theta + up if score >= theta else theta - down
+            if track:
+                theta = theta + up if score >= theta else theta - down
             if ask[i]:
                 asked += 1
+                room -= 1
             spend = keep * spend + (1.0 - keep) * ask[i]
 
-        self._threshold, self.seen, self.asked, self._window_spend = theta, seen, asked, spend
+        self._threshold, self.asked, self.planned, self._window_spend = theta, asked, planned, spend
+        self.seen += n
         return np.array(ask, dtype=bool), reasons

@@ -11,10 +11,13 @@ from streamer.core.model import Label
 # Reasons recorded for every decision. An item that is not asked has reason SKIP.
 SKIP = "skip"
 COLD_START = "cold_start"  # the model knows fewer than two classes
-UNCERTAINTY = "uncertainty"
+UNCERTAINTY = "uncertainty"  # margin / entropy / least-confidence decided it
+DISAGREEMENT = "disagreement"  # the committee decided it
+NOVELTY = "novelty"  # far from every labelled/requested item
 EXPLORE = "explore"  # random exploration share of the budget
 RANDOM = "random"  # the random-sampling baseline strategy
-REASONS = (SKIP, COLD_START, UNCERTAINTY, EXPLORE, RANDOM)
+CATCH_UP = "catch_up"  # asked to keep the budget spent: the controller fell too far behind
+REASONS = (SKIP, COLD_START, UNCERTAINTY, DISAGREEMENT, NOVELTY, EXPLORE, RANDOM, CATCH_UP)
 
 
 @dataclass(slots=True)

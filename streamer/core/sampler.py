@@ -3,41 +3,67 @@
 The same object runs in the Kafka service, the Faust integration and ``streamer simulate``, so an
 offline evaluation measures exactly what production does.
 
-DEFAULT_STRATEGY is ``margin``: with the default model at budget 0.05, mean prequential
-accuracy over the five development streams (3 seeds) was margin 0.769, least-confidence 0.757,
-entropy 0.730, random sampling 0.709, and margin beat random on every file
-(``benchmarks/results/simulate_vs_random.json``). Margin looks only at the top two classes, so
-it stays sharp with many classes where entropy is diluted by the tail.
+One decision, per batch of items:
+
+1. the model predicts class probabilities (one call for the batch);
+2. the **policy** (:mod:`streamer.core.policy`) turns them, and the other signals it names
+   (committee disagreement, novelty against a memory of labelled/requested items, density),
+   into one score per item; optionally raised for items predicted as rare classes (**class
+   balance**);
+3. the **budget controller** (:mod:`streamer.core.budget`) asks for the items whose score
+   clears its threshold, plus a random exploration share, while never running more than its
+   slack ahead of or behind the budget -- optionally under a labels-per-second token bucket
+   and a temporary boost after a **drift** of the prequential error (paid back);
+4. items whose label is still **in flight** (same id asked before and not answered) are never
+   asked again; requested items join the novelty memory at once, so near-duplicates of an
+   unanswered item look familiar.
+
+The reason for every ask is recorded (``uncertainty``, ``disagreement``, ``novelty``,
+``explore``, ``cold_start``, ``catch_up``, ``random``).
 
 Examples
 --------
 >>> import numpy as np
 >>> from streamer.models import build_model
 >>> sampler = Sampler(build_model("GaussianNB"), budget=0.1)
->>> decisions = sampler.decide(np.zeros((3, 2)))
->>> decisions.reason  # no class known yet: every item is asked
+>>> decisions = sampler.decide(np.zeros((3, 2)), ids=["a", "b", "c"])
+>>> decisions.reason  # no class known yet: the budget's slack goes to the first items
 ['cold_start', 'cold_start', 'cold_start']
->>> sampler.learn(np.zeros((3, 2)), [0, 1, 1]).tolist()  # nothing could be right yet
+>>> sampler.decide(np.zeros((1, 2)), ids=["a"]).reason  # "a" is still waiting for its label
+['skip']
+>>> sampler.learn(np.zeros((3, 2)), [0, 1, 1], ids=["a", "b", "c"]).tolist()
 [False, False, False]
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from streamer.core.budget import BudgetController
-from streamer.core.decisions import COLD_START, RANDOM, REASONS, SKIP, Decisions
+from streamer.core.budget import BudgetController, TokenBucket
+from streamer.core.decisions import (
+    COLD_START,
+    EXPLORE,
+    RANDOM,
+    REASONS,
+    SKIP,
+    UNCERTAINTY,
+    Decisions,
+)
 from streamer.core.model import Label, Model
+from streamer.core.policy import COMMITTEE_TERMS, MEMORY_TERMS, Node, parse
 from streamer.core.scores import SCORES
 
-__all__ = ["DEFAULT_STRATEGY", "STRATEGIES", "Sampler"]
+__all__ = ["DEFAULT_POLICY", "DEFAULT_STRATEGY", "STRATEGIES", "Sampler"]
 
 STRATEGIES = ("margin", "entropy", "least-confidence", "random")
-DEFAULT_STRATEGY = "margin"
+DEFAULT_POLICY = "margin"
+DEFAULT_STRATEGY = DEFAULT_POLICY  # the name the first releases used
+_MAX_CLASS_BOOST = 10.0
 
 
 class Sampler:
@@ -46,20 +72,39 @@ class Sampler:
     Parameters
     ----------
     model
-        Any :class:`~streamer.core.model.Model`.
+        Any :class:`~streamer.core.model.Model`. Policies with ``disagreement``/``kl`` need a
+        committee: a model with ``committee_proba(X) -> (K, B, C)`` (e.g.
+        :data:`streamer.models.COMMITTEE_MODEL`).
     budget
         Share of items whose label may be requested, in ``(0, 1]``.
+    policy
+        A policy expression (:mod:`streamer.core.policy`), e.g. ``"margin"`` or
+        ``"margin or novelty"``; ``"random"`` is random sampling at the same budget.
     strategy
-        One of :data:`STRATEGIES`. ``random`` is the random-sampling baseline at the same budget.
+        The older name of ``policy`` (a single term); give one or the other.
     explore
         Share of the budget spent on uniformly random items (ignored by ``random``).
     seed
         Seed of every random choice the sampler makes.
-    cold_start_labels
-        Labels the sampler may ask ahead of the budget while the model knows fewer than two
-        classes. Beyond it, cold-start asks follow the budget: with labels that come back
-        late (a service), asking every item until the first labels arrive would spend many
-        times the budget on the first micro-batch.
+    promise_window, tolerance
+        The budget promise: over any ``promise_window`` items the share asked stays within
+        ``tolerance`` (relative) of ``budget``.
+    novelty_capacity, novelty_metric, density_reservoir
+        The memory behind ``novelty`` (labelled/requested vectors kept) and ``density``
+        (recent items kept); ``"euclidean"`` or ``"cosine"`` (embeddings).
+    class_balance
+        Strength of the class-balance gate (``0`` = off): the score of an item predicted as a
+        class with a share ``s`` of the labels so far is raised as if its weight were
+        ``(1 / (C * s)) ** class_balance`` (capped at 10).
+    drift
+        Boost the budget after a drift of the prequential error of labelled items (ADWIN):
+        ``drift_factor`` times for ``drift_duration`` items, then paid back at half rate.
+    labels_per_second, clock
+        A token bucket on top of the share budget; ``clock`` gives seconds.
+    max_in_flight
+        Most item ids remembered as asked-but-unanswered (oldest forgotten first).
+    rank_window
+        Values each ``or``/``and`` operand is ranked against.
     """
 
     def __init__(
@@ -67,24 +112,67 @@ class Sampler:
         model: Model,
         *,
         budget: float = 0.05,
-        strategy: str = DEFAULT_STRATEGY,
+        policy: str | None = None,
+        strategy: str | None = None,
         explore: float = 0.1,
         seed: int = 0,
-        cold_start_labels: int = 20,
+        promise_window: int = 10_000,
+        tolerance: float = 0.02,
+        novelty_capacity: int = 1000,
+        novelty_metric: str = "euclidean",
+        density_reservoir: int = 2000,
+        class_balance: float = 0.0,
+        drift: bool = False,
+        drift_factor: float = 2.0,
+        drift_duration: int = 500,
+        labels_per_second: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        max_in_flight: int = 100_000,
+        rank_window: int = 1000,
     ) -> None:
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if policy is not None and strategy is not None and policy != strategy:
+            raise ValueError("give either policy or strategy (its older name), not both")
+        text = (policy or strategy or DEFAULT_POLICY).strip()
         self._model = model
-        self._strategy = strategy
-        if strategy == "random":
-            # All of the budget goes to uniformly random items.
-            self._controller = BudgetController(budget, explore=1.0, seed=seed, explore_reason=RANDOM)
-        else:
-            self._controller = BudgetController(budget, explore=explore, seed=seed)
-        if cold_start_labels < 0:
-            raise ValueError(f"cold_start_labels must be >= 0, got {cold_start_labels}")
-        self._cold_start_labels = cold_start_labels
+        self._policy_text = text
+        self._random = text.lower() == "random"
+        self._policy: Node | None = None if self._random else parse(text, rank_window=rank_window)
+        self._terms = [] if self._policy is None else self._policy.terms()
+        if set(self._terms) & COMMITTEE_TERMS and not callable(getattr(model, "committee_proba", None)):
+            raise ValueError(
+                f"policy {text!r} needs a committee, but {type(model).__name__} has no "
+                "committee_proba; use an ensemble such as streamer.models.COMMITTEE_MODEL"
+            )
+        self._controller = BudgetController(
+            budget,
+            explore=1.0 if self._random else explore,
+            seed=seed,
+            promise_window=promise_window,
+            tolerance=tolerance,
+            explore_reason=RANDOM if self._random else EXPLORE,
+        )
+        if not (isinstance(class_balance, int | float) and class_balance >= 0):
+            raise ValueError(f"class_balance must be >= 0 (0 = off), got {class_balance!r}")
+        self._class_balance = float(class_balance)
+        self._label_counts: Counter[Label] = Counter()
+        self._memory_args = (novelty_capacity, novelty_metric, density_reservoir)
+        self._memory: Any = None  # built at the first batch, when the vector length is known
+        self._drift: Any = None
+        self._boost: Any = None
+        if drift:
+            from streamer.gates.drift import BoostSchedule, DriftDetector
+
+            self._drift = DriftDetector()
+            self._boost = BoostSchedule(drift_factor, drift_duration)
+        self._bucket = None if labels_per_second is None else TokenBucket(labels_per_second, clock=clock)
+        if not (isinstance(max_in_flight, int) and max_in_flight >= 1):
+            raise ValueError(f"max_in_flight must be a positive number of ids, got {max_in_flight!r}")
+        self._max_in_flight = max_in_flight
+        self._in_flight: OrderedDict[str, None] = OrderedDict()
         self._by_reason: Counter[str] = Counter()
+        self._blocked = 0
+
+    # -- properties ----------------------------------------------------------------------
 
     @property
     def budget(self) -> float:
@@ -92,22 +180,37 @@ class Sampler:
         return self._controller.budget
 
     @property
+    def policy(self) -> str:
+        """The policy expression (``random`` for the baseline)."""
+        return self._policy_text
+
+    @property
     def strategy(self) -> str:
-        """The name of the uncertainty score (or ``random``)."""
-        return self._strategy
+        """The older name of :attr:`policy`."""
+        return self._policy_text
 
     @property
     def model(self) -> Model:
         """The model the sampler predicts with and teaches."""
         return self._model
 
-    def decide(self, X: np.ndarray) -> Decisions:
+    @property
+    def controller(self) -> BudgetController:
+        """The budget controller (read-only use: its counters and threshold)."""
+        return self._controller
+
+    # -- deciding ------------------------------------------------------------------------
+
+    def decide(self, X: np.ndarray, ids: Sequence[str] | None = None) -> Decisions:
         """Predict a batch, decide which labels to ask for, then let the model observe it.
 
         Parameters
         ----------
         X
             ``(B, d)`` float features.
+        ids
+            Item ids; an id whose label is still in flight (or repeated in the batch) is not
+            asked again. Without ids every row is a new item.
 
         Returns
         -------
@@ -129,19 +232,48 @@ class Sampler:
             confidence = proba[np.arange(B), top]
             prediction: list[Label | None] = [classes[j] for j in top.tolist()]
         else:
+            top = np.zeros(B, dtype=np.int64)
             confidence = np.zeros(B)
             prediction = [None] * B
+        if ids is not None and len(ids) != B:
+            raise ValueError(f"got {B} rows but {len(ids)} ids; pass one id per row")
+        blocked = self._in_flight_mask(ids, B)
+        memory = self._memory_for(X) if set(self._terms) & MEMORY_TERMS else None
+        ctl = self._controller
+        scale = None if self._boost is None else self._boost.multipliers(B)
+        limit = None if self._bucket is None else self._bucket.available()
 
         scores: dict[str, np.ndarray] = {}
-        if self._strategy != "random":
-            scores[self._strategy] = SCORES[self._strategy](proba)
-
         if C < 2:
-            ask, reasons = self._cold_start(B)
+            # Nothing can be ranked yet: ask the first items the budget's slack allows.
+            ask, reasons = ctl.decide(np.ones(B), scale=scale, limit=limit, blocked=blocked, track=False)
+            reasons = [COLD_START if a else SKIP for a in ask.tolist()]
+        elif self._policy is None:
+            ask, reasons = ctl.decide(np.zeros(B), scale=scale, limit=limit, blocked=blocked)
         else:
-            gate_scores = scores.get(self._strategy, np.zeros(B))
-            ask, reasons = self._controller.decide(gate_scores)
+            signals = self._signals(X, proba, memory)
+            scores.update(signals)
+            score, term_reasons = self._policy.evaluate(signals)
+            if len(signals) > 1 or len(self._terms) > 1:
+                scores["policy"] = score
+            if self._class_balance > 0 and self._label_counts:
+                score = self._balance(score, top, classes)
+            ask, reasons = ctl.decide(score, scale=scale, limit=limit, blocked=blocked)
+            reasons = [
+                (term_reasons[i] or UNCERTAINTY) if r == UNCERTAINTY else r
+                for i, r in enumerate(reasons)
+            ]
 
+        asked = np.flatnonzero(ask)
+        if asked.size:
+            if memory is not None:
+                memory.add(X[asked])
+            if ids is not None:
+                self._remember([ids[i] for i in asked.tolist()])
+            if self._bucket is not None:
+                self._bucket.take(int(asked.size))
+        if memory is not None and self._memory_args[2]:
+            memory.observe(X)
         model.observe(X)
         self._by_reason.update(reasons)
         return Decisions(
@@ -152,29 +284,86 @@ class Sampler:
             proba=proba,
             classes=classes,
             scores=scores,
-            threshold=self._controller.threshold,
+            threshold=ctl.threshold,
             model_version=model.version,
         )
 
-    def _cold_start(self, n: int) -> tuple[np.ndarray, list[str]]:
-        """With fewer than two classes nothing can be ranked: ask every item the allowance allows.
+    def _signals(self, X: np.ndarray, proba: np.ndarray, memory: Any) -> dict[str, np.ndarray]:
+        signals: dict[str, np.ndarray] = {}
+        committee = None
+        for name in self._terms:
+            if name in SCORES:
+                signals[name] = SCORES[name](proba)
+            elif name in COMMITTEE_TERMS:
+                if committee is None:
+                    committee = self._committee(X)
+                from streamer.gates.committee import mean_kl, vote_entropy
 
-        The allowance is ``budget * seen + cold_start_labels``; the controller pays the
-        labels asked ahead of the budget back out of the later budget.
-        """
-        ctrl = self._controller
-        budget, seen, asked = ctrl.budget, ctrl.seen, ctrl.asked
-        ask = np.zeros(n, dtype=bool)
-        for i in range(n):
-            seen += 1
-            if asked + 1 <= budget * seen + self._cold_start_labels:
-                ask[i] = True
-                asked += 1
-        n_asked = int(ask.sum())
-        ctrl.charge(n, n_asked)
-        return ask, [COLD_START if a else SKIP for a in ask.tolist()]
+                signals[name] = vote_entropy(committee) if name == "disagreement" else mean_kl(committee)
+            elif name == "novelty":
+                signals[name] = memory.score(X)
+            elif name == "density":
+                signals[name] = memory.density_weight(X)
+        return signals
 
-    def learn(self, X: np.ndarray, y: Sequence[Label]) -> np.ndarray:
+    def _committee(self, X: np.ndarray) -> np.ndarray:
+        members = self._model.committee_proba(X)  # type: ignore[attr-defined]
+        if members is None:
+            raise ValueError(
+                f"policy {self._policy_text!r} needs a committee, but the model "
+                f"{getattr(self._model, 'spec', type(self._model).__name__)!r} is not an "
+                "ensemble; use e.g. streamer.models.COMMITTEE_MODEL"
+            )
+        return np.asarray(members, dtype=np.float64)
+
+    def _memory_for(self, X: np.ndarray) -> Any:
+        if self._memory is None:
+            from streamer.gates.novelty import NoveltyMemory
+
+            capacity, metric, reservoir = self._memory_args
+            self._memory = NoveltyMemory(capacity, X.shape[1], metric, reservoir=reservoir)
+        return self._memory
+
+    def _balance(self, score: np.ndarray, top: np.ndarray, classes: list[Label]) -> np.ndarray:
+        """Raise the scores of items predicted as classes rare among the labels so far."""
+        total = sum(self._label_counts.values())
+        share = np.array([self._label_counts.get(c, 0) / total for c in classes])
+        weight = np.minimum(_MAX_CLASS_BOOST, 1.0 / (len(classes) * np.maximum(share, 1e-9)))
+        weight = np.maximum(1.0, weight) ** self._class_balance
+        w = weight[top]
+        return 1.0 - (1.0 - np.clip(score, 0.0, 1.0)) / w
+
+    # -- in-flight items -------------------------------------------------------------------
+
+    def _in_flight_mask(self, ids: Sequence[str] | None, n: int) -> np.ndarray | None:
+        if ids is None:
+            return None
+        seen: set[str] = set()
+        mask = np.zeros(n, dtype=bool)
+        flight = self._in_flight
+        for i, item_id in enumerate(ids):
+            if item_id in flight or item_id in seen:
+                mask[i] = True
+            seen.add(item_id)
+        n_blocked = int(mask.sum())
+        self._blocked += n_blocked
+        return mask if n_blocked else None
+
+    def _remember(self, ids: Iterable[str]) -> None:
+        flight = self._in_flight
+        for item_id in ids:
+            flight[item_id] = None
+        while len(flight) > self._max_in_flight:
+            flight.popitem(last=False)
+
+    def forget(self, ids: Iterable[str]) -> None:
+        """Stop treating ``ids`` as in flight (their label expired or was given up)."""
+        for item_id in ids:
+            self._in_flight.pop(item_id, None)
+
+    # -- learning ------------------------------------------------------------------------
+
+    def learn(self, X: np.ndarray, y: Sequence[Label], ids: Sequence[str] | None = None) -> np.ndarray:
         """Test-then-train on labelled rows.
 
         Parameters
@@ -183,6 +372,8 @@ class Sampler:
             ``(B, d)`` features of labelled items.
         y
             Their labels.
+        ids
+            Their item ids (no longer in flight once learned).
 
         Returns
         -------
@@ -193,6 +384,8 @@ class Sampler:
         X = self._check(X)
         if len(y) != X.shape[0]:
             raise ValueError(f"got {X.shape[0]} rows but {len(y)} labels; pass one label per row")
+        if ids is not None:
+            self.forget(ids)
         correct = np.zeros(X.shape[0], dtype=bool)
         if X.shape[0] == 0:
             return correct
@@ -201,7 +394,10 @@ class Sampler:
             proba = self._model.predict_proba(X)
             predicted = [classes[j] for j in np.asarray(proba).argmax(axis=1).tolist()]
             correct[:] = [p == label for p, label in zip(predicted, y, strict=True)]
+            if self._drift is not None and self._drift.update(correct):
+                self._boost.trigger()
         self._model.learn(X, y)
+        self._label_counts.update(y)
         return correct
 
     def snapshot(self) -> dict[str, Any]:
@@ -212,12 +408,19 @@ class Sampler:
             "asked": ctl.asked,
             "budget": ctl.budget,
             "spend_ratio": ctl.spend_ratio,
+            "deficit": ctl.deficit,
             "threshold": ctl.threshold,
-            "strategy": self._strategy,
+            "promise": ctl.promise,
+            "policy": self._policy_text,
+            "strategy": self._policy_text,
             "model_version": int(self._model.version),
             "n_classes": len(self._model.classes),
+            "in_flight": len(self._in_flight),
+            "not_reasked": self._blocked,
+            "drifts": 0 if self._drift is None else self._drift.drifts,
+            "labels_per_second": None if self._bucket is None else self._bucket.rate,
             "asked_by_reason": {
-                reason: self._by_reason[reason] for reason in REASONS if reason != "skip"
+                reason: self._by_reason[reason] for reason in REASONS if reason != SKIP
             },
         }
 
@@ -234,3 +437,4 @@ class Sampler:
         if expected is not None and arr.shape[1] != expected:
             raise ValueError(f"features has {arr.shape[1]} values, the model expects {expected}")
         return arr
+

@@ -166,7 +166,7 @@ class Service:
         if batch.ids:
             started = time.perf_counter()
             try:
-                decisions = self.sampler.decide(batch.X)
+                decisions = self.sampler.decide(batch.X, ids=batch.ids)
             except Exception as exc:  # a model failure must not stop the stream or lose the items
                 log.exception("decide failed for a batch of %d items", len(batch.ids))
                 error = DecodeError("decide_failed", f"the model could not score the item: {exc!r}")
@@ -267,6 +267,7 @@ class Service:
         rows: list[np.ndarray] = []
         labels: list[Any] = []
         joined_records: list[ConsumerRecord] = []
+        joined_ids: list[str] = []
         sends: list[asyncio.Future[Any]] = []
         for record in records:
             try:
@@ -280,11 +281,12 @@ class Service:
             if joined is not None:
                 rows.append(joined.features)
                 labels.append(message.label)
+                joined_ids.append(message.id)
                 joined_records.append(record)
                 m.label_delay.observe(max(0.0, now - joined.requested_at))
         if rows:
             try:
-                correct = self.sampler.learn(np.vstack(rows), labels)
+                correct = self.sampler.learn(np.vstack(rows), labels, ids=joined_ids)
             except Exception as exc:  # joined labels are claimed: keep them, never drop them
                 log.exception("learning from %d joined labels failed", len(rows))
                 error = DecodeError("learn_failed", f"the model could not learn the label: {exc!r}")
@@ -347,6 +349,11 @@ class Service:
             "spend_ratio": snapshot["spend_ratio"],
             "threshold": snapshot["threshold"],
             "strategy": snapshot["strategy"],
+            "policy": snapshot["policy"],
+            "promise": snapshot["promise"],
+            "in_flight": snapshot["in_flight"],
+            "drifts": snapshot["drifts"],
+            "asked_by_reason": snapshot["asked_by_reason"],
             "model": getattr(self.sampler.model, "spec", type(self.sampler.model).__name__),
             "model_version": self.sampler.model.version,
             "classes": [str(c) for c in self.sampler.model.classes],

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from streamer.core.budget import BudgetController, RandomQuota
+from streamer.core.budget import BudgetController, RandomQuota, TokenBucket
 from streamer.core.sampler import Sampler
 from streamer.data import default_data_dir, iter_csv_batches, synthetic_stream
 from streamer.models import DEFAULT_MODEL, build_model
@@ -75,12 +77,96 @@ def test_explore_one_is_random_sampling_at_the_budget() -> None:
     assert within_5_percent(int(ask.sum()), 0.05, N)
 
 
-def test_labels_charged_outside_are_paid_back() -> None:
+def worst_window_deviation(ask: np.ndarray, budget: float, window: int) -> float:
+    """Largest |asked - budget * window| / (budget * window) over every window of the stream."""
+    c = np.r_[0, np.cumsum(ask)]
+    counts = c[window:] - c[:-window]
+    return float(np.abs(counts - budget * window).max() / (budget * window))
+
+
+@pytest.mark.parametrize("budget", [0.01, 0.05, 0.1])
+@pytest.mark.parametrize("stream", sorted(SCORE_STREAMS))
+def test_every_10k_window_holds_the_budget_within_2_percent(stream: str, budget: float) -> None:
+    scores = SCORE_STREAMS[stream](np.random.default_rng(7))
+    ask = run_scores(BudgetController(budget, seed=1), scores, batch=7)
+    assert worst_window_deviation(ask, budget, 10_000) <= 0.02 + 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    budget=st.sampled_from([0.01, 0.03, 0.05, 0.1, 0.3]),
+    explore=st.sampled_from([0.0, 0.1, 0.5]),
+    batch=st.integers(1, 300),
+    seed=st.integers(0, 10_000),
+    shape=st.sampled_from(["uniform", "beta-low", "beta-high", "switching", "constant"]),
+)
+def test_promise_holds_for_any_score_stream_and_batching(
+    budget: float, explore: float, batch: int, seed: int, shape: str
+) -> None:
+    rng = np.random.default_rng(seed)
+    n = 12_000
+    scores = {
+        "uniform": lambda: rng.random(n),
+        "beta-low": lambda: rng.beta(1, 30, n),
+        "beta-high": lambda: rng.beta(5, 1, n),
+        "switching": lambda: np.where((np.arange(n) // 997) % 2 == 0, rng.random(n) * 0.1, 0.9 + rng.random(n) * 0.1),
+        "constant": lambda: np.full(n, rng.random()),
+    }[shape]()
+    ctl = BudgetController(budget, explore=explore, seed=seed, promise_window=2_000)
+    ask = run_scores(ctl, scores, batch=batch)
+    slack = ctl.slack
+    # Never more than `slack` labels ahead of or behind budget * seen, after every item ...
+    drift = np.cumsum(ask) - budget * np.arange(1, n + 1)
+    assert drift.max() <= slack + 1e-9 and drift.min() >= -slack - 1 - 1e-9
+    # ... hence every window of promise_window items within 2 * slack (+1 rounding) labels.
+    assert worst_window_deviation(ask, budget, 2_000) * budget * 2_000 <= 2 * slack + 1 + 1e-9
+
+
+def test_catch_up_keeps_the_budget_spent_when_scores_never_clear() -> None:
+    controller = BudgetController(0.05, explore=0.0, seed=0, gain=0.0, initial_threshold=1.0)
+    ask, reasons = controller.decide(np.zeros(10_000))
+    assert abs(int(ask.sum()) - 500) <= controller.slack + 1
+    assert "catch_up" in reasons
+
+
+def test_scale_boosts_then_pays_back_around_the_plan() -> None:
     controller = BudgetController(0.05, seed=0)
-    controller.charge(200)  # e.g. a long cold start: 200 labels, 20x the share
-    ask = run_scores(controller, np.ones(4_000))
-    assert not ask[:3_000].any(), "the controller asked while still over budget"
-    assert within_5_percent(controller.asked, 0.05, controller.seen)
+    scale = np.r_[np.ones(2_000), np.full(1_000, 3.0), np.full(2_000, 0.0), np.ones(5_000)]
+    ask, _ = controller.decide(np.random.default_rng(0).random(10_000), scale=scale)
+    per_phase = [int(ask[a:b].sum()) for a, b in [(0, 2000), (2000, 3000), (3000, 5000), (5000, 10000)]]
+    assert per_phase[1] >= 130  # three times the budget during the boost (150 planned)
+    assert per_phase[2] <= 2 * controller.slack  # paid back: nothing planned, nothing asked
+    assert abs(int(ask.sum()) - controller.planned) <= controller.slack + 1
+
+
+def test_limit_caps_a_batch_and_blocked_items_are_never_asked() -> None:
+    controller = BudgetController(0.5, explore=0.0, seed=0)
+    ask, _ = controller.decide(np.ones(100), limit=3)
+    assert int(ask.sum()) == 3
+    blocked = np.zeros(100, dtype=bool)
+    blocked[::2] = True
+    ask, _ = controller.decide(np.ones(100), blocked=blocked)
+    assert not ask[blocked].any() and ask[~blocked].any()
+
+
+def test_threshold_is_reported_on_the_score_scale() -> None:
+    controller = BudgetController(0.05, seed=0)
+    controller.decide(np.ones(50))  # far ahead: the gate closes
+    assert 0.0 <= controller.threshold <= 1.0
+
+
+def test_token_bucket_refills_at_its_rate() -> None:
+    now = [0.0]
+    bucket = TokenBucket(10.0, capacity=5, clock=lambda: now[0])
+    assert bucket.available() == 5
+    bucket.take(5)
+    assert bucket.available() == 0
+    now[0] = 0.25
+    assert bucket.available() == 2
+    now[0] = 100.0
+    assert bucket.available() == 5
+    with pytest.raises(ValueError, match="positive"):
+        TokenBucket(0.0)
 
 
 def test_same_seed_gives_same_decisions() -> None:

@@ -1,0 +1,199 @@
+"""Policy expressions: parsing, ranking, reasons, and the gates wired through the Sampler."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamer.core.policy import TERMS, RunningRank, parse
+from streamer.core.sampler import Sampler
+from streamer.models import build_model
+
+
+@pytest.mark.parametrize(
+    ("text", "shape"),
+    [
+        ("margin", "Term('margin')"),
+        ("MARGIN", "Term('margin')"),
+        ("least_confidence", "Term('least-confidence')"),
+        ("margin or novelty", "Or(Term('margin'), Term('novelty'))"),
+        ("margin or novelty and entropy", "Or(Term('margin'), And(Term('novelty'), Term('entropy')))"),
+        ("(margin or novelty) and entropy", "And(Or(Term('margin'), Term('novelty')), Term('entropy'))"),
+        ("margin * density or kl", "Or(Product(Term('margin'), Term('density')), Term('kl'))"),
+    ],
+)
+def test_parse_precedence(text: str, shape: str) -> None:
+    assert repr(parse(text)) == shape
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "non-empty"),
+        ("margn", "unknown term 'margn'"),
+        ("margin or", "at the end"),
+        ("(margin", "missing '\\)'"),
+        ("margin novelty", "unexpected 'novelty'"),
+        ("margin + novelty", "cannot read"),
+    ],
+)
+def test_parse_errors_say_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse(text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(float("nan"))), min_size=1, max_size=50),
+    st.integers(1, 40),
+)
+def test_running_rank_is_in_unit_interval_and_monotone(values: list[float], window: int) -> None:
+    rank = RunningRank(window)
+    rank(np.linspace(-10, 10, 7))
+    arr = np.asarray(values)
+    out = rank(arr)
+    assert out.shape == arr.shape and np.all((out >= 0) & (out <= 1))
+    clean = np.nan_to_num(arr, nan=1.0)
+    order = np.argsort(clean, kind="stable")
+    assert np.all(np.diff(out[order]) >= -1e-12)
+
+
+def test_or_records_the_operand_that_ranked_higher() -> None:
+    node = parse("margin or novelty")
+    warm = {"margin": np.linspace(0, 1, 100), "novelty": np.linspace(0, 1, 100)}
+    node.evaluate(warm)
+    score, reasons = node.evaluate({"margin": np.array([0.99, 0.01]), "novelty": np.array([0.01, 0.99])})
+    assert reasons == ["uncertainty", "novelty"]
+    assert np.all(score > 0.95)
+
+
+def blobs(n: int, n_classes: int = 3, d: int = 4, seed: int = 0, weights=None):
+    rng = np.random.default_rng(seed)
+    y = rng.choice(n_classes, n, p=weights)
+    centres = rng.normal(0.0, 4.0, (n_classes, d))
+    return centres[y] + rng.normal(0.0, 1.0, (n, d)), y
+
+
+def run(sampler: Sampler, X, y, batch: int = 20) -> int:
+    correct = 0
+    for i in range(0, len(y), batch):
+        xb, yb = X[i : i + batch], y[i : i + batch]
+        d = sampler.decide(xb)
+        correct += sum(p == t for p, t in zip(d.prediction, yb.tolist(), strict=True))
+        if d.ask.any():
+            sampler.learn(xb[d.ask], yb[d.ask])
+    return correct
+
+
+@pytest.mark.parametrize("policy", ["margin or novelty", "entropy * density", "novelty", "(margin and novelty) or entropy"])
+def test_composite_policies_hold_the_budget_and_learn(policy: str) -> None:
+    X, y = blobs(4_000)
+    sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.05, policy=policy, seed=0)
+    correct = run(sampler, X, y)
+    snap = sampler.snapshot()
+    assert abs(snap["asked"] - 200) <= sampler.controller.slack + 1
+    assert correct / len(y) > 0.8
+    assert snap["policy"] == policy
+
+
+def test_novelty_reason_is_recorded_and_memory_holds_requested_items() -> None:
+    X, y = blobs(3_000)
+    sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.05, policy="margin or novelty")
+    run(sampler, X, y)
+    by_reason = sampler.snapshot()["asked_by_reason"]
+    assert by_reason["novelty"] > 0 and by_reason["uncertainty"] > 0
+
+
+def test_committee_policy_needs_a_committee_model() -> None:
+    with pytest.raises(ValueError, match="committee"):
+        Sampler(_NoCommittee(), policy="disagreement")
+
+
+def test_every_term_is_usable() -> None:
+    X, y = blobs(600)
+    for term in TERMS:
+        model = build_model("StandardScaler | LogisticRegression")
+        if term in ("disagreement", "kl"):
+            from streamer.models import COMMITTEE_MODEL
+
+            model = build_model(COMMITTEE_MODEL, seed=0)
+        sampler = Sampler(model, budget=0.1, policy=term)
+        run(sampler, X, y, batch=50)
+        assert sampler.snapshot()["asked"] > 0
+
+
+def test_in_flight_items_are_not_asked_again() -> None:
+    sampler = Sampler(build_model("GaussianNB"), budget=1.0)
+    X = np.zeros((3, 2))
+    assert sampler.decide(X, ids=["a", "b", "a"]).ask.tolist() == [True, True, False]
+    assert not sampler.decide(X[:2], ids=["a", "b"]).ask.any()
+    sampler.learn(X[:1], [0], ids=["a"])
+    assert sampler.decide(X[:2], ids=["a", "b"]).ask.tolist() == [True, False]
+    sampler.forget(["b"])
+    assert sampler.decide(X[:1], ids=["b"]).ask.tolist() == [True]
+    assert sampler.snapshot()["not_reasked"] == 4
+
+
+def test_in_flight_memory_is_bounded() -> None:
+    sampler = Sampler(build_model("GaussianNB"), budget=1.0, max_in_flight=10)
+    sampler.decide(np.zeros((50, 2)), ids=[str(i) for i in range(50)])
+    assert sampler.snapshot()["in_flight"] == 10
+
+
+def test_class_balance_asks_more_for_rare_predicted_classes() -> None:
+    X, y = blobs(8_000, weights=[0.9, 0.07, 0.03], seed=3)
+    share = {}
+    for strength in (0.0, 1.0):
+        sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.05,
+                          class_balance=strength, seed=0)
+        asked_y = []
+        for i in range(0, len(y), 20):
+            xb, yb = X[i : i + 20], y[i : i + 20]
+            d = sampler.decide(xb)
+            if d.ask.any():
+                sampler.learn(xb[d.ask], yb[d.ask])
+                asked_y.extend(yb[d.ask].tolist())
+        share[strength] = 1.0 - np.mean(np.asarray(asked_y) == 0)
+        assert abs(len(asked_y) - 400) <= sampler.controller.slack + 1
+    assert share[1.0] > share[0.0]
+
+
+def test_drift_boost_asks_more_after_a_change_and_pays_it_back() -> None:
+    rng = np.random.default_rng(0)
+    n = 12_000
+    X = rng.normal(size=(n, 2))
+    y = (X[:, 0] > 0).astype(int)
+    y[6_000:] = 1 - y[6_000:]  # abrupt concept flip
+    sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.05, drift=True,
+                      drift_duration=400, seed=0, tolerance=0.2)
+    asks, detected_at = [], None
+    for i in range(0, n, 20):
+        d = sampler.decide(X[i : i + 20])
+        if d.ask.any():
+            sampler.learn(X[i : i + 20][d.ask], y[i : i + 20][d.ask])
+        asks.append(d.ask)
+        if detected_at is None and i >= 6_000 and sampler.snapshot()["drifts"]:
+            detected_at = i + 20
+    ask = np.concatenate(asks)
+    assert detected_at is not None and detected_at < 9_000
+    boosted = ask[detected_at : detected_at + 400].sum()
+    assert boosted > 0.05 * 400 * 1.5  # the ask rate rises right after the detection ...
+    assert abs(int(ask.sum()) - 0.05 * n) <= sampler.controller.slack + 1  # ... and is paid back
+
+
+def test_labels_per_second_caps_the_ask_rate() -> None:
+    now = [0.0]
+    sampler = Sampler(build_model("GaussianNB"), budget=0.5, labels_per_second=2.0, clock=lambda: now[0])
+    asked = 0
+    for second in range(10):
+        now[0] = float(second)
+        asked += int(sampler.decide(np.random.default_rng(second).normal(size=(100, 2))).ask.sum())
+    assert asked <= 2 + 2 * 10
+
+
+class _NoCommittee:
+    classes: list = []
+    n_features = None
+    version = 0
