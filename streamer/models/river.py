@@ -12,6 +12,11 @@ How a river estimator is driven here (and why):
   ``multiclass.OneVsRestClassifier`` from the start. Wrapping only when a third class appears
   would throw away everything learned so far, and river's binary models read any truthy label
   as the positive class, so even a two-class stream labelled ``{1, 2}`` would be learned wrong.
+  An ensemble of binary-only members (``BaggingClassifier(model=LogisticRegression)``) gets its
+  *member* wrapped instead, so that it stays an ensemble whose members can be asked apart.
+- :meth:`RiverModel.committee_proba` gives the ``(K, B, C)`` probabilities of the members of an
+  ensemble (bagging, ARF, SRP, boosting...), for committee disagreement scores. The transformer
+  steps run once per row, exactly as in ``predict_proba``; the members then score that row.
 - ``classes`` are the labels seen so far, sorted when they are comparable (else in order of
   appearance); ``predict_proba`` columns follow that order. Classes the river model leaves out
   of its dict get probability 0; a model that returns nothing (e.g. a tree before its first
@@ -31,6 +36,8 @@ Examples
 ([0, 1], 1)
 >>> model.predict_proba(np.array([[0.0, 0, 0]])).argmax(axis=1).tolist()
 [0]
+>>> model.committee_proba(np.zeros((2, 3))) is None  # one model, not a committee
+True
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ import contextlib
 import hashlib
 import hmac
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,7 +94,7 @@ class RiverModel:
                     f"{type(step).__name__}"
                 )
         if not final._multiclass:
-            final = multiclass.OneVsRestClassifier(final)
+            final = _one_vs_rest(final)
         self._transformers: list[base.Transformer] = steps[:-1]
         self._classifier: base.Classifier = final
         self.spec = spec or _describe(steps)
@@ -108,15 +115,56 @@ class RiverModel:
         out = np.zeros((len(rows), C), dtype=np.float64)
         if C == 0:
             return out
-        classes = self.classes
-        for i, x in enumerate(rows):
-            for step in self._transformers:
-                x = step.transform_one(x)
-            proba = self._classifier.predict_proba_one(x)
-            # dict.get also finds bool keys for 0/1 labels (False == 0, same hash)
-            row = [float(proba.get(c, 0.0)) for c in classes]
-            total = sum(row)
-            out[i] = [p / total for p in row] if total > 0 else [1.0 / C] * C
+        for i, x in enumerate(self._transformed(rows)):
+            out[i] = _aligned(self._classifier.predict_proba_one(x), self.classes)
+        return out
+
+    def committee_proba(self, X: np.ndarray) -> np.ndarray | None:
+        """Return the ``(K, B, len(classes))`` probabilities of the ``K`` ensemble members.
+
+        Columns follow :attr:`classes` with the rules of :meth:`predict_proba`: a class a member
+        leaves out gets 0, a member that returns nothing gets a uniform row. The model does not
+        change (nothing learns, ``version`` stays).
+
+        Parameters
+        ----------
+        X
+            ``(B, d)`` features.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            ``(K, B, C)`` probabilities (``(K, B, 0)`` before any label was seen), or ``None``
+            when the classifier is not an ensemble and there is no committee to ask.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from river import ensemble, naive_bayes
+        >>> model = RiverModel(ensemble.BaggingClassifier(naive_bayes.GaussianNB(), n_models=3))
+        >>> model.committee_proba(np.zeros((2, 1))).shape
+        (3, 2, 0)
+        >>> model.learn(np.array([[0.0], [1.0], [0.1], [0.9]]), [0, 1, 0, 1])
+        >>> model.committee_proba(np.zeros((2, 1))).shape
+        (3, 2, 2)
+        """
+        ensemble = self._classifier
+        if not isinstance(ensemble, base.Ensemble):
+            return None
+        members = list(ensemble)
+        rows = self._rows(X)
+        C = len(self.classes)
+        # ARF and SRP create their members on the first item learned: count the ones to come.
+        K = len(members) or int(getattr(ensemble, "n_models", 0))
+        out = np.zeros((K, len(rows), C), dtype=np.float64)
+        if C == 0:
+            return out
+        if not members:
+            out[:] = 1.0 / C
+            return out
+        for i, x in enumerate(self._transformed(rows)):
+            for k, member in enumerate(members):
+                out[k, i] = _aligned(member.predict_proba_one(x), self.classes)
         return out
 
     def observe(self, X: np.ndarray) -> None:
@@ -195,6 +243,13 @@ class RiverModel:
         names = self.feature_names
         return [dict(zip(names, row, strict=True)) for row in arr.tolist()]
 
+    def _transformed(self, rows: list[dict[str, float]]) -> Iterator[dict[str, Any]]:
+        """The rows as the classifier sees them: through every transformer step, nothing learned."""
+        for x in rows:
+            for step in self._transformers:
+                x = step.transform_one(x)
+            yield x
+
     def _add_class(self, label: Label) -> None:
         if label in self.classes:
             return
@@ -203,6 +258,25 @@ class RiverModel:
         with contextlib.suppress(TypeError):
             classes.sort()
         self.classes = classes
+
+
+def _one_vs_rest(classifier: base.Classifier) -> base.Classifier:
+    """Make a binary-only classifier multi-class; an ensemble gets its member wrapped instead."""
+    member = getattr(classifier, "model", None)
+    if isinstance(classifier, base.Ensemble) and isinstance(member, base.Classifier):
+        committee = classifier.clone({"model": multiclass.OneVsRestClassifier(member)})
+        if committee._multiclass:
+            return committee
+    return multiclass.OneVsRestClassifier(classifier)
+
+
+def _aligned(proba: dict[Label, float], classes: list[Label]) -> list[float]:
+    """One probability per class in ``classes`` order; uniform when ``proba`` has no mass."""
+    # dict.get also finds bool keys for 0/1 labels (False == 0, same hash)
+    row = [float(proba.get(c, 0.0)) for c in classes]
+    total = sum(row)
+    C = len(classes)
+    return [p / total for p in row] if total > 0 else [1.0 / C] * C
 
 
 def _plain(label: Any) -> Label:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from streamer.models import COMMITTEE_MODEL
+
 MODEL_SPECS = [
     # binary-only classifier on a 3-class stream: wrapped in one-vs-rest automatically
     "StandardScaler | LogisticRegression",
@@ -12,4 +14,6 @@ MODEL_SPECS = [
     "HoeffdingAdaptiveTreeClassifier(grace_period=50)",
     "StandardScaler | KNNClassifier(n_neighbors=3)",
     "ARFClassifier(n_models=3)",
+    # bagged one-vs-rest logistic regressions: a committee (committee_proba gives its members)
+    COMMITTEE_MODEL,
 ]
