@@ -15,17 +15,18 @@ Examples
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from streamer.core.sampler import DEFAULT_STRATEGY, STRATEGIES, Sampler
+from streamer.core.sampler import DEFAULT_POLICY, Sampler
 from streamer.data import Batch, iter_csv_batches, synthetic_stream
 from streamer.models import DEFAULT_MODEL, build_model
 
@@ -35,18 +36,48 @@ DEFAULT_SYNTHETIC_ITEMS = 20_000
 Progress = Callable[[dict[str, Any]], None]
 
 
+def parse_delay(value: int | float | str) -> tuple[float, str]:
+    """``500`` -> (500, "items"); ``"2.5s"`` -> (2.5, "seconds").
+
+    Examples
+    --------
+    >>> parse_delay("2.5s"), parse_delay("300"), parse_delay(0)
+    ((2.5, 'seconds'), (300.0, 'items'), (0.0, 'items'))
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        amount, unit = float(value), "items"
+    else:
+        text = str(value).strip().lower()
+        unit = "seconds" if text.endswith("s") else "items"
+        try:
+            amount = float(text.rstrip("s"))
+        except ValueError:
+            raise ValueError(
+                f"label delay must be a number of items (500) or seconds (2.5s), got {value!r}"
+            ) from None
+    if not amount >= 0 or amount != amount or amount == float("inf"):
+        raise ValueError(f"label delay must be >= 0 and finite, got {value!r}")
+    if unit == "items" and amount != int(amount):
+        raise ValueError(f"a label delay in items must be whole, got {value!r} (add 's' for seconds)")
+    return amount, unit
+
+
 def run_simulation(
     data: str | Path | None,
     *,
     budget: float = 0.05,
     model: str = DEFAULT_MODEL,
-    strategy: str = DEFAULT_STRATEGY,
+    policy: str | None = None,
+    strategy: str | None = None,
     seed: int = 0,
     max_items: int | None = None,
-    label_delay: int = 0,
+    label_delay: int | float | str = 0,
+    rate: float = 100.0,
+    delay_jitter: bool = False,
     batch_size: int = 1,
     progress: Progress | None = None,
     synthetic_items: int = DEFAULT_SYNTHETIC_ITEMS,
+    sampler_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run a prequential active-learning simulation over one stream.
 
@@ -58,77 +89,122 @@ def run_simulation(
         Share of items whose label may be requested.
     model
         Model spec for :func:`streamer.models.build_model`.
-    strategy
-        One of :data:`streamer.core.sampler.STRATEGIES`.
+    policy
+        A policy expression (:mod:`streamer.core.policy`) or ``random``; ``strategy`` is its
+        older name.
     seed
-        Seeds the model and the sampler (and the synthetic stream).
+        Seeds the model and the sampler (and the synthetic stream and the delay jitter).
     max_items
         Stop after this many items.
     label_delay
-        A requested label reaches the model this many items after its item arrived
-        (0 = right after its batch was decided).
+        When a requested label reaches the model: ``N`` items after its item arrived, or
+        ``"Ns"`` seconds after on the stream clock (items arrive at ``rate`` per second).
+        0 = right after its batch was decided. Items whose label is in flight are never asked
+        again (the simulator gives every item an id).
+    rate
+        Items per second of the stream clock (for delays in seconds and ``labels_per_second``).
+    delay_jitter
+        Draw each delay from an exponential distribution with the given mean (annotators do
+        not answer in order).
     batch_size
         Items per ``decide`` call.
     progress
         Called with a partial result dict after every batch (throttle on the caller's side).
     synthetic_items
         Length of the synthetic stream when ``data`` is ``None``.
+    sampler_options
+        More :class:`~streamer.core.sampler.Sampler` keywords (``explore``, ``class_balance``,
+        ``drift``, ``labels_per_second``...).
 
     Returns
     -------
     dict
-        ``items, queried, query_rate, budget, accuracy, items_per_s, model, strategy, seed,
-        label_delay, data, elapsed_s, asked_by_reason``.
+        ``items, queried, query_rate, budget, accuracy, items_per_s, model, strategy, policy,
+        seed, label_delay, data, elapsed_s, asked_by_reason, worst_window_share``.
     """
-    if label_delay < 0:
-        raise ValueError(f"label_delay must be >= 0 items, got {label_delay}")
+    delay, unit = parse_delay(label_delay)
+    if not rate > 0:
+        raise ValueError(f"rate must be a positive number of items per second, got {rate!r}")
     if max_items is not None and max_items < 1:
         raise ValueError(f"max_items must be at least 1, got {max_items}")
-    sampler = Sampler(build_model(model, seed=seed), budget=budget, strategy=strategy, seed=seed)
+    delay_items = delay if unit == "items" else delay * rate
+    clock = [0.0]  # the stream clock, seconds
+    options = dict(sampler_options or {})
+    options.setdefault("clock", lambda: clock[0])
+    sampler = Sampler(build_model(model, seed=seed), budget=budget, policy=policy,
+                      strategy=strategy, seed=seed, **options)
+    name = sampler.policy
     batches = _batches(data, batch_size, seed, synthetic_items)
+    jitter = np.random.default_rng(seed + 7919) if delay_jitter else None
 
-    pending: deque[tuple[int, np.ndarray, Any]] = deque()  # (reveal_at_item_index, x, y) FIFO
+    pending: list[tuple[float, int, np.ndarray, Any, str]] = []  # heap of (due item index, ...)
     items = correct = queried = 0
+    asks: list[np.ndarray] = []
     by_reason: Counter[str] = Counter()
     started = time.perf_counter()
 
-    def reveal(upto: int) -> None:
+    def reveal(upto: float) -> None:
         """Teach the model every pending label due at or before item index ``upto``."""
-        xs, ys = [], []
+        xs, ys, ids = [], [], []
         while pending and pending[0][0] <= upto:
-            _, x, label = pending.popleft()
+            _, _, x, label, item_id = heapq.heappop(pending)
             xs.append(x)
             ys.append(label)
+            ids.append(item_id)
         if xs:
-            sampler.learn(np.vstack(xs), ys)
+            sampler.learn(np.vstack(xs), ys, ids=ids)
 
     for X, y, _names in batches:
         if max_items is not None and items + len(y) > max_items:
             X, y = X[: max_items - items], y[: max_items - items]
         if len(y) == 0:
             break
-        decisions = sampler.decide(X)
+        clock[0] = items / rate
+        ids = [str(items + i) for i in range(len(y))]
+        decisions = sampler.decide(X, ids=ids)
+        asks.append(decisions.ask)
         correct += sum(p is not None and p == t for p, t in zip(decisions.prediction, y.tolist(), strict=True))
+        last = items + len(y) - 1
         for i in decisions.asked_indices.tolist():
-            # The label exists once its batch is decided; it arrives label_delay items later.
-            pending.append((items + len(y) - 1 + label_delay, X[i : i + 1], int(y[i])))
+            # The label exists once its batch is decided; it arrives `delay` later.
+            wait = delay_items if jitter is None else float(jitter.exponential(delay_items)) if delay_items else 0.0
+            heapq.heappush(pending, (last + wait, items + i, X[i : i + 1], int(y[i]), ids[i]))
             queried += 1
             by_reason[decisions.reason[i]] += 1
         items += len(y)
         reveal(items - 1)
         if progress is not None:
-            progress(_result(items, queried, correct, budget, model, strategy, seed, label_delay,
+            progress(_result(items, queried, correct, budget, model, name, seed, label_delay,
                              data, time.perf_counter() - started, by_reason))
         if max_items is not None and items >= max_items:
             break
 
-    return _result(items, queried, correct, budget, model, strategy, seed, label_delay, data,
-                   time.perf_counter() - started, by_reason)
+    result = _result(items, queried, correct, budget, model, name, seed, label_delay, data,
+                     time.perf_counter() - started, by_reason)
+    ask = np.concatenate(asks) if asks else np.zeros(0, dtype=bool)
+    result["worst_window_share"] = worst_window_deviation(ask, budget, min(10_000, max(1, items)))
+    result["not_reasked"] = sampler.snapshot()["not_reasked"]
+    return result
+
+
+def worst_window_deviation(ask: np.ndarray, budget: float, window: int) -> float:
+    """Largest relative deviation of the share asked from ``budget`` over any ``window`` items.
+
+    Examples
+    --------
+    >>> worst_window_deviation(np.array([1, 0, 0, 0, 1, 0, 0, 0], dtype=bool), 0.25, 4)
+    0.0
+    """
+    if ask.shape[0] < window or window < 1:
+        return 0.0
+    c = np.concatenate([[0], np.cumsum(ask, dtype=np.int64)])
+    counts = c[window:] - c[:-window]
+    return float(np.abs(counts - budget * window).max() / (budget * window))
 
 
 def _result(
     items: int, queried: int, correct: int, budget: float, model: str, strategy: str, seed: int,
-    label_delay: int, data: str | Path | None, elapsed: float, by_reason: Counter[str],
+    label_delay: int | float | str, data: str | Path | None, elapsed: float, by_reason: Counter[str],
 ) -> dict[str, Any]:
     return {
         "items": items,
@@ -139,6 +215,7 @@ def _result(
         "items_per_s": items / elapsed if elapsed > 0 else 0.0,
         "model": model,
         "strategy": strategy,
+        "policy": strategy,
         "seed": seed,
         "label_delay": label_delay,
         "data": str(data) if data is not None else "synthetic",
@@ -171,12 +248,26 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="share of items whose label may be requested (default 0.05)")
     parser.add_argument("--model", metavar="M", default=DEFAULT_MODEL,
                         help=f"model spec (default {DEFAULT_MODEL!r})")
-    parser.add_argument("--strategy", metavar="S", choices=STRATEGIES, default=DEFAULT_STRATEGY,
-                        help=f"one of {', '.join(STRATEGIES)} (default {DEFAULT_STRATEGY})")
+    parser.add_argument("--policy", "--strategy", dest="policy", metavar="EXPR", default=DEFAULT_POLICY,
+                        help="query policy, e.g. 'margin', 'margin or novelty', 'random' "
+                             f"(default {DEFAULT_POLICY!r}; --strategy is its older name)")
+    parser.add_argument("--explore", metavar="E", type=float, default=0.1,
+                        help="share of the budget spent on random items (default 0.1)")
+    parser.add_argument("--class-balance", metavar="S", type=float, default=0.0,
+                        help="raise the ask rate for rare predicted classes (0 = off)")
+    parser.add_argument("--drift-boost", action="store_true",
+                        help="ask more right after a drift of the error, paid back later")
+    parser.add_argument("--labels-per-second", metavar="R", type=float, default=None,
+                        help="cap labels per second of the stream clock (token bucket)")
+    parser.add_argument("--rate", metavar="R", type=float, default=100.0,
+                        help="items per second of the stream clock (default 100)")
     parser.add_argument("--seed", metavar="N", type=int, default=0)
     parser.add_argument("--max-items", metavar="N", type=_positive_int, default=None)
-    parser.add_argument("--label-delay", metavar="N", type=int, default=0,
-                        help="items between an item and the arrival of its requested label")
+    parser.add_argument("--label-delay", metavar="N|Ts", type=_delay_arg, default=0,
+                        help="delay of a requested label: N items, or T seconds of the stream "
+                             "clock ('2.5s'); items whose label is in flight are not asked again")
+    parser.add_argument("--delay-jitter", action="store_true",
+                        help="exponentially distributed delays with that mean")
     parser.add_argument("--batch-size", metavar="N", type=_positive_int, default=1)
     parser.add_argument("--compare-random", action="store_true",
                         help="also run random sampling at the same budget")
@@ -199,15 +290,17 @@ def _run_command(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {
         "budget": args.budget, "model": args.model, "seed": args.seed,
         "max_items": args.max_items, "label_delay": args.label_delay,
-        "batch_size": args.batch_size,
+        "batch_size": args.batch_size, "rate": args.rate, "delay_jitter": args.delay_jitter,
     }
+    options = {"explore": args.explore, "class_balance": args.class_balance,
+               "drift": args.drift_boost, "labels_per_second": args.labels_per_second}
     if args.synthetic is not None:
         kwargs["synthetic_items"] = args.synthetic
     try:
-        result = run_simulation(data, strategy=args.strategy,
-                                progress=_ProgressPrinter(args.strategy), **kwargs)
+        result = run_simulation(data, policy=args.policy, sampler_options=options,
+                                progress=_ProgressPrinter(args.policy), **kwargs)
         if args.compare_random:
-            baseline = run_simulation(data, strategy="random",
+            baseline = run_simulation(data, policy="random",
                                       progress=_ProgressPrinter("random"), **kwargs)
             result["random_accuracy"] = baseline["accuracy"]
             result["random_query_rate"] = baseline["query_rate"]
@@ -243,7 +336,7 @@ class _ProgressPrinter:
 def _print_summary(result: dict[str, Any]) -> None:
     lines = [
         f"data        {result['data']}",
-        f"model       {result['model']}   strategy {result['strategy']}   seed {result['seed']}",
+        f"model       {result['model']}   policy {result['policy']}   seed {result['seed']}",
         f"items       {result['items']:,}   labels {result['queried']:,} "
         f"(query rate {result['query_rate']:.4f}, budget {result['budget']})",
         f"accuracy    {result['accuracy']:.4f}",
@@ -255,7 +348,17 @@ def _print_summary(result: dict[str, Any]) -> None:
         )
     lines.append(f"speed       {result['items_per_s']:,.0f} items/s ({result['elapsed_s']:.1f} s)")
     lines.append(f"asked by    {result['asked_by_reason']}")
+    if "worst_window_share" in result:
+        lines.append(f"budget      worst window off by {result['worst_window_share']:.2%} (relative)")
     print("\n".join(lines), file=sys.stderr)
+
+
+def _delay_arg(text: str) -> int | str:
+    try:
+        amount, unit = parse_delay(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return int(amount) if unit == "items" else text
 
 
 def _positive_int(text: str) -> int:

@@ -14,7 +14,8 @@ import pytest
 from streamer.simulate import register, run_simulation
 
 RESULT_KEYS = {"items", "queried", "query_rate", "budget", "accuracy", "items_per_s", "model",
-               "strategy", "seed", "label_delay", "data", "elapsed_s", "asked_by_reason"}
+               "strategy", "policy", "seed", "label_delay", "data", "elapsed_s", "asked_by_reason",
+               "worst_window_share", "not_reasked"}
 
 
 @pytest.fixture
@@ -48,10 +49,10 @@ def test_items_predicted_before_any_label_count_as_wrong(blobs_csv: Path) -> Non
 
 def test_label_delay_holds_labels_back(blobs_csv: Path) -> None:
     # With labels arriving 2000 items late, the first 2000 predictions know no class at all,
-    # while the cold start asks its allowance (20 labels) ahead of the budget and no more.
+    # while the cold start asks the budget plus its slack (5 labels at 5%) and no more.
     delayed = run_simulation(blobs_csv, budget=0.05, label_delay=2_000, max_items=2_000)
     assert delayed["accuracy"] == 0.0
-    assert delayed["asked_by_reason"] == {"cold_start": 20 + 100}
+    assert delayed["asked_by_reason"] == {"cold_start": 100 + 5}
     prompt = run_simulation(blobs_csv, budget=0.05, max_items=2_000)
     assert prompt["accuracy"] > 0.9
 
@@ -124,3 +125,30 @@ def test_runs_as_a_process() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["items"] == 400
+
+
+def test_label_delay_in_seconds_uses_the_stream_clock(blobs_csv: Path) -> None:
+    # 20 s at 100 items/s is the same as 2000 items.
+    seconds = run_simulation(blobs_csv, budget=0.05, label_delay="20s", rate=100.0, max_items=2_000)
+    items = run_simulation(blobs_csv, budget=0.05, label_delay=2_000, max_items=2_000)
+    assert (seconds["accuracy"], seconds["queried"]) == (items["accuracy"], items["queried"])
+
+
+def test_jittered_delays_still_learn_and_hold_the_budget(blobs_csv: Path) -> None:
+    result = run_simulation(blobs_csv, budget=0.05, label_delay="3s", delay_jitter=True, max_items=4_000,
+                            batch_size=10)
+    assert result["accuracy"] > 0.8
+    assert abs(result["queried"] - 0.05 * result["items"]) <= 6
+
+
+def test_labels_per_second_caps_the_labels_on_the_stream_clock(blobs_csv: Path) -> None:
+    # 100 items/s; 0.5 labels/s is 0.5% of the items, far below the 5% budget.
+    result = run_simulation(blobs_csv, budget=0.05, max_items=4_000, batch_size=10,
+                            sampler_options={"labels_per_second": 0.5})
+    assert result["queried"] <= 0.5 * result["items"] / 100 + 2
+
+
+@pytest.mark.parametrize("bad", ["-1", "abc", "1.5", "nan"])
+def test_bad_label_delay_is_rejected_with_the_syntax(blobs_csv: Path, bad: str) -> None:
+    with pytest.raises(ValueError, match="label delay"):
+        run_simulation(blobs_csv, label_delay=bad, max_items=10)
