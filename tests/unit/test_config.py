@@ -81,3 +81,44 @@ def test_secrets_never_appear_in_public_settings_or_errors() -> None:
 def test_mask_url_leaves_urls_without_a_password_alone() -> None:
     assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert mask_url("rediss://:pw@host:6380") == "rediss://:***@host:6380"
+
+
+def test_policy_settings_are_validated_and_reach_the_sampler(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from streamer.app import build_service
+
+    monkeypatch.setenv("STREAMER_POLICY", "margin or novelty")
+    s = load_settings(class_balance=1.0, drift_boost=True, labels_per_second=5.0, budget_window=2000)
+    service = asyncio.run(build_service(s))
+    snapshot = service.sampler.snapshot()
+    assert snapshot["policy"] == "margin or novelty"
+    assert snapshot["labels_per_second"] == 5.0
+    assert snapshot["promise"]["window"] == 2000
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"policy": "margin or"}, "--policy / STREAMER_POLICY"),
+        ({"policy": "smallest"}, "unknown term 'smallest'"),
+        ({"policy": "margin", "strategy": "entropy"}, "not both"),
+        ({"labels_per_second": 0}, "--labels-per-second"),
+        ({"budget_tolerance": 0}, "--budget-tolerance"),
+    ],
+)
+def test_bad_policy_settings_say_what_to_fix(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(**kwargs)
+
+
+def test_run_flags_cover_the_policy_settings() -> None:
+    from streamer.cli import _settings_from_args, build_parser
+
+    args = build_parser().parse_args(
+        ["run", "--policy", "entropy * density", "--class-balance", "0.5", "--drift-boost",
+         "--labels-per-second", "2", "--budget-window", "5000", "--budget-tolerance", "0.05"]
+    )
+    s = _settings_from_args(args)
+    assert (s.policy, s.class_balance, s.drift_boost, s.labels_per_second, s.budget_window,
+            s.budget_tolerance) == ("entropy * density", 0.5, True, 2.0, 5000, 0.05)
