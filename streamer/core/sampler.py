@@ -157,6 +157,9 @@ class Sampler:
         self._label_counts: Counter[Label] = Counter()
         self._memory_args = (novelty_capacity, novelty_metric, density_reservoir)
         self._memory: Any = None  # built at the first batch, when the vector length is known
+        self._feature_count = 0
+        self._feature_mean: np.ndarray | float = 0.0
+        self._feature_m2: np.ndarray | float = 0.0
         self._drift: Any = None
         self._boost: Any = None
         if drift:
@@ -239,6 +242,7 @@ class Sampler:
             raise ValueError(f"got {B} rows but {len(ids)} ids; pass one id per row")
         blocked = self._in_flight_mask(ids, B)
         memory = self._memory_for(X) if set(self._terms) & MEMORY_TERMS else None
+        Z = self._scaled(X) if memory is not None else X  # the memory works on standardised rows
         ctl = self._controller
         scale = None if self._boost is None else self._boost.multipliers(B)
         limit = None if self._bucket is None else self._bucket.available()
@@ -251,7 +255,7 @@ class Sampler:
         elif self._policy is None:
             ask, reasons = ctl.decide(np.zeros(B), scale=scale, limit=limit, blocked=blocked)
         else:
-            signals = self._signals(X, proba, memory)
+            signals = self._signals(X, Z, proba, memory)
             scores.update(signals)
             score, term_reasons = self._policy.evaluate(signals)
             if len(signals) > 1 or len(self._terms) > 1:
@@ -267,13 +271,13 @@ class Sampler:
         asked = np.flatnonzero(ask)
         if asked.size:
             if memory is not None:
-                memory.add(X[asked])
+                memory.add(Z[asked])
             if ids is not None:
                 self._remember([ids[i] for i in asked.tolist()])
             if self._bucket is not None:
                 self._bucket.take(int(asked.size))
         if memory is not None and self._memory_args[2]:
-            memory.observe(X)
+            memory.observe(Z)
         model.observe(X)
         self._by_reason.update(reasons)
         return Decisions(
@@ -288,7 +292,9 @@ class Sampler:
             model_version=model.version,
         )
 
-    def _signals(self, X: np.ndarray, proba: np.ndarray, memory: Any) -> dict[str, np.ndarray]:
+    def _signals(
+        self, X: np.ndarray, Z: np.ndarray, proba: np.ndarray, memory: Any
+    ) -> dict[str, np.ndarray]:
         signals: dict[str, np.ndarray] = {}
         committee = None
         for name in self._terms:
@@ -301,9 +307,9 @@ class Sampler:
 
                 signals[name] = vote_entropy(committee) if name == "disagreement" else mean_kl(committee)
             elif name == "novelty":
-                signals[name] = memory.score(X)
+                signals[name] = memory.score(Z)
             elif name == "density":
-                signals[name] = memory.density_weight(X)
+                signals[name] = memory.density_weight(Z)
         return signals
 
     def _committee(self, X: np.ndarray) -> np.ndarray:
@@ -315,6 +321,27 @@ class Sampler:
                 "ensemble; use e.g. streamer.models.COMMITTEE_MODEL"
             )
         return np.asarray(members, dtype=np.float64)
+
+    def _scaled(self, X: np.ndarray) -> np.ndarray:
+        """Standardise rows with the running mean and variance of every item seen (Euclidean
+        memories only: one feature in the hundreds must not drown the others), then update them.
+        Cosine memories (embeddings) see the rows as they are."""
+        if self._memory_args[1] != "euclidean":
+            return X
+        n, b = self._feature_count, X.shape[0]
+        if n >= 2:
+            Z = (X - self._feature_mean) / np.sqrt(np.maximum(self._feature_m2 / n, 1e-12))
+        else:
+            Z = X
+        # Chan et al.'s parallel update of the running mean and sum of squared deviations.
+        mean_b = X.mean(axis=0)
+        m2_b = ((X - mean_b) ** 2).sum(axis=0)
+        delta = mean_b - self._feature_mean
+        total = n + b
+        self._feature_mean = self._feature_mean + delta * (b / total)
+        self._feature_m2 = self._feature_m2 + m2_b + delta**2 * (n * b / total)
+        self._feature_count = total
+        return Z
 
     def _memory_for(self, X: np.ndarray) -> Any:
         if self._memory is None:
