@@ -47,7 +47,9 @@ integration: services
 	$(BIN)/pytest -q tests/integration
 
 bench: install
+	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python benchmarks/simulate_vs_random.py
+	$(BIN)/python benchmarks/label_efficiency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

@@ -1,0 +1,547 @@
+"""Label efficiency: our sampling policies vs random sampling and published anchors, same learner.
+
+Every method runs the same prequential protocol (``benchmarks/prequential.py``) with the same
+learner, ``streamer.models.build_model(DEFAULT_MODEL, seed=seed)``, on every stream of the data
+dir plus river's drifting generators (``benchmarks/streams.py``), at budgets 1%, 5% and 10% and
+several seeds. Methods:
+
+- ours: each row of :data:`OURS` (``Sampler(model, budget=b, seed=s, **kwargs)``), the
+  :data:`DEFAULT_ROW` being the default policy, plus random sampling at the same budget;
+- anchors (``benchmarks/anchors.py``): river's ``EntropySampler`` (no budget: its
+  ``discount_factor`` is tuned per stream and budget so its share lands nearest the budget) and
+  scikit-activeml's ``VariableUncertainty``, ``Split``, ``StreamProbabilisticAL`` and
+  ``DBALStream`` with their default budget managers at budget ``b``.
+
+Writes ``label_efficiency.json`` (machine, config, every run, the aggregated table),
+``label_efficiency.md`` (one table per budget, notes on every losing cell and anchor failure) and
+``label_efficiency.png`` (accuracy vs labels at 5%) to ``--out``, and prints the Markdown.
+Anchor runs are cached in ``label_efficiency_anchors.json`` and reused unless ``--rerun-anchors``.
+The sanity check (``--tutorial``, part of the default run) replays scikit-activeml's stream
+tutorial (``benchmarks/skactiveml_tutorial.py``).
+
+Usage::
+
+    .venv/bin/python benchmarks/label_efficiency.py                 # the full run
+    .venv/bin/python benchmarks/label_efficiency.py --only-ours \\
+        --ours 'mine={"strategy": "margin", "explore": 0.2}'       # iterate on our policies
+    .venv/bin/python benchmarks/label_efficiency.py --quick --out /tmp/le
+"""
+
+from __future__ import annotations
+
+import os
+
+if __name__ == "__main__":  # before numpy loads: one BLAS thread per worker, the pool is the parallelism
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import multiprocessing  # noqa: E402
+import platform  # noqa: E402
+import queue  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from dataclasses import asdict, dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules beside this file
+
+import numpy as np  # noqa: E402
+import river  # noqa: E402
+import skactiveml  # noqa: E402
+from anchors import ANCHORS, RIVER_ENTROPY, SKACTIVEML_STRATEGIES  # noqa: E402
+from prequential import run  # noqa: E402
+from streams import SYNTHETIC, Stream, load_streams  # noqa: E402
+
+from streamer.data import default_data_dir  # noqa: E402
+from streamer.models import DEFAULT_MODEL  # noqa: E402
+
+# Our rows: name -> Sampler kwargs, passed through untouched. Add policies here (or --ours).
+OURS: dict[str, dict[str, Any]] = {
+    "margin": {"strategy": "margin"},
+    "entropy": {"strategy": "entropy"},
+    "least-confidence": {"strategy": "least-confidence"},
+}
+DEFAULT_ROW = "margin"
+RANDOM_ROW = "random"
+RANDOM_KWARGS = {"strategy": "random"}
+
+BUDGETS = (0.01, 0.05, 0.10)
+SEEDS = (0, 1, 2)
+# 10,000 synthetic items keep the default run under ~30 min on 2 cores (measured: the slowest
+# anchors, StreamProbabilisticAL and DBALStream, run at ~500-1,000 items/s at batch size 8).
+SYNTHETIC_ITEMS = 10_000
+BATCH_SIZE = 8
+# EntropySampler's discount_factor: a coarse grid on the tuning seed, then one log-interpolated
+# value per budget; the value whose share is nearest the budget on the tuning seed runs on all seeds.
+ENTROPY_GRID = tuple(4.0**k for k in range(11))  # 1 .. 1,048,576
+TUNING_SEED = 0
+CACHE_VERSION = 1  # bump when an anchor adapter changes: cached anchor runs are then ignored
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# Relative cost per item, for ordering jobs and the ETA (measured at batch size 8).
+COST = {RANDOM_ROW: 1.0, RIVER_ENTROPY: 1.3, "skactiveml.VariableUncertainty": 2.5,
+        "skactiveml.Split": 3.0, "skactiveml.StreamProbabilisticAL": 18.0, "skactiveml.DBALStream": 22.0}
+TUTORIAL_COST = 30_000.0  # about one StreamProbabilisticAL run over 1,700 items
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "river": river.__version__,
+        "scikit-activeml": skactiveml.__version__,
+        "numpy": np.__version__,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: ``method`` on ``stream`` at ``budget`` with ``seed`` (or one tutorial row)."""
+
+    kind: str  # "ours" | "anchor" | "tutorial-theirs" | "tutorial-ours"
+    method: str
+    stream: str = ""
+    budget: float = 0.0
+    seed: int = 0
+    sampler_kwargs: dict[str, Any] | None = None
+    anchor_params: dict[str, Any] = field(default_factory=dict)
+    learner: str = ""
+
+    def cache_key(self, stream: Stream, batch_size: int, model: str) -> str:
+        # EntropySampler has no budget: one run serves every budget.
+        budget = "any" if self.method == RIVER_ENTROPY else f"{self.budget:g}"
+        params = json.dumps(self.anchor_params, sort_keys=True)
+        return (f"v{CACHE_VERSION}|{stream.name}|n={len(stream)}|bs={batch_size}|model={model}|"
+                f"{self.method}|budget={budget}|seed={self.seed}|{params}")
+
+
+_STREAMS: dict[str, Stream] = {}  # filled before the pool forks; workers read it
+_SETTINGS: dict[str, Any] = {}
+
+
+def _init_worker() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    # ParzenWindowClassifier warns about zero variance on a window of identical rows.
+    warnings.filterwarnings("ignore", module="skactiveml")
+
+
+def execute(job: Job) -> dict[str, Any]:
+    """Run one job in a worker; never raises (a failure comes back as ``error``)."""
+    started = time.perf_counter()
+    try:
+        if job.kind == "tutorial-theirs":
+            from skactiveml_tutorial import run_theirs
+
+            result = run_theirs(job.method)
+        elif job.kind == "tutorial-ours":
+            from skactiveml_tutorial import run_ours
+
+            result = run_ours(job.sampler_kwargs or {}, job.learner)
+        else:
+            stream = _STREAMS[job.stream]
+            result = run(stream, budget=job.budget, seed=job.seed, batch_size=_SETTINGS["batch_size"],
+                         sampler_kwargs=job.sampler_kwargs if job.kind == "ours" else None,
+                         anchor=job.method if job.kind == "anchor" else None,
+                         anchor_params=job.anchor_params, model_spec=_SETTINGS["model"])
+    except Exception as exc:  # a failing method is reported, not hidden
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    result["elapsed_s"] = result.get("elapsed_s", round(time.perf_counter() - started, 3))
+    return {"job": asdict(job), **result}
+
+
+def job_cost(job: Job) -> float:
+    if job.kind.startswith("tutorial"):
+        return TUTORIAL_COST if job.learner != DEFAULT_MODEL else 1000.0
+    return len(_STREAMS[job.stream]) * COST.get(job.method, 1.0)
+
+
+class Runner:
+    """Runs jobs on a pool (or inline), reports progress on stderr, and lets callers add jobs."""
+
+    def __init__(self, jobs: int) -> None:
+        self._pool = multiprocessing.get_context("fork").Pool(jobs, _init_worker) if jobs > 1 else None
+        if self._pool is None:
+            _init_worker()
+        self._done: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._pending = 0
+        self.total_cost = 0.0
+        self.done_cost = 0.0
+        self.finished = 0
+        self.submitted = 0
+        self.started = time.perf_counter()
+
+    def submit(self, job: Job) -> None:
+        self._pending += 1
+        self.submitted += 1
+        self.total_cost += job_cost(job)
+        if self._pool is None:
+            self._done.put(execute(job))
+        else:
+            self._pool.apply_async(execute, (job,), callback=self._done.put,
+                                   error_callback=lambda exc, job=job: self._done.put(
+                                       {"job": asdict(job), "error": repr(exc)}))
+
+    def expect(self, cost: float) -> None:
+        """Count jobs that will be submitted later in the ETA."""
+        self.total_cost += cost
+
+    def unexpect(self, cost: float) -> None:
+        self.total_cost -= cost
+
+    def results(self) -> Any:
+        while self._pending:
+            result = self._done.get()
+            self._pending -= 1
+            self.finished += 1
+            self.done_cost += job_cost(Job(**result["job"]))
+            self._progress(result)
+            yield result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+
+    def _progress(self, result: dict[str, Any]) -> None:
+        job = result["job"]
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed * max(self.total_cost - self.done_cost, 0.0) / max(self.done_cost, 1e-9)
+        what = (f"{job['stream']} {job['method']} b={job['budget']:g} s={job['seed']}"
+                if not job["kind"].startswith("tutorial") else f"tutorial {job['method']} {job['learner']}")
+        if "error" in result:
+            outcome = f"FAILED {result['error']}"
+        elif "share" in result:
+            outcome = f"acc {result['accuracy']:.4f} share {result['share']:.2%}"
+        else:
+            outcome = f"acc {result['accuracy']:.4f} queries {result['queries']}"
+        print(f"[{self.finished:>4}/{self.submitted}] {what} -> {outcome} ({result['elapsed_s']:.1f}s)"
+              f" | elapsed {_clock(elapsed)}, ETA {_clock(eta)}", file=sys.stderr, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s"
+
+
+# -- the benchmark -------------------------------------------------------------------------------
+
+
+def benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every method; return the JSON document (also written with the Markdown and PNG)."""
+    ours = dict(OURS)
+    ours.update(args.ours)
+    if DEFAULT_ROW not in ours:
+        raise SystemExit(f"the default row {DEFAULT_ROW!r} is missing from OURS")
+    data_dir = default_data_dir()
+    streams = load_streams(data_dir, args.synthetic_items, names=args.streams, max_items=args.max_items)
+    _STREAMS.clear()
+    _STREAMS.update({s.name: s for s in streams})
+    _SETTINGS.update(batch_size=args.batch_size, model=args.model)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    cache_path = out / "label_efficiency_anchors.json"
+    cache = {} if args.rerun_anchors else _load_cache(cache_path)
+
+    started = time.perf_counter()
+    runner = Runner(args.jobs)
+    records: list[dict[str, Any]] = []
+    tutorial_rows: dict[str, dict[str, Any]] = {"theirs": {}, "ours": {}}
+
+    jobs: list[Job] = []
+    if args.tutorial:
+        from skactiveml_tutorial import LEARNERS, THEIRS
+
+        for name in THEIRS:
+            key = _tutorial_key(name)
+            if key in cache:
+                tutorial_rows["theirs"][name] = {**cache[key], "cached": True}
+            elif not args.only_ours:
+                jobs.append(Job("tutorial-theirs", name))
+        jobs += [Job("tutorial-ours", name, sampler_kwargs=cfg, learner=learner)
+                 for name, cfg in {**ours, RANDOM_ROW: RANDOM_KWARGS}.items() for learner in LEARNERS]
+    for stream in streams:
+        for budget in args.budgets:
+            for seed in args.seeds:
+                for name, cfg in {**ours, RANDOM_ROW: RANDOM_KWARGS}.items():
+                    jobs.append(Job("ours", name, stream.name, budget, seed, sampler_kwargs=cfg))
+                for anchor in SKACTIVEML_STRATEGIES:
+                    jobs.append(Job("anchor", anchor, stream.name, budget, seed))
+
+    entropy = EntropyTuning(args, streams, runner, cache)
+    pending_anchor_jobs: list[Job] = []
+    for job in sorted(jobs, key=job_cost, reverse=True):
+        if job.kind == "anchor":
+            key = job.cache_key(_STREAMS[job.stream], args.batch_size, args.model)
+            if key in cache:
+                records.append({**cache[key], "job": asdict(job), "cached": True})
+                continue
+            if args.only_ours:
+                continue
+            pending_anchor_jobs.append(job)
+            continue
+        runner.submit(job)
+    # Cheap EntropySampler grid first: its follow-up runs depend on it.
+    entropy.start()
+    for job in pending_anchor_jobs:
+        runner.submit(job)
+
+    last_save = time.monotonic()
+    for result in runner.results():
+        job = Job(**result["job"])
+        if job.kind == "tutorial-theirs":
+            tutorial_rows["theirs"][job.method] = result
+            if "error" not in result:
+                cache[_tutorial_key(job.method)] = _strip(result)
+            continue
+        if job.kind == "tutorial-ours":
+            tutorial_rows["ours"][f"{job.method} | {job.learner}"] = result
+            continue
+        if job.kind == "anchor" and "error" not in result:
+            cache[job.cache_key(_STREAMS[job.stream], args.batch_size, args.model)] = _strip(result)
+        if job.method == RIVER_ENTROPY:
+            entropy.finished(job, result)
+        else:
+            records.append(result)
+        if time.monotonic() - last_save > 60:
+            _save_cache(cache_path, cache)
+            last_save = time.monotonic()
+    runner.close()
+    _save_cache(cache_path, cache)
+    records += entropy.records()
+    elapsed = time.perf_counter() - started
+
+    from label_efficiency_report import build_document, write_outputs
+
+    doc = build_document(
+        machine=machine(), args=args, ours=ours, default_row=DEFAULT_ROW, streams=streams,
+        records=records, entropy=entropy.summary(), tutorial=tutorial_rows if args.tutorial else None,
+        elapsed=elapsed)
+    markdown = write_outputs(doc, out)
+    print(markdown)
+    print(f"wrote {out / 'label_efficiency.json'}, label_efficiency.md, label_efficiency.png "
+          f"({_clock(elapsed)})", file=sys.stderr)
+    return doc
+
+
+class EntropyTuning:
+    """river's EntropySampler has no budget; find, per stream and budget, its nearest setting.
+
+    1. the coarse :data:`ENTROPY_GRID` on the tuning seed (one run serves every budget);
+    2. per budget, ``discount_factor`` log-interpolated between the two grid values whose shares
+       bracket the budget, on the tuning seed;
+    3. the value (grid or interpolated) whose tuning-seed share is nearest the budget, on every seed.
+    """
+
+    def __init__(self, args: argparse.Namespace, streams: list[Stream], runner: Runner,
+                 cache: dict[str, Any]) -> None:
+        self._args, self._streams, self._runner, self._cache = args, streams, runner, cache
+        self._runs: dict[tuple[str, float, int], dict[str, Any]] = {}  # (stream, df, seed)
+        self._waiting: dict[str, int] = defaultdict(int)  # stream -> runs of the current phase
+        self._phase: dict[str, int] = {}
+        self.chosen: dict[tuple[str, float], float] = {}  # (stream, budget) -> df
+
+    def start(self) -> None:
+        if self._args.only_ours and not self._any_cached():
+            return
+        for stream in self._streams:
+            self._phase[stream.name] = 1
+            # phases 2 and 3 come later: count them in the ETA now
+            later = len(self._args.budgets) * (1 + len(self._args.seeds))
+            self._runner.expect(later * len(stream) * COST[RIVER_ENTROPY])
+            self._launch(stream.name, [(df, TUNING_SEED) for df in ENTROPY_GRID])
+
+    def _any_cached(self) -> bool:
+        return any(f"|{RIVER_ENTROPY}|" in key for key in self._cache)
+
+    def _launch(self, stream: str, runs: list[tuple[float, int]]) -> None:
+        todo = [(df, seed) for df, seed in dict.fromkeys(runs) if (stream, df, seed) not in self._runs]
+        for df, seed in todo:
+            job = Job("anchor", RIVER_ENTROPY, stream, 0.0, seed, anchor_params={"discount_factor": df})
+            key = job.cache_key(_STREAMS[stream], self._args.batch_size, self._args.model)
+            if key in self._cache:
+                self._runs[(stream, df, seed)] = {**self._cache[key], "job": asdict(job), "cached": True}
+            elif self._args.only_ours:
+                self._runs[(stream, df, seed)] = {"job": asdict(job), "error": "not cached (--only-ours)"}
+            else:
+                self._waiting[stream] += 1
+                self._runner.submit(job)
+        if self._waiting[stream] == 0:
+            self._advance(stream)
+
+    def finished(self, job: Job, result: dict[str, Any]) -> None:
+        self._runs[(job.stream, job.anchor_params["discount_factor"], job.seed)] = result
+        self._waiting[job.stream] -= 1
+        if self._waiting[job.stream] == 0:
+            self._advance(job.stream)
+
+    def _advance(self, stream: str) -> None:
+        n = len(_STREAMS[stream])
+        phase = self._phase.get(stream, 0)
+        if phase == 1:
+            self._phase[stream] = 2
+            self._runner.unexpect(len(self._args.budgets) * n * COST[RIVER_ENTROPY])
+            self._launch(stream, [(self._interpolate(stream, b), TUNING_SEED) for b in self._args.budgets])
+        elif phase == 2:
+            self._phase[stream] = 3
+            self._runner.unexpect(len(self._args.budgets) * len(self._args.seeds) * n * COST[RIVER_ENTROPY])
+            for budget in self._args.budgets:
+                self.chosen[(stream, budget)] = self._nearest(stream, budget)
+            self._launch(stream, [(self.chosen[(stream, b)], seed) for b in self._args.budgets
+                                  for seed in self._args.seeds])
+
+    def _tuning_shares(self, stream: str) -> list[tuple[float, float]]:
+        return sorted((df, r["share"]) for (s, df, seed), r in self._runs.items()
+                      if s == stream and seed == TUNING_SEED and "share" in r)
+
+    def _interpolate(self, stream: str, budget: float) -> float:
+        points = self._tuning_shares(stream)
+        if not points:
+            return ENTROPY_GRID[0]
+        for (d0, s0), (d1, s1) in zip(points, points[1:], strict=False):
+            if s0 >= budget >= s1 and s0 > s1 > 0:
+                t = (np.log(s0) - np.log(budget)) / (np.log(s0) - np.log(s1))
+                return float(round(np.exp(np.log(d0) + t * (np.log(d1) - np.log(d0))), 3))
+        return min(points, key=lambda p: abs(p[1] - budget))[0]
+
+    def _nearest(self, stream: str, budget: float) -> float:
+        points = self._tuning_shares(stream)
+        return min(points, key=lambda p: abs(p[1] - budget))[0] if points else ENTROPY_GRID[0]
+
+    def records(self) -> list[dict[str, Any]]:
+        """One record per (stream, budget, seed) with the chosen discount factor."""
+        out = []
+        for (stream, budget), df in self.chosen.items():
+            for seed in self._args.seeds:
+                result = self._runs.get((stream, df, seed))
+                if result is None:
+                    continue
+                job = Job("anchor", RIVER_ENTROPY, stream, budget, seed, anchor_params={"discount_factor": df})
+                out.append({**result, "job": asdict(job)})
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "grid": list(ENTROPY_GRID),
+            "tuning_seed": TUNING_SEED,
+            "tuning_shares": {s.name: self._tuning_shares(s.name) for s in self._streams},
+            "chosen": {f"{stream}@{budget:g}": df for (stream, budget), df in self.chosen.items()},
+        }
+
+
+def _tutorial_key(name: str) -> str:
+    return f"v{CACHE_VERSION}|tutorial|{name}"
+
+
+def _strip(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k not in ("job", "cached")}
+
+
+def _load_cache(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text()).get("runs", {})
+    except (OSError, ValueError):
+        print(f"warning: ignoring unreadable anchor cache {path}", file=sys.stderr)
+        return {}
+
+
+def _save_cache(path: Path, cache: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"benchmark": "label_efficiency anchors", "cache_version": CACHE_VERSION,
+                               "runs": dict(sorted(cache.items()))}, separators=(",", ":")) + "\n")
+    tmp.replace(path)
+
+
+# -- command line --------------------------------------------------------------------------------
+
+
+def _ours_flag(text: str) -> tuple[str, dict[str, Any]]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=JSON, got {text!r}")
+    try:
+        cfg = json.loads(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--ours {name}: {raw!r} is not JSON ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise argparse.ArgumentTypeError(f"--ours {name}: expected a JSON object of Sampler kwargs")
+    return name, cfg
+
+
+def _csv(kind: type) -> Any:
+    return lambda text: [kind(v) for v in text.split(",") if v]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budgets", type=_csv(float), default=list(BUDGETS), help="comma-separated")
+    parser.add_argument("--seeds", type=_csv(int), default=list(SEEDS), help="comma-separated")
+    parser.add_argument("--streams", type=_csv(str), default=None,
+                        help=f"comma-separated names (default: every file and {', '.join(SYNTHETIC)})")
+    parser.add_argument("--synthetic-items", type=int, default=SYNTHETIC_ITEMS)
+    parser.add_argument("--max-items", type=int, default=None, help="cap every stream")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--ours", type=_ours_flag, action="append", default=[],
+                        metavar="NAME=JSON", help="add or override one of our rows (repeatable)")
+    parser.add_argument("--only-ours", action="store_true",
+                        help="run only our rows and random; anchors come from the cache")
+    parser.add_argument("--rerun-anchors", action="store_true", help="ignore the anchor cache")
+    tutorial = parser.add_mutually_exclusive_group()
+    tutorial.add_argument("--tutorial", dest="tutorial", action="store_true", default=None,
+                          help="replay scikit-activeml's stream tutorial (default in the full run)")
+    tutorial.add_argument("--no-tutorial", dest="tutorial", action="store_false")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny smoke configuration: 2 streams, 1 budget, 1 seed, 600 items")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.streams = args.streams or ["phishing", "hyperplane"]
+        args.budgets, args.seeds = [0.10], [0]
+        args.max_items = args.max_items or 600
+        args.synthetic_items = min(args.synthetic_items, args.max_items)
+    if args.tutorial is None:
+        args.tutorial = not args.quick
+    args.ours = dict(args.ours)
+    if args.batch_size < 1 or args.jobs < 1:
+        parser.error("--batch-size and --jobs must be at least 1")
+    if any(not 0 < b <= 1 for b in args.budgets):
+        parser.error("budgets must be in (0, 1]")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    benchmark(parse_args(argv))
+    return 0
+
+
+__all__ = ["ANCHORS", "DEFAULT_ROW", "OURS", "benchmark", "main", "parse_args"]
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""One prequential run of one method on one stream, with the same learner for every method.
+
+Protocol: items in stream order, in micro-batches of ``batch_size``; every item is predicted
+before any label of its batch is revealed; the requested labels reach the learner right after
+the batch is decided (no delay); the scaler learns from every item; accuracy counts every item,
+and an item predicted while no class is known counts wrong.
+
+Examples
+--------
+>>> import numpy as np
+>>> window_counts(np.array([1, 1, 0, 0, 0, 0, 0, 0]), window=4).tolist()
+[2, 1, 0, 0, 0]
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from anchors import build_anchor, full_proba
+from streams import Stream
+
+from streamer.core.sampler import Sampler
+from streamer.models import DEFAULT_MODEL, build_model
+
+__all__ = ["SHARE_WINDOW", "curve_points", "run", "window_counts"]
+
+SHARE_WINDOW = 10_000  # items per window of the budget check
+CURVE_POINTS = 50
+
+
+def run(stream: Stream, *, budget: float, seed: int, batch_size: int,
+        sampler_kwargs: dict[str, Any] | None = None, anchor: str | None = None,
+        anchor_params: dict[str, Any] | None = None, model_spec: str = DEFAULT_MODEL) -> dict[str, Any]:
+    """Run one method: our ``Sampler(**sampler_kwargs)`` or the anchor ``anchor``.
+
+    Returns
+    -------
+    dict
+        ``items, queried, share, accuracy, window, window_min, window_max, curve, elapsed_s,
+        items_per_s`` (+ ``asked_by_reason`` for ours). ``curve`` is
+        ``[items, labels so far, prequential accuracy so far]`` at 50 points.
+    """
+    if (sampler_kwargs is None) == (anchor is None):
+        raise ValueError("pass exactly one of sampler_kwargs (ours) or anchor")
+    X, y, n = stream.X, stream.y, len(stream)
+    model = build_model(model_spec, seed=seed)
+    sampler = Sampler(model, budget=budget, seed=seed, **sampler_kwargs) if sampler_kwargs is not None else None
+    policy = build_anchor(anchor, stream.classes, budget=budget, seed=seed, params=anchor_params) if anchor else None
+    correct = np.zeros(n, dtype=bool)
+    asked = np.zeros(n, dtype=bool)
+    reasons: Counter[str] = Counter()
+    started = time.perf_counter()
+    for start in range(0, n, batch_size):
+        Xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+        if sampler is not None:
+            decisions = sampler.decide(Xb)
+            prediction, ask = decisions.prediction, np.asarray(decisions.ask, dtype=bool)
+            reasons.update(r for r, a in zip(decisions.reason, ask.tolist(), strict=True) if a)
+        else:
+            known = list(model.classes)
+            proba = np.asarray(model.predict_proba(Xb), dtype=np.float64)
+            prediction = [known[j] for j in proba.argmax(axis=1).tolist()] if known else [None] * len(yb)
+            ask = policy.decide(Xb, full_proba(proba, known, stream.classes))
+            model.observe(Xb)
+        end = start + len(yb)
+        correct[start:end] = [p is not None and p == t for p, t in zip(prediction, yb.tolist(), strict=True)]
+        asked[start:end] = ask
+        if ask.any():
+            labels = yb[ask]
+            if sampler is not None:
+                sampler.learn(Xb[ask], labels.tolist())
+            else:
+                model.learn(Xb[ask], labels.tolist())
+        if policy is not None:
+            policy.labelled(Xb, ask, yb[ask])
+    elapsed = time.perf_counter() - started
+    window = min(SHARE_WINDOW, n)
+    counts = window_counts(asked, window)
+    record: dict[str, Any] = {
+        "items": n,
+        "queried": int(asked.sum()),
+        "share": float(asked.mean()),
+        "accuracy": float(correct.mean()),
+        # the least and most labels asked in any `window` consecutive items (budget check)
+        "window": window,
+        "window_min": int(counts.min()),
+        "window_max": int(counts.max()),
+        "curve": curve_points(asked, correct),
+        "elapsed_s": round(elapsed, 3),
+        "items_per_s": round(n / elapsed, 1) if elapsed > 0 else 0.0,
+    }
+    if sampler is not None:
+        record["asked_by_reason"] = dict(sorted(reasons.items()))
+    return record
+
+
+def window_counts(asked: np.ndarray, window: int) -> np.ndarray:
+    """Labels asked in every run of ``window`` consecutive items (from the cumulative ask vector)."""
+    cum = np.concatenate([[0], np.cumsum(np.asarray(asked, dtype=np.int64))])
+    return cum[window:] - cum[:-window]
+
+
+def curve_points(asked: np.ndarray, correct: np.ndarray, points: int = CURVE_POINTS) -> list[list[float]]:
+    """``[items, labels so far, prequential accuracy so far]`` at ``points`` evenly spaced items."""
+    n = len(asked)
+    at = np.unique(np.linspace(1, n, num=min(points, n)).round().astype(int))
+    labels = np.cumsum(asked)[at - 1]
+    acc = np.cumsum(correct)[at - 1] / at
+    return [[int(i), int(q), round(float(a), 5)] for i, q, a in zip(at, labels, acc, strict=True)]

@@ -1,0 +1,91 @@
+"""Smoke test of ``benchmarks/label_efficiency.py`` in its quick configuration (600 items)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+pytest.importorskip("skactiveml", reason="the label-efficiency benchmark needs the bench extra: "
+                    "pip install -e '.[bench]' (scikit-activeml)")
+pytest.importorskip("matplotlib", reason="the label-efficiency benchmark needs the bench extra: "
+                    "pip install -e '.[bench]' (matplotlib)")
+
+from streamer.data import default_data_dir  # noqa: E402
+
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "label_efficiency.py"
+BUDGET = 0.10  # the quick configuration's only budget
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    if default_data_dir() is None:
+        pytest.skip("no data directory (../shared/data or $STREAMER_DATA_DIR): the quick run reads phishing")
+    spec = importlib.util.spec_from_file_location("label_efficiency", BENCHMARK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["label_efficiency"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("label_efficiency", None)
+
+
+@pytest.fixture(scope="module")
+def quick(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    out = tmp_path_factory.mktemp("label_efficiency")
+    doc = bench.benchmark(bench.parse_args(["--quick", "--jobs", "1", "--out", str(out)]))
+    return doc, out
+
+
+def test_every_method_runs_on_every_quick_stream(bench: ModuleType, quick: tuple[dict[str, Any], Path]) -> None:
+    doc, _ = quick
+    expected = {*bench.OURS, "random", *bench.ANCHORS}
+    for stream in ("phishing", "hyperplane"):
+        rows = [r for r in doc["table"] if r["stream"] == stream]
+        assert {r["method"] for r in rows} == expected
+        assert all(not r["errors"] and r["seeds"] == [0] for r in rows), rows
+
+
+def test_random_sampling_spends_its_budget_within_two_labels(quick: tuple[dict[str, Any], Path]) -> None:
+    doc, _ = quick
+    runs = [r for r in doc["runs"] if r["method"] == "random"]
+    assert len(runs) == 2
+    for r in runs:
+        assert abs(r["queried"] - BUDGET * r["items"]) <= 2, r
+
+
+def test_every_method_spends_a_sane_share(quick: tuple[dict[str, Any], Path]) -> None:
+    doc, _ = quick
+    for row in doc["table"]:
+        assert BUDGET / 2 <= row["share_mean"] <= BUDGET * 2, row
+        assert 0.0 <= row["accuracy_mean"] <= 1.0
+
+
+def test_results_are_written_as_json_markdown_and_png(quick: tuple[dict[str, Any], Path]) -> None:
+    doc, out = quick
+    written = json.loads((out / "label_efficiency.json").read_text())
+    assert {"hostname", "cpu", "cpu_count", "python", "river", "scikit-activeml", "date"} <= set(written["machine"])
+    assert written["verdicts"] and written["runs"]
+    assert all(len(r["curve"]) > 10 for r in written["runs"])
+    markdown = (out / "label_efficiency.md").read_text()
+    assert "## Budget 10%" in markdown and "| phishing |" in markdown and "| hyperplane |" in markdown
+    assert (out / "label_efficiency.png").stat().st_size > 10_000
+    assert (out / "label_efficiency_anchors.json").is_file()
+
+
+def test_only_ours_reuses_cached_anchors_and_adds_rows_from_the_command_line(
+    bench: ModuleType, quick: tuple[dict[str, Any], Path]
+) -> None:
+    _, out = quick
+    doc = bench.benchmark(bench.parse_args(
+        ["--quick", "--jobs", "1", "--out", str(out), "--only-ours",
+         "--ours", 'explore-more={"strategy": "margin", "explore": 0.3}']))
+    methods = {r["method"] for r in doc["table"]}
+    assert "explore-more" in methods and set(bench.ANCHORS) <= methods
+    assert all(r["cached"] for r in doc["table"] if r["method"] in bench.ANCHORS)
+    assert doc["ours"]["explore-more"] == {"strategy": "margin", "explore": 0.3}
