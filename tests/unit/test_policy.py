@@ -197,3 +197,14 @@ class _NoCommittee:
     classes: list = []
     n_features = None
     version = 0
+
+
+def test_a_fresh_hoeffding_tree_still_asks_and_spends_the_budget() -> None:
+    # river's EntropySampler never asks around a fresh tree (empty probabilities -> entropy 0).
+    X, y = blobs(3_000, seed=5)
+    sampler = Sampler(build_model("HoeffdingTreeClassifier"), budget=0.05, seed=0)
+    correct = run(sampler, X, y)
+    snap = sampler.snapshot()
+    assert abs(snap["asked"] - 150) <= sampler.controller.slack + 1
+    assert snap["asked_by_reason"]["uncertainty"] > 0
+    assert correct / len(y) > 0.6
