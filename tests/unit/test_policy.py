@@ -98,9 +98,12 @@ def test_composite_policies_hold_the_budget_and_learn(policy: str) -> None:
     assert snap["policy"] == policy
 
 
-def test_novelty_reason_is_recorded_and_memory_holds_requested_items() -> None:
+@pytest.mark.parametrize("standardize", [False, True])
+def test_novelty_reason_is_recorded_and_memory_holds_requested_items(standardize: bool) -> None:
     X, y = blobs(3_000)
-    sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.05, policy="margin or novelty")
+    X[:, 0] *= 1_000.0  # one feature in other units
+    sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.05,
+                      policy="margin or novelty", novelty_standardize=standardize)
     run(sampler, X, y)
     by_reason = sampler.snapshot()["asked_by_reason"]
     assert by_reason["novelty"] > 0 and by_reason["uncertainty"] > 0
