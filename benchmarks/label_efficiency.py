@@ -42,6 +42,7 @@ import multiprocessing  # noqa: E402
 import platform  # noqa: E402
 import queue  # noqa: E402
 import socket  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -80,15 +81,19 @@ SYNTHETIC_ITEMS = 10_000
 BATCH_SIZE = 8
 # EntropySampler's discount_factor: a coarse grid on the tuning seed, then one log-interpolated
 # value per budget; the value whose share is nearest the budget on the tuning seed runs on all seeds.
-ENTROPY_GRID = tuple(4.0**k for k in range(11))  # 1 .. 1,048,576
+# 1 .. 2^20 by factors of 2, then up to 2^40 by factors of 4: at 1% the share is still above the
+# budget at 2^20 on several streams. Grid runs are cheap (one seed, every budget at once).
+ENTROPY_GRID = tuple(2.0**k for k in (*range(21), *range(22, 41, 2)))
 TUNING_SEED = 0
 CACHE_VERSION = 1  # bump when an anchor adapter changes: cached anchor runs are then ignored
 
 RESULTS = Path(__file__).resolve().parent / "results"
-# Relative cost per item, for ordering jobs and the ETA (measured at batch size 8).
-COST = {RANDOM_ROW: 1.0, RIVER_ENTROPY: 1.3, "skactiveml.VariableUncertainty": 2.5,
-        "skactiveml.Split": 3.0, "skactiveml.StreamProbabilisticAL": 18.0, "skactiveml.DBALStream": 22.0}
-TUTORIAL_COST = 30_000.0  # about one StreamProbabilisticAL run over 1,700 items
+# Relative cost per item, for ordering jobs and the ETA (measured at batch size 8 on 2 cores:
+# ~15,000 items/s for our rows, 1,000 for StreamProbabilisticAL, 660 for DBALStream).
+COST = {RANDOM_ROW: 1.0, RIVER_ENTROPY: 1.0, "skactiveml.VariableUncertainty": 1.9,
+        "skactiveml.Split": 2.4, "skactiveml.StreamProbabilisticAL": 15.0, "skactiveml.DBALStream": 23.0}
+TUTORIAL_COST = 400_000.0  # one tutorial row over the Parzen window: ~25 s, 5,000 items one by one
+TUTORIAL_DEFAULT_MODEL_COST = 16_000.0
 
 
 def machine() -> dict[str, Any]:
@@ -110,7 +115,21 @@ def machine() -> dict[str, Any]:
         "scikit-activeml": skactiveml.__version__,
         "numpy": np.__version__,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **_git_state(),
     }
+
+
+def _git_state() -> dict[str, Any]:
+    """The commit measured, and whether streamer/ had uncommitted changes (the sampler under test)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "streamer"], cwd=root,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"git_commit": commit, "streamer_uncommitted_changes": bool(dirty)}
 
 
 # -- jobs ----------------------------------------------------------------------------------------
@@ -175,7 +194,7 @@ def execute(job: Job) -> dict[str, Any]:
 
 def job_cost(job: Job) -> float:
     if job.kind.startswith("tutorial"):
-        return TUTORIAL_COST if job.learner != DEFAULT_MODEL else 1000.0
+        return TUTORIAL_COST if job.learner != DEFAULT_MODEL else TUTORIAL_DEFAULT_MODEL_COST
     return len(_STREAMS[job.stream]) * COST.get(job.method, 1.0)
 
 
@@ -230,7 +249,9 @@ class Runner:
         job = result["job"]
         elapsed = time.perf_counter() - self.started
         eta = elapsed * max(self.total_cost - self.done_cost, 0.0) / max(self.done_cost, 1e-9)
-        what = (f"{job['stream']} {job['method']} b={job['budget']:g} s={job['seed']}"
+        budget = f"{job['budget']:g}" if job["method"] != RIVER_ENTROPY else "any"
+        params = "".join(f" {k}={v:g}" for k, v in job["anchor_params"].items())
+        what = (f"{job['stream']} {job['method']}{params} b={budget} s={job['seed']}"
                 if not job["kind"].startswith("tutorial") else f"tutorial {job['method']} {job['learner']}")
         if "error" in result:
             outcome = f"FAILED {result['error']}"
@@ -334,12 +355,15 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     records += entropy.records()
     elapsed = time.perf_counter() - started
 
-    from label_efficiency_report import build_document, write_outputs
+    from label_efficiency_report import build_document, tutorial_markdown, write_outputs
 
     doc = build_document(
         machine=machine(), args=args, ours=ours, default_row=DEFAULT_ROW, streams=streams,
         records=records, entropy=entropy.summary(), tutorial=tutorial_rows if args.tutorial else None,
         elapsed=elapsed)
+    if args.tutorial_only:  # the main results stay as they are
+        print(tutorial_markdown(doc))
+        return doc
     markdown = write_outputs(doc, out)
     print(markdown)
     print(f"wrote {out / 'label_efficiency.json'}, label_efficiency.md, label_efficiency.png "
@@ -515,8 +539,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rerun-anchors", action="store_true", help="ignore the anchor cache")
     tutorial = parser.add_mutually_exclusive_group()
     tutorial.add_argument("--tutorial", dest="tutorial", action="store_true", default=None,
-                          help="replay scikit-activeml's stream tutorial (default in the full run)")
+                          help="replay scikit-activeml's stream tutorial (default in the full run, "
+                               "not with --quick or --only-ours)")
     tutorial.add_argument("--no-tutorial", dest="tutorial", action="store_false")
+    tutorial.add_argument("--tutorial-only", action="store_true",
+                          help="only the tutorial replay: print its table, write no results")
     parser.add_argument("--quick", action="store_true",
                         help="tiny smoke configuration: 2 streams, 1 budget, 1 seed, 600 items")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -526,8 +553,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.budgets, args.seeds = [0.10], [0]
         args.max_items = args.max_items or 600
         args.synthetic_items = min(args.synthetic_items, args.max_items)
-    if args.tutorial is None:
-        args.tutorial = not args.quick
+    if args.tutorial_only:
+        args.tutorial, args.streams = True, []
+    if args.tutorial is None:  # the full run replays it; quick and --only-ours iterations skip it
+        args.tutorial = not (args.quick or args.only_ours)
     args.ours = dict(args.ours)
     if args.batch_size < 1 or args.jobs < 1:
         parser.error("--batch-size and --jobs must be at least 1")
