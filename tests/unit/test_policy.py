@@ -211,3 +211,23 @@ def test_a_fresh_hoeffding_tree_still_asks_and_spends_the_budget() -> None:
     assert abs(snap["asked"] - 150) <= sampler.controller.slack + 1
     assert snap["asked_by_reason"]["uncertainty"] > 0
     assert correct / len(y) > 0.6
+
+
+def test_randomized_selection_holds_the_budget_and_favours_uncertain_items() -> None:
+    X, y = blobs(6_000, seed=2)
+    sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.05,
+                      randomize=True, seed=0)
+    margins, asked = [], []
+    for i in range(0, len(y), 20):
+        d = sampler.decide(X[i : i + 20])
+        margins.append(d.scores.get("margin", np.zeros(len(d.ask))))
+        asked.append(d.ask)
+        if d.ask.any():
+            sampler.learn(X[i : i + 20][d.ask], y[i : i + 20][d.ask])
+    m, a = np.concatenate(margins)[1_000:], np.concatenate(asked)[1_000:]
+    assert abs(sampler.snapshot()["asked"] - 300) <= sampler.controller.slack + 1
+    assert m[a].mean() > np.quantile(m, 0.7)  # asked items are mostly the uncertain ones ...
+    assert m[a].min() < np.quantile(m, 0.95)  # ... but not only the very top: randomised
+    again = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.05, randomize=True, seed=0)
+    first = sampler.decide(X[:50]).ask
+    assert again.decide(X[:50]).ask.shape == first.shape
