@@ -65,9 +65,12 @@ from streamer.models import DEFAULT_MODEL  # noqa: E402
 
 # Our rows: name -> Sampler kwargs, passed through untouched. Add policies here (or --ours).
 OURS: dict[str, dict[str, Any]] = {
-    "margin": {"strategy": "margin"},
-    "entropy": {"strategy": "entropy"},
-    "least-confidence": {"strategy": "least-confidence"},
+    "margin": {"policy": "margin", "randomize": False},
+    "entropy": {"policy": "entropy", "randomize": False},
+    "least-confidence": {"policy": "least-confidence", "randomize": False},
+    "margin~": {"policy": "margin", "randomize": True},
+    "entropy~": {"policy": "entropy", "randomize": True},
+    "margin or novelty~": {"policy": "margin or novelty", "randomize": True},
 }
 DEFAULT_ROW = "margin"
 RANDOM_ROW = "random"
@@ -287,6 +290,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     cache_path = out / "label_efficiency_anchors.json"
     cache = {} if args.rerun_anchors else _load_cache(cache_path)
 
+    info = machine()  # now: the git state of the code this process has loaded
     started = time.perf_counter()
     runner = Runner(args.jobs)
     records: list[dict[str, Any]] = []
@@ -358,7 +362,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     from label_efficiency_report import build_document, tutorial_markdown, write_outputs
 
     doc = build_document(
-        machine=machine(), args=args, ours=ours, default_row=DEFAULT_ROW, streams=streams,
+        machine=info, args=args, ours=ours, default_row=DEFAULT_ROW, streams=streams,
         records=records, entropy=entropy.summary(), tutorial=tutorial_rows if args.tutorial else None,
         elapsed=elapsed)
     if args.tutorial_only:  # the main results stay as they are

@@ -37,6 +37,7 @@ SHORT = {
     "skactiveml.DBALStream": "DBALStream",
 }
 SHARE_TOLERANCE = 0.02
+FRONT_LOAD = 1.5  # a method spending this many times the budget rate in the first 10% front-loads
 
 
 def window_deviation(*, window_min: int, window_max: int, window: int, budget: float) -> float:
@@ -104,6 +105,9 @@ def _flatten(record: dict[str, Any]) -> dict[str, Any]:
                   "window": out["window"], "budget": out["budget"]}
         out["window_deviation"] = window_deviation(**bounds)
         out["window_within_2pct"] = within_tolerance(**bounds)
+    if out.get("curve") and out["budget"] > 0:
+        items, labels, _ = min(out["curve"], key=lambda p: abs(p[0] - 0.1 * out["items"]))
+        out["front_load"] = round(labels / (out["budget"] * items), 3)
     return out
 
 
@@ -132,6 +136,8 @@ def _aggregate(runs: list[dict[str, Any]], methods: list[str]) -> list[dict[str,
                 "window_within_2pct": all(r["window_within_2pct"] for r in ok),
                 "elapsed_s_mean": round(statistics.fmean(r["elapsed_s"] for r in ok), 2),
                 "cached": all(r.get("cached", False) for r in ok),
+                # labels spent in the first 10% of the stream / the budget's share of them
+                "front_load": round(statistics.fmean(r.get("front_load", 1.0) for r in ok), 3),
             })
             if "params" in ok[0]:
                 row["params"] = ok[0]["params"]
@@ -201,13 +207,17 @@ def _losing_reason(default: dict[str, Any], winner: dict[str, Any], budget: floa
             f"(Δ {delta:+.4f})")
     noise = max(default["accuracy_std"], winner["accuracy_std"])
     ratio = winner["share_mean"] / budget
-    if ratio > 1 + SHARE_TOLERANCE:
-        return f"{text}: bought with overspend, {name} asked {winner['share_mean']:.2%} of items ({ratio:.2f}× the budget)"
+    off = _off_budget(winner, budget)
+    front = (f"; it front-loads, spending {winner['front_load']:.1f}× the budget rate in the first "
+             "10% of the stream" if winner.get("front_load", 1.0) >= FRONT_LOAD else "")
+    if off and ratio > 1:
+        return (f"{text}: bought with overspend, {name} asked {winner['share_mean']:.2%} of items "
+                f"({ratio:.2f}× the budget){front}")
     if -delta <= noise:
-        return f"{text}: within seed noise (std up to {noise:.4f})"
-    if ratio < 1 - SHARE_TOLERANCE:
-        return f"{text}: {name} wins with fewer labels (share {winner['share_mean']:.2%})"
-    return f"{text}: {name} wins at the same budget (share {winner['share_mean']:.2%})"
+        return f"{text}: within seed noise (std up to {noise:.4f}){front}"
+    if off and ratio < 1:
+        return f"{text}: {name} wins with fewer labels (share {winner['share_mean']:.2%}){front}"
+    return f"{text}: {name} wins at the same budget (share {winner['share_mean']:.2%}){front}"
 
 
 def _tutorial(tutorial: dict[str, Any]) -> dict[str, Any]:
@@ -357,7 +367,11 @@ def _notes(doc: dict[str, Any]) -> list[str]:
     for v in losing:
         for reason in v["reasons"]:
             lines.append(f"- {v['stream']} @ {v['budget']:.0%}: {reason}.")
-    lines += ["", "### Anchor behaviour observed in this run", ""]
+    lines += ["", "### Anchor behaviour observed in this run", "",
+              "Overspent / starved: mean share more than 2% (and one label) above / below the budget. "
+              "Front-loading: labels asked in the first 10% of the stream over the budget's share of "
+              "them (1.0 = even spending; our default row: "
+              + _front_load_of(doc, doc["default_row"]) + ").", ""]
     table = doc["table"]
     for anchor in ANCHORS:
         cells = [r for r in table if r["method"] == anchor and "accuracy_mean" in r]
@@ -365,8 +379,8 @@ def _notes(doc: dict[str, Any]) -> list[str]:
         if not cells and not failed:
             continue
         name = SHORT[anchor]
-        over = [r for r in cells if r["share_mean"] > r["budget"] * (1 + SHARE_TOLERANCE)]
-        under = [r for r in cells if r["share_mean"] < r["budget"] * (1 - SHARE_TOLERANCE)]
+        over = [r for r in cells if _off_budget(r, r["budget"]) and r["share_mean"] > r["budget"]]
+        under = [r for r in cells if _off_budget(r, r["budget"]) and r["share_mean"] < r["budget"]]
         band = [r for r in cells if not r["window_within_2pct"]]
         parts = []
         if over:
@@ -380,6 +394,11 @@ def _notes(doc: dict[str, Any]) -> list[str]:
                          f"{worst['stream']} @ {worst['budget']:.0%}: {worst['share_mean']:.2%})")
         if band:
             parts.append(f"left the ±2% window band in {len(band)}/{len(cells)} cells")
+        front = [r for r in cells if r["front_load"] >= FRONT_LOAD]
+        if front:
+            parts.append(f"front-loaded its labels in {len(front)}/{len(cells)} cells (first 10% of the "
+                         f"stream at up to {max(r['front_load'] for r in front):.1f}× the budget rate, "
+                         f"mean {statistics.fmean(r['front_load'] for r in cells):.1f}×)")
         if not parts:
             parts.append("kept its budget in every cell")
         if failed:
@@ -389,8 +408,7 @@ def _notes(doc: dict[str, Any]) -> list[str]:
     if entropy.get("chosen"):
         far = []
         for r in table:
-            if (r["method"] == RIVER_ENTROPY and "accuracy_mean" in r
-                    and abs(r["share_mean"] / r["budget"] - 1) > SHARE_TOLERANCE):
+            if r["method"] == RIVER_ENTROPY and "accuracy_mean" in r and _off_budget(r, r["budget"]):
                 far.append(f"{r['stream']} @ {r['budget']:.0%}: {r['share_mean']:.2%} "
                            f"(discount_factor {r['params']['discount_factor']:g})")
         lines.append(
@@ -437,6 +455,16 @@ def _notes(doc: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _front_load_of(doc: dict[str, Any], method: str) -> str:
+    cells = [r for r in doc["table"] if r["method"] == method and "front_load" in r]
+    if not cells:
+        return "n/a"
+    by_budget = defaultdict(list)
+    for r in cells:
+        by_budget[r["budget"]].append(r["front_load"])
+    return ", ".join(f"{statistics.fmean(v):.2f}× at {b:.0%}" for b, v in sorted(by_budget.items()))
 
 
 def _tutorial_md(t: dict[str, Any], default_row: str) -> list[str]:
