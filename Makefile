@@ -17,6 +17,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# scikit-activeml + matplotlib: the label-efficiency benchmark and its smoke test
+$(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test,bench]'
+	@touch $@
+
 install-torch: install
 	$(BIN)/pip install -q '$(TORCH_SPEC)'
 
@@ -37,7 +42,7 @@ services: install
 lint: install
 	$(BIN)/ruff check streamer tests benchmarks deploy
 
-test: services lint
+test: services lint $(VENV)/.bench-installed
 	$(BIN)/pytest -q
 
 unit: install
@@ -46,8 +51,7 @@ unit: install
 integration: services
 	$(BIN)/pytest -q tests/integration
 
-bench: install
-	$(BIN)/pip install -q -e '.[test,bench]'
+bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/simulate_vs_random.py
 	$(BIN)/python benchmarks/label_efficiency.py
 
