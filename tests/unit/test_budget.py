@@ -11,6 +11,7 @@ from streamer.core.budget import BudgetController, RandomQuota, TokenBucket
 from streamer.core.sampler import Sampler
 from streamer.data import default_data_dir, iter_csv_batches, synthetic_stream
 from streamer.models import DEFAULT_MODEL, build_model
+from streamer.simulate import worst_window_deviation
 
 N = 20_000
 
@@ -75,13 +76,6 @@ def test_explore_one_is_random_sampling_at_the_budget() -> None:
     # Random picks ignore the scores: both halves get the same share.
     assert ask[: N // 2].sum() == pytest.approx(ask[N // 2 :].sum(), abs=2)
     assert within_5_percent(int(ask.sum()), 0.05, N)
-
-
-def worst_window_deviation(ask: np.ndarray, budget: float, window: int) -> float:
-    """Largest |asked - budget * window| / (budget * window) over every window of the stream."""
-    c = np.r_[0, np.cumsum(ask)]
-    counts = c[window:] - c[:-window]
-    return float(np.abs(counts - budget * window).max() / (budget * window))
 
 
 @pytest.mark.parametrize("budget", [0.01, 0.05, 0.1])
