@@ -95,9 +95,9 @@ class Sampler:
     novelty_standardize
         Standardise rows by their running mean and variance before a Euclidean memory sees
         them (features in different units weigh the same); off (default), raw distances count
-        (features that vary more weigh more). Off was better on the benchmark streams: with
-        ``margin or novelty`` at 5% it scored 0.612 vs 0.558 on Agrawal and 0.719 vs 0.689 on
-        the digits (mean over seeds) (irrelevant or near-constant features gain weight when standardised).
+        (features that vary more weigh more). Off was better in exploratory runs on the
+        benchmark streams (not part of the committed results): with ``margin or novelty`` at
+        5% it scored 0.612 vs 0.558 on Agrawal and 0.719 vs 0.689 on the digits (irrelevant or near-constant features gain weight when standardised).
     class_balance
         Strength of the class-balance gate (``0`` = off): the score of an item predicted as a
         class with a share ``s`` of the labels so far is raised as if its weight were
