@@ -60,7 +60,13 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None  # None = in-process store (single replica, not durable)
     redis_prefix: str = "streamer"
     pending_ttl_seconds: float = Field(24 * 3600.0, gt=0)
-    max_pending: int = Field(100_000, ge=1)
+    max_pending: int = Field(100_000, ge=1)  # backpressure: no new label requests beyond this
+    # checkpoints (Redis store only): model + label offsets + applied ids, in one atomic step
+    checkpoint_key: SecretStr | None = None  # HMAC key that signs checkpoints (>= 16 bytes)
+    checkpoint_every_labels: int = Field(500, ge=1)
+    checkpoint_every_seconds: float = Field(10.0, gt=0)
+    shutdown_timeout_seconds: float = Field(20.0, gt=0)  # SIGTERM: finish, flush, checkpoint
+    max_message_bytes: int = Field(1_000_000, ge=64)  # bigger items/labels are dead letters
 
     # sampling
     budget: float = Field(0.05, gt=0, le=1)
@@ -139,6 +145,13 @@ class Settings(BaseSettings):
         ]
         if len(set(topics)) != len(topics):
             raise ValueError(f"topic names must all differ, got {topics}")
+        if self.checkpoint_key is not None and len(self.checkpoint_key.get_secret_value()) < 16:
+            raise ValueError("checkpoint_key must be at least 16 characters (a random secret)")
+        if self.redis_url is not None and self.checkpoint_key is None:
+            raise ValueError(
+                "a Redis store needs checkpoint_key (STREAMER_CHECKPOINT_KEY): checkpoints of the "
+                "model are signed with it and refused when the signature does not match"
+            )
         for path in (self.ssl_cafile, self.ssl_certfile, self.ssl_keyfile):
             if path is not None and not path.is_file():
                 raise ValueError(f"SSL file {path} does not exist")
@@ -148,6 +161,7 @@ class Settings(BaseSettings):
         """The settings as shown in logs and ``/status``: secrets masked."""
         data = self.model_dump(mode="json")
         data["sasl_password"] = "**********" if self.sasl_password else None
+        data["checkpoint_key"] = "**********" if self.checkpoint_key else None
         data["redis_url"] = mask_url(self.redis_url.get_secret_value()) if self.redis_url else None
         return data
 
@@ -179,7 +193,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return {key.replace("-", "_"): value for key, value in values.items()}
 
 
-_SECRET_FIELDS = {"sasl_password", "redis_url"}
+_SECRET_FIELDS = {"sasl_password", "redis_url", "checkpoint_key"}
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
