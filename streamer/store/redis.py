@@ -17,6 +17,7 @@ concurrent callers a label joins exactly once and an expiry is counted exactly o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -88,6 +89,9 @@ class RedisPendingStore:
         Items expired per script call, so a large sweep never blocks Redis for long.
     socket_timeout
         Seconds before a Redis command fails instead of hanging the service.
+    client_options
+        More keyword arguments for ``redis.asyncio.Redis.from_url`` (TLS files, username,
+        password), used as given.
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class RedisPendingStore:
         expiry_grace_seconds: float = 3600.0,
         sweep_chunk: int = 1000,
         socket_timeout: float = 5.0,
+        client_options: dict[str, Any] | None = None,
     ) -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError(f"prefix must be non-empty and without braces, got {prefix!r}")
@@ -116,6 +121,7 @@ class RedisPendingStore:
             decode_responses=False,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
+            **(client_options or {}),
         )
         self._take = self._client.register_script(_TAKE)
         self._sweep = self._client.register_script(_SWEEP)

@@ -35,7 +35,8 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, ready_timeout: float = 60.0) -> ServiceProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {"STREAMER_CHECKPOINT_KEY": "integration-test-key-0123456789", **os.environ,
+               "PYTHONUNBUFFERED": "1"}
         self._log = open(self.log_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + ready_timeout
