@@ -161,6 +161,10 @@ class TokenBucket:
         """Spend ``n`` tokens (call after :meth:`available`)."""
         self._tokens = max(0.0, self._tokens - n)
 
+    def give_back(self, n: int) -> None:
+        """Return ``n`` tokens spent on labels that were never requested."""
+        self._tokens = min(self._capacity, self._tokens + max(0, int(n)))
+
 
 class BudgetController:
     """Ask for the labels of the most uncertain items while holding a label share.
@@ -245,6 +249,7 @@ class BudgetController:
         self.seen = 0
         self.asked = 0
         self.planned = 0.0
+        self.forfeited = 0.0  # budget given up under backpressure (labels nobody could answer)
 
     @property
     def budget(self) -> float:
@@ -292,6 +297,7 @@ class BudgetController:
         limit: int | None = None,
         blocked: np.ndarray | None = None,
         track: bool = True,
+        capacity: int | None = None,
     ) -> tuple[np.ndarray, list[str]]:
         """Decide ask/skip for a batch of scores, in order.
 
@@ -310,6 +316,11 @@ class BudgetController:
         track
             Whether the scores move the tracked threshold (off for cold-start batches, whose
             scores say nothing).
+        capacity
+            Most labels that could be answered now (backpressure: annotators are behind, or
+            the pending store is down); default unlimited. Unlike ``limit``, the budget of
+            items that arrive while no capacity is left is *forfeited*, not owed: the
+            controller does not catch up on labels nobody could have answered.
 
         Returns
         -------
@@ -329,6 +340,7 @@ class BudgetController:
         )
         block = [False] * n if blocked is None else np.asarray(blocked, dtype=bool).reshape(n).tolist()
         room = n if limit is None else max(0, int(limit))
+        cap = n if capacity is None else max(0, int(capacity))
         ask = [False] * n
         reasons = [SKIP] * n
 
@@ -337,10 +349,17 @@ class BudgetController:
         slack, per_label = self._slack, self._gain_per_label
         keep = 1.0 - 1.0 / self._window
         theta, asked, planned, spend = self._threshold, self.asked, self.planned, self._window_spend
+        forfeited = self.forfeited
         quota_next = self._quota.next
         uncertainty_on = target > 0.0  # explore=1 is pure random sampling
 
         for i, score in enumerate(values):
+            if cap <= 0:  # backpressure: this item's share of the budget is forfeited
+                forfeited += budgets[i]
+                if track:
+                    theta = theta + up if score >= theta else theta - down
+                spend = keep * spend
+                continue
             planned += budgets[i]
             picked = quota_next()
             if room > 0 and not block[i] and asked + 1 <= planned + slack + 1e-9:
@@ -357,8 +376,22 @@ class BudgetController:
             if ask[i]:
                 asked += 1
                 room -= 1
+                cap -= 1
             spend = keep * spend + (1.0 - keep) * ask[i]
 
         self._threshold, self.asked, self.planned, self._window_spend = theta, asked, planned, spend
+        self.forfeited = forfeited
         self.seen += n
         return np.array(ask, dtype=bool), reasons
+
+    def cancel(self, n: int) -> None:
+        """Give up ``n`` labels that were decided but could not be requested (store down).
+
+        They leave both ``asked`` and ``planned``: the controller neither counts them as
+        spent nor tries to catch up on them later.
+        """
+        if not (isinstance(n, int) and 0 <= n <= self.asked):
+            raise ValueError(f"cancel takes 0..asked ({self.asked}) labels, got {n!r}")
+        self.asked -= n
+        self.planned = max(0.0, self.planned - n)
+        self.forfeited += n

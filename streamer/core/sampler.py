@@ -220,7 +220,9 @@ class Sampler:
 
     # -- deciding ------------------------------------------------------------------------
 
-    def decide(self, X: np.ndarray, ids: Sequence[str] | None = None) -> Decisions:
+    def decide(
+        self, X: np.ndarray, ids: Sequence[str] | None = None, capacity: int | None = None
+    ) -> Decisions:
         """Predict a batch, decide which labels to ask for, then let the model observe it.
 
         Parameters
@@ -230,6 +232,9 @@ class Sampler:
         ids
             Item ids; an id whose label is still in flight (or repeated in the batch) is not
             asked again. Without ids every row is a new item.
+        capacity
+            Most labels that can be requested now (backpressure); ``0`` pauses requests.
+            The budget of items beyond it is forfeited, not caught up later.
 
         Returns
         -------
@@ -266,10 +271,14 @@ class Sampler:
         scores: dict[str, np.ndarray] = {}
         if C < 2:
             # Nothing can be ranked yet: ask the first items the budget's slack allows.
-            ask, reasons = ctl.decide(np.ones(B), scale=scale, limit=limit, blocked=blocked, track=False)
+            ask, reasons = ctl.decide(
+                np.ones(B), scale=scale, limit=limit, blocked=blocked, track=False, capacity=capacity
+            )
             reasons = [COLD_START if a else SKIP for a in ask.tolist()]
         elif self._policy is None:
-            ask, reasons = ctl.decide(np.zeros(B), scale=scale, limit=limit, blocked=blocked)
+            ask, reasons = ctl.decide(
+                np.zeros(B), scale=scale, limit=limit, blocked=blocked, capacity=capacity
+            )
         else:
             signals = self._signals(X, Z, proba, memory)
             scores.update(signals)
@@ -280,7 +289,9 @@ class Sampler:
                 score = self._balance(score, top, classes)
             if self._randomize:
                 score = self._randomised(score)
-            ask, reasons = ctl.decide(score, scale=scale, limit=limit, blocked=blocked)
+            ask, reasons = ctl.decide(
+                score, scale=scale, limit=limit, blocked=blocked, capacity=capacity
+            )
             reasons = [
                 (term_reasons[i] or UNCERTAINTY) if r == UNCERTAINTY else r
                 for i, r in enumerate(reasons)
@@ -423,6 +434,26 @@ class Sampler:
         for item_id in ids:
             self._in_flight.pop(item_id, None)
 
+    def cancel(self, decisions: Decisions, indices: Sequence[int], ids: Sequence[str] | None = None) -> None:
+        """Withdraw asks that could not be requested (the pending store failed).
+
+        The rows become skips (reason ``skip``), their ids leave the in-flight set, and
+        the budget controller forfeits them instead of catching up later.
+        """
+        rows = [int(i) for i in indices if decisions.ask[int(i)]]
+        if not rows:
+            return
+        for i in rows:
+            self._by_reason[decisions.reason[i]] -= 1
+            decisions.ask[i] = False
+            decisions.reason[i] = SKIP
+        self._by_reason[SKIP] += len(rows)
+        if ids is not None:
+            self.forget([ids[i] for i in rows])
+        if self._bucket is not None:
+            self._bucket.give_back(len(rows))
+        self._controller.cancel(len(rows))
+
     # -- learning ------------------------------------------------------------------------
 
     def learn(self, X: np.ndarray, y: Sequence[Label], ids: Sequence[str] | None = None) -> np.ndarray:
@@ -479,6 +510,7 @@ class Sampler:
             "n_classes": len(self._model.classes),
             "in_flight": len(self._in_flight),
             "not_reasked": self._blocked,
+            "forfeited": round(ctl.forfeited, 6),
             "drifts": 0 if self._drift is None else self._drift.drifts,
             "labels_per_second": None if self._bucket is None else self._bucket.rate,
             "asked_by_reason": {

@@ -30,11 +30,18 @@ class Joined:
 
 
 class PendingStore(Protocol):
-    """Where requested items wait for their label.
+    """Where requested items wait for their label, and where checkpoints live.
+
+    Exactly-once labels: the service *claims* an item when its label arrives, learns, and
+    later *commits* the applied ids together with a checkpoint of the model and the label
+    offsets. A crash between the two loses nothing: the restored service re-reads the labels
+    from the checkpoint's offsets and claims the same items again.
 
     Every method is async so the Redis implementation does not block the loop;
     the in-memory implementation simply returns.
     """
+
+    durable: bool  # True when the store survives a restart of the service (Redis)
 
     async def put_many(
         self, ids: Sequence[str], X: np.ndarray, requested_at: float, ttl_seconds: float
@@ -42,13 +49,32 @@ class PendingStore(Protocol):
         """Store the features of requested items with a deadline of now + ttl."""
         ...
 
-    async def take(self, item_id: str, now: float) -> tuple[JoinOutcome, Joined | None]:
-        """Claim the pending item for a label, exactly once.
+    async def claim(
+        self, item_id: str, now: float, owner: str = "-"
+    ) -> tuple[JoinOutcome, Joined | None]:
+        """Claim the pending item for a label, keeping its features until :meth:`commit`.
 
-        Returns ``(JOINED, Joined)`` the first time, ``(DUPLICATE, None)`` if a label for
-        this id was already applied, ``(LATE, None)`` if its deadline passed, and
+        ``owner`` names who learns from the label: the labels partition it came from, which
+        a restarted service reads again. Returns ``(JOINED, Joined)`` for a pending item --
+        and again for an item the same owner claimed but did not commit yet (a restarted
+        service re-reading labels after its checkpoint), whatever its deadline by then;
+        ``(DUPLICATE, None)`` once its label was committed as applied, or while another
+        owner holds the claim; ``(LATE, None)`` if its deadline passed before the claim; and
         ``(UNKNOWN, None)`` if no such item is pending.
         """
+        ...
+
+    async def commit(self, applied_ids: Sequence[str], checkpoint: bytes | None = None) -> None:
+        """In one atomic step: mark ``applied_ids`` applied, forget their features, and
+        store ``checkpoint`` (the model and label offsets that include them) as the newest."""
+        ...
+
+    async def take(self, item_id: str, now: float) -> tuple[JoinOutcome, Joined | None]:
+        """:meth:`claim` and :meth:`commit` at once, for callers without checkpoints."""
+        ...
+
+    async def load_checkpoint(self) -> bytes | None:
+        """The newest checkpoint written by :meth:`commit`, or None."""
         ...
 
     async def sweep(self, now: float) -> int:

@@ -91,6 +91,8 @@ class MemoryPendingStore:
         self.tombstone_seconds = tombstone_seconds
         self.max_tombstones = max_tombstones if max_tombstones is not None else max_pending
         self._pending: dict[str, _Pending] = {}  # insertion order = age, for overflow
+        self._claimed: dict[str, tuple[str, _Pending]] = {}  # owner, entry: not committed yet
+        self._checkpoint: bytes | None = None
         self._deadlines: list[tuple[float, int, str]] = []  # min-heap, lazily cleaned
         self._applied: dict[str, None] = {}  # an insertion-ordered set, oldest first
         self._tombstones: dict[str, float] = {}  # id -> forget after this time
@@ -116,10 +118,19 @@ class MemoryPendingStore:
             heapq.heappush(self._deadlines, (deadline, seq, item_id))
         self._compact_heap()
 
-    async def take(self, item_id: str, now: float) -> tuple[JoinOutcome, Joined | None]:
-        """Claim the pending item for a label, exactly once (see ``PendingStore.take``)."""
+    durable = False  # lost with the process
+
+    async def claim(
+        self, item_id: str, now: float, owner: str = "-"
+    ) -> tuple[JoinOutcome, Joined | None]:
+        """Claim the pending item for a label (see ``PendingStore.claim``)."""
         if item_id in self._applied:
             return JoinOutcome.DUPLICATE, None
+        if item_id in self._claimed:  # claimed, not committed: the same owner may re-claim
+            claimer, entry = self._claimed[item_id]
+            if claimer != owner:
+                return JoinOutcome.DUPLICATE, None
+            return JoinOutcome.JOINED, Joined(item_id, entry.features, entry.requested_at)
         entry = self._pending.get(item_id)
         if entry is None:
             late = self._tombstones.get(item_id, -np.inf) > now
@@ -127,9 +138,27 @@ class MemoryPendingStore:
         if now >= entry.deadline:
             self._expire(item_id, now)
             return JoinOutcome.LATE, None
-        del self._pending[item_id]
-        self._remember_applied(item_id)
+        self._claimed[item_id] = (owner, self._pending.pop(item_id))
         return JoinOutcome.JOINED, Joined(item_id, entry.features, entry.requested_at)
+
+    async def commit(self, applied_ids: Sequence[str], checkpoint: bytes | None = None) -> None:
+        """Mark ``applied_ids`` applied and keep ``checkpoint`` (see ``PendingStore.commit``)."""
+        for item_id in applied_ids:
+            self._claimed.pop(item_id, None)
+            self._pending.pop(item_id, None)
+            self._remember_applied(item_id)
+        if checkpoint is not None:
+            self._checkpoint = bytes(checkpoint)
+
+    async def take(self, item_id: str, now: float) -> tuple[JoinOutcome, Joined | None]:
+        """Claim and commit at once (see ``PendingStore.take``)."""
+        outcome, joined = await self.claim(item_id, now, owner=f"take-{next(self._seq)}")
+        if joined is not None:
+            await self.commit([item_id])
+        return outcome, joined
+
+    async def load_checkpoint(self) -> bytes | None:
+        return self._checkpoint
 
     async def sweep(self, now: float) -> int:
         """Expire items whose deadline is ``<= now``; return how many expired since last sweep."""

@@ -4,18 +4,22 @@ Layout (all keys share the hash tag ``{prefix}`` so the Lua scripts also run on 
 Redis Cluster):
 
 - ``{prefix}:p:<id>``  hash ``f`` (float64 little-endian bytes), ``r`` (requested_at),
-  ``d`` (deadline); it also gets a Redis TTL as a safety net if no sweep ever runs.
+  ``d`` (deadline), ``c`` (the claiming owner, once a label claimed it); it also gets a Redis TTL as a safety
+  net if no sweep ever runs (a claim extends it to the applied TTL).
 - ``{prefix}:deadlines`` ZSET id -> deadline, read by the sweep.
 - ``{prefix}:a:<id>`` applied marker with a TTL: a second label is ``DUPLICATE``.
 - ``{prefix}:x:<id>`` tombstone of an expired item with a TTL: its label is ``LATE``.
-- ``{prefix}:expired`` expirations noticed by ``take`` and not yet reported by a sweep.
+- ``{prefix}:expired`` expirations noticed by ``claim`` and not yet reported by a sweep.
+- ``{prefix}:checkpoint`` the newest signed checkpoint (model, label offsets, counters).
 
-``take`` and ``sweep`` are Lua scripts, so each is atomic: with any number of
-concurrent callers a label joins exactly once and an expiry is counted exactly once.
+``claim`` and ``sweep`` are Lua scripts and ``commit`` is one MULTI/EXEC transaction, so each is
+atomic: an expiry is counted exactly once, and the applied marks of a batch of labels appear
+together with the checkpoint whose model learned them -- never one without the other.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,10 +33,12 @@ from streamer.store.memory import check_put
 _FEATURES_DTYPE = "<f8"  # explicit byte order: replicas may run on different machines
 
 # KEYS: pending hash, applied marker, tombstone, deadlines zset, expired counter
-# ARGV: id, now, applied ttl ms, tombstone ttl ms
-_TAKE = """
+# ARGV: id, now, claimed ttl ms, tombstone ttl ms, owner
+# A claim keeps the features (field 'c' marks the claim) until commit() deletes them with the
+# checkpoint that includes the label, so a crash in between can re-claim the same item.
+_CLAIM = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'duplicate'} end
-local v = redis.call('HMGET', KEYS[1], 'f', 'r', 'd')
+local v = redis.call('HMGET', KEYS[1], 'f', 'r', 'd', 'c')
 if not v[1] then
   if redis.call('EXISTS', KEYS[3]) == 1 then return {'late'} end
   -- the hash's safety-net TTL ran out before any sweep: still pending in the zset
@@ -43,14 +49,20 @@ if not v[1] then
   end
   return {'unknown'}
 end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[4], ARGV[1])
+if v[4] then
+  if v[4] == ARGV[5] then return {'joined', v[1], v[2]} end
+  return {'duplicate'}
+end
 if tonumber(ARGV[2]) >= tonumber(v[3]) then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[4], ARGV[1])
   redis.call('INCR', KEYS[5])
   redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
   return {'late'}
 end
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('HSET', KEYS[1], 'c', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {'joined', v[1], v[2]}
 """
 
@@ -123,7 +135,8 @@ class RedisPendingStore:
             socket_connect_timeout=socket_timeout,
             **(client_options or {}),
         )
-        self._take = self._client.register_script(_TAKE)
+        self._claim = self._client.register_script(_CLAIM)
+        self._checkpoint_key = self._keys + "checkpoint"
         self._sweep = self._client.register_script(_SWEEP)
 
     def _pending_key(self, item_id: str) -> str:
@@ -147,10 +160,14 @@ class RedisPendingStore:
             pipe.zadd(self._deadlines_key, dict.fromkeys(ids, deadline))
             await pipe.execute()
 
-    async def take(self, item_id: str, now: float) -> tuple[JoinOutcome, Joined | None]:
-        """Claim the pending item for a label, exactly once across all replicas."""
+    durable = True  # survives a restart of the service
+
+    async def claim(
+        self, item_id: str, now: float, owner: str = "-"
+    ) -> tuple[JoinOutcome, Joined | None]:
+        """Claim the pending item for a label; the features stay until :meth:`commit`."""
         keys = self._keys
-        reply = await self._take(
+        reply = await self._claim(
             keys=[
                 self._pending_key(item_id),
                 f"{keys}a:{item_id}",
@@ -158,13 +175,38 @@ class RedisPendingStore:
                 self._deadlines_key,
                 self._expired_key,
             ],
-            args=[item_id, repr(float(now)), self._applied_ms, self._tombstone_ms],
+            args=[item_id, repr(float(now)), self._applied_ms, self._tombstone_ms, owner],
         )
         outcome = JoinOutcome(reply[0].decode())
         if outcome is not JoinOutcome.JOINED:
             return outcome, None
         features = np.frombuffer(reply[1], dtype=_FEATURES_DTYPE).astype(np.float64)
         return outcome, Joined(item_id, features, float(reply[2]))
+
+    async def commit(self, applied_ids: Sequence[str], checkpoint: bytes | None = None) -> None:
+        """Applied marks, deleted features and the checkpoint, in one MULTI/EXEC."""
+        if not applied_ids and checkpoint is None:
+            return
+        async with self._client.pipeline(transaction=True) as pipe:
+            for item_id in applied_ids:
+                pipe.set(f"{self._keys}a:{item_id}", b"1", px=self._applied_ms)
+                pipe.delete(self._pending_key(item_id))
+            if applied_ids:
+                pipe.zrem(self._deadlines_key, *applied_ids)
+            if checkpoint is not None:
+                pipe.set(self._checkpoint_key, bytes(checkpoint))
+            await pipe.execute()
+
+    async def take(self, item_id: str, now: float) -> tuple[JoinOutcome, Joined | None]:
+        """Claim and commit at once, for callers without checkpoints."""
+        outcome, joined = await self.claim(item_id, now, owner=uuid.uuid4().hex)
+        if joined is not None:
+            await self.commit([item_id])
+        return outcome, joined
+
+    async def load_checkpoint(self) -> bytes | None:
+        data = await self._client.get(self._checkpoint_key)
+        return None if data is None else bytes(data)
 
     async def sweep(self, now: float) -> int:
         """Expire items with deadline ``<= now``; each expiry is counted by exactly one caller."""
