@@ -9,6 +9,7 @@ message never costs the good ones around it.
 from __future__ import annotations
 
 import math
+import reprlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,12 @@ from streamer.kafka.wire import DEFAULT_MAX_BYTES, DecodeError, loads
 MAX_ID_LENGTH = 256
 MAX_LABEL_LENGTH = 256
 _NUMBER_TYPES = frozenset({int, float})  # bool is a distinct type, so it is excluded
+
+# Bounded repr for error messages: a plain repr of a value nested 1000 deep (legal JSON)
+# raises RecursionError, and of a 1 MB value costs a full copy.
+_short_repr = reprlib.Repr()
+_short_repr.maxlevel = 3
+_short_repr.maxstring = _short_repr.maxother = _short_repr.maxlong = 60
 
 
 @dataclass(slots=True)
@@ -61,7 +68,7 @@ class LabelMessage:
 
 def _describe(value: Any) -> str:
     """A short description of a bad value for error messages."""
-    text = repr(value)
+    text = _short_repr.repr(value)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"

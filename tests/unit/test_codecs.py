@@ -178,6 +178,23 @@ def test_invalid_msgpack_is_rejected() -> None:
     assert reason_of(b"\xc1", MSGPACK) == "bad_msgpack"
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"[" * 1023 + b"]" * 1023,
+        b'{"id": "a", "features": [1.0], "ts": ' + b"[" * 1023 + b"]" * 1023 + b"}",
+        b'{"id": ' + b"[" * 1023 + b"]" * 1023 + b', "features": [1.0]}',
+    ],
+)
+def test_values_nested_as_deep_as_json_allows_are_rejected_not_raised(value: bytes) -> None:
+    # A plain repr() of such a value in the error message raised RecursionError.
+    _, errors = ItemDecoder().decode_batch([value], [None])
+    with pytest.raises(DecodeError):
+        decode_label(value)
+
+    assert len(errors) == 1 and len(str(errors[0][1])) < 300
+
+
 def test_a_message_over_max_bytes_is_rejected_before_parsing() -> None:
     # Not even valid JSON: the size check comes first.
     assert reason_of(b"{" * 2000, max_bytes=1000) == "too_large"
