@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import disable_created_metrics
 
@@ -16,6 +17,7 @@ from streamer.http import StatusServer
 from streamer.kafka.service import Service
 from streamer.metrics import Metrics
 from streamer.models import DEFAULT_MODEL, build_model
+from streamer.store.checkpoint import CheckpointError, loads
 from streamer.store.factory import open_store
 
 log = logging.getLogger(__name__)
@@ -23,28 +25,67 @@ log = logging.getLogger(__name__)
 disable_created_metrics()  # *_created series only add noise to dashboards
 
 
+def sampler_config(settings: Settings) -> dict[str, Any]:
+    """The Sampler's keyword arguments from the settings (a checkpoint records them)."""
+    return {
+        "budget": settings.budget,
+        "policy": settings.policy or settings.strategy or DEFAULT_POLICY,
+        "explore": settings.explore,
+        "seed": settings.seed,
+        "promise_window": settings.budget_window,
+        "tolerance": settings.budget_tolerance,
+        "class_balance": settings.class_balance,
+        "drift": settings.drift_boost,
+        "labels_per_second": settings.labels_per_second,
+        "max_in_flight": settings.max_pending,
+    }
+
+
 async def build_service(settings: Settings, metrics: Metrics | None = None) -> Service:
-    """Model, sampler and store from the settings (connects to Redis when configured)."""
-    model = build_model(settings.model or DEFAULT_MODEL, seed=settings.seed)
-    sampler = Sampler(
-        model,
-        budget=settings.budget,
-        policy=settings.policy or settings.strategy or DEFAULT_POLICY,
-        explore=settings.explore,
-        seed=settings.seed,
-        promise_window=settings.budget_window,
-        tolerance=settings.budget_tolerance,
-        class_balance=settings.class_balance,
-        drift=settings.drift_boost,
-        labels_per_second=settings.labels_per_second,
-        max_in_flight=settings.max_pending,
-    )
+    """Model, sampler and store from the settings; restore the newest checkpoint if any.
+
+    Raises
+    ------
+    CheckpointError
+        If the stored checkpoint fails its signature check, or was written for another model
+        spec (the message says how to start fresh).
+    """
+    spec = settings.model or DEFAULT_MODEL
+    config = sampler_config(settings)
     store = await open_store(
         settings.redis_url.get_secret_value() if settings.redis_url else None,
         prefix=settings.redis_prefix,
         max_pending=settings.max_pending,
     )
-    return Service(settings, sampler, store, metrics)
+    key = settings.checkpoint_key.get_secret_value().encode() if settings.checkpoint_key else None
+    checkpoint = None
+    try:
+        blob = await store.load_checkpoint() if store.durable and key else None
+        if blob is not None:
+            checkpoint = loads(blob, key)  # type: ignore[arg-type]
+            if checkpoint.model_spec != spec:
+                raise CheckpointError(
+                    f"the checkpoint in Redis (prefix {settings.redis_prefix!r}) holds model "
+                    f"{checkpoint.model_spec!r}, but the settings ask for {spec!r}: start with "
+                    "--model set to the checkpoint's spec, or use another --redis-prefix to "
+                    "start a fresh model"
+                )
+    except BaseException:
+        await store.close()
+        raise
+    if checkpoint is None:
+        sampler = Sampler(build_model(spec, seed=settings.seed), **config)
+    elif checkpoint.sampler_config == config:
+        sampler = checkpoint.sampler
+    else:  # same model, new sampling settings: keep what the model learned
+        changed = sorted(k for k in config if checkpoint.sampler_config.get(k) != config[k])
+        log.warning("sampling settings changed since the checkpoint (%s): the model is restored, "
+                    "the sampler starts fresh", ", ".join(changed))
+        sampler = Sampler(checkpoint.sampler.model, **config)
+    return Service(
+        settings, sampler, store, metrics,
+        checkpoint=checkpoint, checkpoint_key=key, sampler_config=config,
+    )
 
 
 async def serve(
@@ -58,7 +99,7 @@ async def serve(
     service = service or await build_service(settings)
     http = StatusServer(
         service.metrics.registry,
-        ready=lambda: service.consuming and not service.stopping,
+        ready=lambda: service.ready,
         status=lambda: {**service.status(), "settings": settings.public()},
         host=settings.metrics_host,
         port=settings.metrics_port,

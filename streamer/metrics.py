@@ -73,6 +73,39 @@ class Metrics:
             "streamer_label_delay_seconds", "From label request to label joined.",
             buckets=_LABEL_DELAY_BUCKETS, registry=r,
         )
+        self.checkpoints = Counter(
+            "streamer_checkpoints_total",
+            "Checkpoints written (model + label offsets + applied ids, one atomic step).",
+            registry=r,
+        )
+        self.checkpoint_failures = Counter(
+            "streamer_checkpoint_failures_total", "Checkpoints that could not be written.",
+            registry=r,
+        )
+        self.checkpoint_time = Gauge(
+            "streamer_checkpoint_timestamp_seconds", "Unix time of the newest checkpoint.",
+            registry=r,
+        )
+        self.uncommitted_labels = Gauge(
+            "streamer_uncommitted_labels",
+            "Labels learned but not yet in a checkpoint (re-read from Kafka after a crash).",
+            registry=r,
+        )
+        self.degraded = Gauge(
+            "streamer_degraded", "1 while a dependency is failing and the service runs degraded.",
+            ["component"], registry=r,
+        )
+        self.requests_cancelled = Counter(
+            "streamer_label_requests_cancelled_total",
+            "Asks withdrawn because the pending store could not hold the item (no request sent).",
+            registry=r,
+        )
+        self.backpressure = Gauge(
+            "streamer_backpressure",
+            "1 while label requests are paused because max_pending items wait for labels.",
+            registry=r,
+        )
+        self.degraded.labels(component="store")
         for reason in REASONS:
             self.decisions.labels(reason=reason)
         for outcome in JoinOutcome:

@@ -1,7 +1,25 @@
 """The aiokafka service loop: items -> decide -> label requests / predictions, labels -> join -> learn.
 
-Offsets of items are committed only after the broker acknowledged every output of their
-micro-batch, so a crash re-decides at most the batch in hand (at-least-once).
+Items: offsets are committed only after the broker acknowledged every output of their
+micro-batch, so a crash re-decides at most the batch in hand per partition (at-least-once;
+label requests carry the item id, so consumers can drop the duplicates).
+
+Labels, exactly once: a label *claims* its pending item, the sampler learns it, and every
+``checkpoint_every_labels`` labels or ``checkpoint_every_seconds`` (and at shutdown) one atomic
+store commit writes the signed checkpoint -- sampler with its model, the next label offset of
+every partition, counters -- together with the applied ids. A restarted service restores the
+checkpoint and reads labels again from its offsets; the items it claimed but had not committed
+are claimed again (same partition = same owner), the committed ones are duplicates. Label
+offsets are also committed to Kafka after each checkpoint, for lag tools only.
+
+Degraded mode (the pending store fails, e.g. Redis down): items keep being decided and
+predicted, but no label is requested (the budget of those items is forfeited, not caught up
+later), labels wait in Kafka (their batch is retried), ``/readyz`` answers 503, and everything
+resumes when the store answers again. Pending items already stored are kept.
+
+Backpressure: at most ``max_pending`` items wait for labels; beyond that no label is
+requested and the budget of those items is forfeited (annotators who are behind are not
+sent more work, and no burst of requests follows when they catch up).
 """
 
 from __future__ import annotations
@@ -16,7 +34,9 @@ from typing import Any
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
+from redis.exceptions import RedisError
 
 from streamer.config import Settings
 from streamer.core.decisions import Decisions
@@ -34,10 +54,18 @@ from streamer.kafka.codecs import (
 )
 from streamer.metrics import Metrics
 from streamer.store.base import JoinOutcome, PendingStore
+from streamer.store.checkpoint import Checkpoint, dumps
 
 log = logging.getLogger(__name__)
 
 _SWEEP_SECONDS = 2.0
+_RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)  # backoff while the store is down
+# what a failing store raises (redis-py errors, sockets, timeouts)
+STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+
+
+class _Stopped(Exception):
+    """Raised out of a store retry when the service is stopping."""
 
 
 class Service:
@@ -52,6 +80,10 @@ class Service:
         sampler: Sampler,
         store: PendingStore,
         metrics: Metrics | None = None,
+        *,
+        checkpoint: Checkpoint | None = None,
+        checkpoint_key: bytes | None = None,
+        sampler_config: dict[str, Any] | None = None,
     ) -> None:
         self.settings = settings
         self.sampler = sampler
@@ -66,11 +98,46 @@ class Service:
         self.outcomes: dict[str, int] = {outcome.value: 0 for outcome in JoinOutcome}
         self.pending = 0
         self.http_port: int | None = None  # set by streamer.app.serve
+        self._stop = asyncio.Event()  # replaced by the one run() gets
         self._labelled_correct = 0
         self._producer: AIOKafkaProducer | None = None
         self._items: AIOKafkaConsumer | None = None
         self._labels: AIOKafkaConsumer | None = None
         self.metrics.budget.set(sampler.budget)
+        # checkpoints
+        self.durable = bool(getattr(store, "durable", False)) and checkpoint_key is not None
+        self._key = checkpoint_key
+        self._sampler_config = dict(sampler_config or {})
+        self._positions: dict[TopicPartition, int] = {}  # next label offset, learned in memory
+        self._uncommitted: dict[str, None] = {}  # ids learned, not yet committed with a checkpoint
+        self._sequence = 0
+        self._last_checkpoint = time.monotonic()
+        self._dirty = False
+        self._checkpoint_lock = asyncio.Lock()
+        self.restored: int | None = None  # sequence of the checkpoint restored at start
+        # degraded mode and backpressure
+        self.degraded: dict[str, str] = {}  # component -> error
+        self._asked_since_sweep = 0
+        if checkpoint is not None:
+            self._restore(checkpoint)
+
+    def _restore(self, checkpoint: Checkpoint) -> None:
+        self._positions = {TopicPartition(t, p): o for (t, p), o in checkpoint.label_offsets.items()}
+        self.counts["labels_applied"] = checkpoint.applied
+        self._labelled_correct = checkpoint.correct
+        for outcome, count in checkpoint.outcomes.items():
+            self.outcomes[outcome] = count
+        self._sequence = self.restored = checkpoint.sequence
+        log.info(
+            "restored checkpoint %d (%d labels applied, model version %d, label offsets %s)",
+            checkpoint.sequence, checkpoint.applied, self.sampler.model.version,
+            {f"{tp.topic}[{tp.partition}]": o for tp, o in self._positions.items()},
+        )
+
+    @property
+    def ready(self) -> bool:
+        """Consuming, not stopping, and not degraded: what ``/readyz`` reports."""
+        return self.consuming and not self.stopping and not self.degraded
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -89,9 +156,8 @@ class Service:
         self._items = AIOKafkaConsumer(
             s.items_topic, group_id=s.group_id, max_poll_records=s.max_batch, **consumer_kwargs
         )
-        self._labels = AIOKafkaConsumer(
-            s.labels_topic, group_id=f"{s.group_id}-labels", **consumer_kwargs
-        )
+        self._labels = AIOKafkaConsumer(group_id=f"{s.group_id}-labels", **consumer_kwargs)
+        self._labels.subscribe([s.labels_topic], listener=_LabelPositions(self))
         await self._producer.start()
         await self._items.start()
         await self._labels.start()
@@ -113,10 +179,27 @@ class Service:
         finally:
             self.stopping = True
             stop.set()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(task, timeout=10)
-            await self.close()
+            await self._shutdown(tasks)
+
+    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Finish the batches in hand, checkpoint, flush and close -- within the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_timeout_seconds
+        _, late = await asyncio.wait(tasks, timeout=max(0.1, deadline - loop.time() - 2.0))
+        for task in late:  # a batch stuck on a dead dependency: its offsets stay uncommitted
+            log.warning("shutdown: %s did not finish its batch in time; cancelling it", task.get_name())
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=1.0)
+        if self.durable:
+            try:
+                await asyncio.wait_for(
+                    self.checkpoint("shutdown"), timeout=max(0.1, deadline - loop.time())
+                )
+            except (TimeoutError, _Stopped):
+                log.error("shutdown: the final checkpoint did not finish in time; the labels "
+                          "since the last one will be re-read from Kafka at the next start")
+        await asyncio.wait_for(self.close(), timeout=max(1.0, deadline - loop.time()))
 
     async def close(self) -> None:
         self.consuming = False
@@ -141,8 +224,10 @@ class Service:
         max_records: int,
         process: Callable[[list[ConsumerRecord]], Awaitable[None]],
         stop: asyncio.Event,
+        commit: bool = True,
     ) -> None:
         """Micro-batches from ``getmany``; offsets are committed once ``process`` returned."""
+        self._stop = stop
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200, max_records=max_records)
             if consumer is self._items and not self.consuming and consumer.assignment():
@@ -150,8 +235,12 @@ class Service:
                 self.metrics.ready.set(1)
             if not batches:
                 continue
-            await process([record for partition in batches.values() for record in partition])
-            await self._commit(consumer, batches)
+            try:
+                await process([record for partition in batches.values() for record in partition])
+            except _Stopped:
+                return  # stopping while the store was down: nothing committed, re-read later
+            if commit:
+                await self._commit(consumer, {tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs})
 
     async def process_items(self, records: Sequence[ConsumerRecord]) -> None:
         """Decide one micro-batch and wait until the broker acknowledged every output."""
@@ -166,7 +255,7 @@ class Service:
         if batch.ids:
             started = time.perf_counter()
             try:
-                decisions = self.sampler.decide(batch.X, ids=batch.ids)
+                decisions = self.sampler.decide(batch.X, ids=batch.ids, capacity=self._capacity())
             except Exception as exc:  # a model failure must not stop the stream or lose the items
                 log.exception("decide failed for a batch of %d items", len(batch.ids))
                 error = DecodeError("decide_failed", f"the model could not score the item: {exc!r}")
@@ -191,9 +280,19 @@ class Service:
         asked = decisions.asked_indices
         if asked.size:
             # the pending item must exist before anyone can see its label request
-            await self.store.put_many(
-                [batch.ids[i] for i in asked], batch.X[asked], now, s.pending_ttl_seconds
-            )
+            try:
+                await self.store.put_many(
+                    [batch.ids[i] for i in asked], batch.X[asked], now, s.pending_ttl_seconds
+                )
+            except STORE_ERRORS as exc:
+                self._degrade("store", exc)
+                self.sampler.cancel(decisions, asked.tolist(), batch.ids)
+                self.counts["requests_cancelled"] += int(asked.size)
+                m.requests_cancelled.inc(int(asked.size))
+                asked = decisions.asked_indices
+            else:
+                self._asked_since_sweep += int(asked.size)
+        self._dirty = True
         sends = []
         for i in asked:
             meta = batch.meta[i]
@@ -258,17 +357,23 @@ class Service:
 
     async def _labels_loop(self, stop: asyncio.Event) -> None:
         assert self._labels is not None
-        await self._consume(self._labels, 1000, self.process_labels, stop)
+        await self._consume(self._labels, 1000, self.process_labels, stop, commit=not self.durable)
 
     async def process_labels(self, records: Sequence[ConsumerRecord]) -> None:
-        """Join each label with its pending item, learn from the joined ones as one batch."""
+        """Claim each label's pending item, learn the joined ones as one batch.
+
+        With checkpoints the applied ids are committed later, with the checkpoint whose model
+        learned them; without (in-process store), right away.
+        """
         m = self.metrics
         now = time.time()
+        log.debug("labels batch of %d records", len(records))
         rows: list[np.ndarray] = []
         labels: list[Any] = []
         joined_records: list[ConsumerRecord] = []
         joined_ids: list[str] = []
         sends: list[asyncio.Future[Any]] = []
+        in_batch: set[str] = set()
         for record in records:
             try:
                 message = decode_label(record.value, header_content_type(record.headers))
@@ -276,9 +381,16 @@ class Service:
                 self._count_outcome(JoinOutcome.INVALID)
                 sends.append(await self._dead_letter(record, error, source="labels"))
                 continue
-            outcome, joined = await self.store.take(message.id, now)
+            if message.id in self._uncommitted or message.id in in_batch:
+                self._count_outcome(JoinOutcome.DUPLICATE)  # applied, not committed yet
+                continue
+            owner = f"{record.topic}:{record.partition}"
+            outcome, joined = await self._store_retry(
+                lambda i=message.id, o=owner: self.store.claim(i, now, o)
+            )
             self._count_outcome(outcome)
             if joined is not None:
+                in_batch.add(message.id)
                 rows.append(joined.features)
                 labels.append(message.label)
                 joined_ids.append(message.id)
@@ -297,8 +409,19 @@ class Service:
                 self.counts["labels_applied"] += len(labels)
                 m.accuracy.set(self._labelled_correct / self.counts["labels_applied"])
                 m.model_version.set(self.sampler.model.version)
+            # learned (or dead-lettered): never claimed again by this process
+            self._uncommitted.update(dict.fromkeys(joined_ids))
+        for record in records:  # synchronously with learning: the checkpoint sees both
+            self._positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        self._dirty = True
         if sends:
             await asyncio.gather(*sends)
+        if not self.durable:
+            await self._store_retry(lambda ids=list(self._uncommitted): self.store.commit(ids))
+            self._uncommitted.clear()
+        elif len(self._uncommitted) >= self.settings.checkpoint_every_labels:
+            await self.checkpoint("labels")
+        m.uncommitted_labels.set(len(self._uncommitted))
 
     def _count_outcome(self, outcome: JoinOutcome) -> None:
         self.outcomes[outcome.value] += 1
@@ -313,16 +436,109 @@ class Service:
                 self.counts["expired"] += expired
                 self.metrics.pending_expired.inc(expired)
                 self.pending = await self.store.pending_count()
+                self._asked_since_sweep = 0
                 self.metrics.pending.set(self.pending)
-            except Exception as exc:  # a store outage must not stop deciding
-                log.warning("pending sweep failed: %s", exc)
+            except STORE_ERRORS as exc:  # a store outage must not stop deciding
+                self._degrade("store", exc)
+            else:
+                self._recover("store")
+            if self.durable and self._checkpoint_due():
+                await self.checkpoint("timer")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=_SWEEP_SECONDS)
 
-    async def _commit(
-        self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]]
-    ) -> None:
-        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+    def _checkpoint_due(self) -> bool:
+        elapsed = time.monotonic() - self._last_checkpoint
+        return self._dirty and elapsed >= self.settings.checkpoint_every_seconds
+
+    async def checkpoint(self, why: str = "") -> bool:
+        """Write the signed checkpoint and the applied ids in one atomic store commit.
+
+        Returns False (and retries at the next occasion) when the store is down.
+        """
+        if not self.durable:
+            return False
+        assert self._key is not None
+        async with self._checkpoint_lock:
+            # One synchronous snapshot: sampler, offsets and ids describe the same moment.
+            ids = list(self._uncommitted)
+            positions = dict(self._positions)
+            state = Checkpoint(
+                sampler=self.sampler,
+                label_offsets={(tp.topic, tp.partition): o for tp, o in positions.items()},
+                applied=self.counts["labels_applied"],
+                correct=self._labelled_correct,
+                outcomes=dict(self.outcomes),
+                model_spec=getattr(self.sampler.model, "spec", type(self.sampler.model).__name__),
+                sampler_config=self._sampler_config,
+                sequence=self._sequence + 1,
+            )
+            blob = dumps(state, self._key)
+            self._dirty = False
+            try:
+                await self.store.commit(ids, blob)
+            except STORE_ERRORS as exc:
+                self._dirty = True
+                self.metrics.checkpoint_failures.inc()
+                self._degrade("store", exc)
+                return False
+            self._recover("store")
+            for item_id in ids:
+                self._uncommitted.pop(item_id, None)
+            self._sequence += 1
+            self._last_checkpoint = time.monotonic()
+            self.counts["checkpoints"] += 1
+            self.metrics.checkpoints.inc()
+            self.metrics.checkpoint_time.set(time.time())
+            self.metrics.uncommitted_labels.set(len(self._uncommitted))
+            log.debug("checkpoint %d (%s): %d labels, %d bytes", self._sequence, why, len(ids), len(blob))
+        if self._labels is not None:  # for lag tools: the offsets the checkpoint will re-read from
+            assigned = self._labels.assignment()
+            await self._commit(self._labels, {tp: o for tp, o in positions.items() if tp in assigned})
+        return True
+
+    # ------------------------------------------------------------------ degraded mode
+
+    def _capacity(self) -> int | None:
+        """Labels that may be requested now: 0 while degraded or at ``max_pending``."""
+        if self.degraded:
+            return 0
+        room = self.settings.max_pending - self.pending - self._asked_since_sweep
+        self.metrics.backpressure.set(1 if room <= 0 else 0)
+        return max(0, room) if room < self.settings.max_batch else None
+
+    def _degrade(self, component: str, exc: BaseException) -> None:
+        if component not in self.degraded:
+            log.error("%s unavailable, running degraded (no label requests, labels wait): %r",
+                      component, exc)
+            self.metrics.degraded.labels(component=component).set(1)
+        self.degraded[component] = repr(exc)
+
+    def _recover(self, component: str) -> None:
+        if self.degraded.pop(component, None) is not None:
+            log.warning("%s answers again: leaving degraded mode", component)
+            self.metrics.degraded.labels(component=component).set(0)
+
+    async def _store_retry(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run a store call, retrying with backoff while the store is down (labels wait)."""
+        attempt = 0
+        while True:
+            try:
+                result = await call()
+            except STORE_ERRORS as exc:
+                self._degrade("store", exc)
+                if self._stop.is_set():
+                    raise _Stopped from exc
+                await asyncio.sleep(_RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)])
+                attempt += 1
+            else:
+                if attempt:
+                    self._recover("store")
+                return result
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        if not offsets:
+            return
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
@@ -358,5 +574,37 @@ class Service:
             "model_version": self.sampler.model.version,
             "classes": [str(c) for c in self.sampler.model.classes],
             "labelled_accuracy": (self._labelled_correct / applied) if applied else None,
+            "degraded": dict(self.degraded),
+            "requests_cancelled": self.counts["requests_cancelled"],
+            "forfeited": snapshot["forfeited"],
+            "checkpoints": {
+                "durable": self.durable,
+                "restored": self.restored,
+                "sequence": self._sequence,
+                "written": self.counts["checkpoints"],
+                "uncommitted_labels": len(self._uncommitted),
+            },
             "error": self.error,
         }
+
+
+class _LabelPositions(ConsumerRebalanceListener):
+    """Labels are read from the checkpoint's offsets, not the group's committed ones."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        service = self.service
+        if service.durable and revoked and not service.stopping:
+            await service.checkpoint("rebalance")  # the next owner starts where we are
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        service = self.service
+        log.debug("labels partitions assigned: %s", sorted(assigned))
+        consumer = service._labels
+        assert consumer is not None
+        for tp in assigned:
+            offset = service._positions.get(tp)
+            if offset is not None:
+                consumer.seek(tp, offset)
