@@ -281,7 +281,7 @@ class Service:
         if asked.size:
             # the pending item must exist before anyone can see its label request
             try:
-                await self.store.put_many(
+                known = await self.store.put_many(
                     [batch.ids[i] for i in asked], batch.X[asked], now, s.pending_ttl_seconds
                 )
             except STORE_ERRORS as exc:
@@ -289,9 +289,14 @@ class Service:
                 self.sampler.cancel(decisions, asked.tolist(), batch.ids)
                 self.counts["requests_cancelled"] += int(asked.size)
                 m.requests_cancelled.inc(int(asked.size))
-                asked = decisions.asked_indices
             else:
-                self._asked_since_sweep += int(asked.size)
+                if known:  # decided again after a restart, and its label is already here
+                    known_set = set(known)
+                    again = [i for i in asked if batch.ids[i] in known_set]
+                    self.sampler.cancel(decisions, again, batch.ids)
+                    self.counts["not_reasked"] += len(known)
+                self._asked_since_sweep += int(asked.size) - len(known)
+            asked = decisions.asked_indices
         self._dirty = True
         sends = []
         for i in asked:

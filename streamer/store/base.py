@@ -45,8 +45,12 @@ class PendingStore(Protocol):
 
     async def put_many(
         self, ids: Sequence[str], X: np.ndarray, requested_at: float, ttl_seconds: float
-    ) -> None:
-        """Store the features of requested items with a deadline of now + ttl."""
+    ) -> list[str]:
+        """Store the features of requested items with a deadline of now + ttl.
+
+        Returns the ids not stored because their label was already claimed or applied (an
+        item decided again after a crash); no label should be requested for those.
+        """
         ...
 
     async def claim(

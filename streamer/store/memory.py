@@ -101,15 +101,20 @@ class MemoryPendingStore:
 
     async def put_many(
         self, ids: Sequence[str], X: np.ndarray, requested_at: float, ttl_seconds: float
-    ) -> None:
+    ) -> list[str]:
         """Store each row of ``X`` under its id until ``requested_at + ttl_seconds``.
 
         Putting an id that is already pending replaces its features and deadline
-        (items are processed at least once).
+        (items are processed at least once). Returns the ids not stored because their
+        label was already claimed or applied.
         """
         X = check_put(ids, X)
         deadline = requested_at + ttl_seconds
+        skipped = []
         for item_id, row in zip(ids, X, strict=True):
+            if item_id in self._applied or item_id in self._claimed:
+                skipped.append(item_id)
+                continue
             old = self._pending.pop(item_id, None)
             if old is None and len(self._pending) >= self.max_pending:
                 self._expire(next(iter(self._pending)), requested_at)
@@ -117,6 +122,7 @@ class MemoryPendingStore:
             self._pending[item_id] = _Pending(row.copy(), requested_at, deadline, seq)
             heapq.heappush(self._deadlines, (deadline, seq, item_id))
         self._compact_heap()
+        return skipped
 
     durable = False  # lost with the process
 

@@ -66,6 +66,24 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {'joined', v[1], v[2]}
 """
 
+# KEYS: deadlines zset
+# ARGV: key prefix, requested_at, deadline, expire ms, then id, features, id, features, ...
+_PUT = """
+local skipped = {}
+for i = 5, #ARGV, 2 do
+  local id = ARGV[i]
+  local key = ARGV[1] .. 'p:' .. id
+  if redis.call('EXISTS', ARGV[1] .. 'a:' .. id) == 1 or redis.call('HEXISTS', key, 'c') == 1 then
+    skipped[#skipped + 1] = id
+  else
+    redis.call('HSET', key, 'f', ARGV[i + 1], 'r', ARGV[2], 'd', ARGV[3])
+    redis.call('PEXPIRE', key, ARGV[4])
+    redis.call('ZADD', KEYS[1], ARGV[3], id)
+  end
+end
+return skipped
+"""
+
 # KEYS: deadlines zset, expired counter
 # ARGV: now, max items per call, tombstone ttl ms, key prefix ("{prefix}:")
 _SWEEP = """
@@ -136,6 +154,7 @@ class RedisPendingStore:
             **(client_options or {}),
         )
         self._claim = self._client.register_script(_CLAIM)
+        self._put = self._client.register_script(_PUT)
         self._checkpoint_key = self._keys + "checkpoint"
         self._sweep = self._client.register_script(_SWEEP)
 
@@ -144,21 +163,22 @@ class RedisPendingStore:
 
     async def put_many(
         self, ids: Sequence[str], X: np.ndarray, requested_at: float, ttl_seconds: float
-    ) -> None:
-        """Store each row of ``X`` until ``requested_at + ttl_seconds``, in one round trip."""
+    ) -> list[str]:
+        """Store each row of ``X`` until ``requested_at + ttl_seconds``, in one script call.
+
+        Returns the ids *not* stored because their label was already claimed or applied
+        (an item decided again after a crash): asking for them again would waste a label.
+        """
         X = check_put(ids, X).astype(_FEATURES_DTYPE, copy=False)
         if not len(ids):
-            return
+            return []
         deadline = requested_at + ttl_seconds
         expire_ms = _ms(max(ttl_seconds, 0.0) + self._grace)
-        fields = {b"r": repr(float(requested_at)), b"d": repr(float(deadline))}
-        async with self._client.pipeline(transaction=False) as pipe:
-            for item_id, row in zip(ids, X, strict=True):
-                key = self._pending_key(item_id)
-                pipe.hset(key, mapping={b"f": row.tobytes(), **fields})
-                pipe.pexpire(key, expire_ms)
-            pipe.zadd(self._deadlines_key, dict.fromkeys(ids, deadline))
-            await pipe.execute()
+        args: list[Any] = [self._keys, repr(float(requested_at)), repr(float(deadline)), expire_ms]
+        for item_id, row in zip(ids, X, strict=True):
+            args += [item_id, row.tobytes()]
+        skipped = await self._put(keys=[self._deadlines_key], args=args)
+        return [item_id.decode() for item_id in skipped]
 
     durable = True  # survives a restart of the service
 
