@@ -74,6 +74,13 @@ class ServiceProcess:
         self._log.close()
         return self.process.returncode
 
+    def kill9(self) -> None:
+        """SIGKILL: no handler runs, nothing is flushed -- a crash."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self._log.close()
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
 
