@@ -176,3 +176,69 @@ class StoreContract:
 
     async def test_ping_answers_true(self, store: PendingStore) -> None:
         assert await store.ping() is True
+
+    # -- claim / commit: exactly-once labels across crashes ---------------------------------
+
+    async def test_claim_keeps_the_features_until_commit(self, store: PendingStore) -> None:
+        X = features(1)
+        await store.put_many(["a"], X, requested_at=T0, ttl_seconds=TTL)
+
+        outcome, joined = await store.claim("a", now=T0 + 1, owner="labels:0")
+
+        assert outcome is JoinOutcome.JOINED and joined is not None
+        assert await store.pending_count() == 0  # no longer waiting for a label
+        assert await store.sweep(now=T0 + TTL + 10) == 0  # a claimed item never expires
+        again, rejoined = await store.claim("a", now=T0 + TTL + 20, owner="labels:0")
+        assert again is JoinOutcome.JOINED  # a restarted service re-reading its partition
+        assert rejoined is not None and rejoined.features.tobytes() == X[0].tobytes()
+
+    async def test_another_owner_cannot_claim_a_claimed_item(self, store: PendingStore) -> None:
+        await store.put_many(["a"], features(1), requested_at=T0, ttl_seconds=TTL)
+        await store.claim("a", now=T0 + 1, owner="labels:0")
+
+        assert await store.claim("a", now=T0 + 2, owner="labels:1") == (JoinOutcome.DUPLICATE, None)
+
+    async def test_commit_makes_claimed_ids_duplicates(self, store: PendingStore) -> None:
+        await store.put_many(["a", "b"], features(2), requested_at=T0, ttl_seconds=TTL)
+        await store.claim("a", now=T0 + 1, owner="o")
+        await store.claim("b", now=T0 + 1, owner="o")
+
+        await store.commit(["a", "b"], checkpoint=b"state-1")
+
+        assert await store.claim("a", now=T0 + 2, owner="o") == (JoinOutcome.DUPLICATE, None)
+        assert await store.claim("b", now=T0 + 2, owner="o") == (JoinOutcome.DUPLICATE, None)
+        assert await store.load_checkpoint() == b"state-1"
+
+    async def test_the_newest_checkpoint_wins(self, store: PendingStore) -> None:
+        assert await store.load_checkpoint() is None
+        await store.commit([], checkpoint=b"one")
+        await store.commit([], checkpoint=b"two")
+
+        assert await store.load_checkpoint() == b"two"
+
+    async def test_commit_without_a_checkpoint_keeps_the_last_one(self, store: PendingStore) -> None:
+        await store.put_many(["a"], features(1), requested_at=T0, ttl_seconds=TTL)
+        await store.commit([], checkpoint=b"kept")
+        await store.claim("a", now=T0 + 1, owner="o")
+
+        await store.commit(["a"])
+
+        assert await store.load_checkpoint() == b"kept"
+        assert (await store.claim("a", now=T0 + 2, owner="o"))[0] is JoinOutcome.DUPLICATE
+
+    async def test_put_skips_ids_already_claimed_or_applied(self, store: PendingStore) -> None:
+        await store.put_many(["a", "b"], features(2), requested_at=T0, ttl_seconds=TTL)
+        await store.claim("a", now=T0 + 1, owner="o")
+        await store.take("b", now=T0 + 1)
+
+        skipped = await store.put_many(["a", "b", "c"], features(3), requested_at=T0 + 2, ttl_seconds=TTL)
+
+        assert sorted(skipped) == ["a", "b"]
+        assert await store.pending_count() == 1  # only c waits
+        assert (await store.claim("a", now=T0 + 3, owner="o"))[0] is JoinOutcome.JOINED
+
+    async def test_claim_after_the_deadline_is_late(self, store: PendingStore) -> None:
+        await store.put_many(["a"], features(1), requested_at=T0, ttl_seconds=TTL)
+
+        assert await store.claim("a", now=T0 + TTL, owner="o") == (JoinOutcome.LATE, None)
+        assert await store.sweep(now=T0 + TTL) == 1  # counted once

@@ -231,3 +231,50 @@ def test_share_holds_on_sea_with_the_default_model(budget: float) -> None:
     assert seen == N
     assert within_5_percent(asked, budget, seen), f"asked {asked} at budget {budget}"
     assert sampler.snapshot()["asked_by_reason"]["uncertainty"] > 0.5 * asked
+
+
+# -- backpressure: capacity forfeits, cancel withdraws -------------------------------------
+
+
+def test_no_capacity_asks_nothing_and_owes_nothing() -> None:
+    ctl = BudgetController(0.1, seed=0)
+    scores = np.random.default_rng(1).random(2000)
+
+    ask, _ = ctl.decide(scores, capacity=0)
+
+    assert not ask.any()
+    assert ctl.planned == 0.0 and ctl.deficit == 0.0
+    assert ctl.forfeited == pytest.approx(0.1 * 2000)
+
+
+def test_after_backpressure_the_rate_resumes_without_a_catch_up_burst() -> None:
+    rng = np.random.default_rng(2)
+    ctl = BudgetController(0.05, seed=0)
+    ctl.decide(rng.random(4000))
+    ctl.decide(rng.random(4000), capacity=0)  # annotators far behind for 4,000 items
+
+    ask, reasons = ctl.decide(rng.random(4000))
+
+    assert abs(int(ask.sum()) - 200) <= 2 * ctl.slack + 1  # the budget rate, not 400
+    assert "catch_up" not in reasons[:200]
+
+
+def test_capacity_caps_the_asks_of_a_batch() -> None:
+    ctl = BudgetController(0.5, seed=0)
+
+    ask, _ = ctl.decide(np.ones(100), capacity=3)
+
+    assert int(ask.sum()) == 3
+
+
+def test_cancel_forgets_asks_that_were_never_requested() -> None:
+    ctl = BudgetController(0.1, seed=0)
+    ask, _ = ctl.decide(np.random.default_rng(3).random(1000))
+    asked, planned = ctl.asked, ctl.planned
+
+    ctl.cancel(5)
+
+    assert (ctl.asked, ctl.planned) == (asked - 5, planned - 5)
+    assert ctl.deficit == pytest.approx(planned - asked)  # nothing to catch up
+    with pytest.raises(ValueError, match="cancel takes"):
+        ctl.cancel(ctl.asked + 1)

@@ -194,3 +194,36 @@ def test_exposes_budget_strategy_and_model() -> None:
     model = build_model("GaussianNB")
     sampler = Sampler(model, budget=0.2, strategy="entropy")
     assert (sampler.budget, sampler.strategy, sampler.model) == (0.2, "entropy", model)
+
+
+def test_cancel_turns_asks_into_skips_and_frees_their_ids() -> None:
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 3))
+    sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.2, seed=0)
+    ids = [f"i{k}" for k in range(300)]
+    decisions = sampler.decide(X, ids=ids)
+    asked = decisions.asked_indices.tolist()
+    assert asked
+    before = sampler.snapshot()
+
+    sampler.cancel(decisions, asked, ids)
+
+    assert not decisions.ask.any()
+    assert all(decisions.reason[i] == "skip" for i in asked)
+    after = sampler.snapshot()
+    assert after["asked"] == before["asked"] - len(asked)
+    assert after["in_flight"] == 0
+    assert sum(after["asked_by_reason"].values()) == after["asked"]
+    again = sampler.decide(X[asked], ids=[ids[i] for i in asked])  # no longer blocked as in flight
+    assert sampler.snapshot()["not_reasked"] == before["not_reasked"]
+    assert again.ask.shape == (len(asked),)
+
+
+def test_zero_capacity_pauses_requests() -> None:
+    X = np.random.default_rng(6).normal(size=(500, 3))
+    sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.1, seed=0)
+
+    decisions = sampler.decide(X, capacity=0)
+
+    assert not decisions.ask.any()
+    assert sampler.snapshot()["forfeited"] == pytest.approx(50.0)
