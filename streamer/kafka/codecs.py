@@ -18,6 +18,8 @@ import numpy as np
 from streamer.kafka.schema import (
     MAX_ID_LENGTH,
     MAX_LABEL_LENGTH,
+    MAX_PAYLOAD_URI_LENGTH,
+    MAX_STREAM_LENGTH,
     ItemBatch,
     ItemDecoder,
     ItemMeta,
@@ -42,6 +44,8 @@ __all__ = [
     "JSON",
     "MAX_ID_LENGTH",
     "MAX_LABEL_LENGTH",
+    "MAX_PAYLOAD_URI_LENGTH",
+    "MAX_STREAM_LENGTH",
     "MSGPACK",
     "DecodeError",
     "ItemBatch",

@@ -21,6 +21,10 @@ from streamer.kafka.wire import DEFAULT_MAX_BYTES, DecodeError, loads
 
 MAX_ID_LENGTH = 256
 MAX_LABEL_LENGTH = 256
+# Label requests echo these fields: unbounded, a valid item just under the size limit made a
+# label request over the producer's limit, which stopped the service.
+MAX_STREAM_LENGTH = 256
+MAX_PAYLOAD_URI_LENGTH = 65_536
 _NUMBER_TYPES = frozenset({int, float})  # bool is a distinct type, so it is excluded
 
 # Bounded repr for error messages: a plain repr of a value nested 1000 deep (legal JSON)
@@ -111,13 +115,21 @@ def _optional_float(obj: dict, key: str, item_id: str) -> float | None:
     return float(value)
 
 
-def _optional_str(obj: dict, key: str, item_id: str) -> str | None:
+def _optional_str(obj: dict, key: str, item_id: str, max_length: int | None = None) -> str | None:
     value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise DecodeError(
-        "bad_field", f"'{key}' must be a string, got {_describe(value)}{_where(item_id)}"
-    )
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise DecodeError(
+            "bad_field", f"'{key}' must be a string, got {_describe(value)}{_where(item_id)}"
+        )
+    if max_length is not None and len(value) > max_length:
+        raise DecodeError(
+            "bad_field",
+            f"'{key}' has {len(value)} characters, at most {max_length} are allowed"
+            f"{_where(item_id)}",
+        )
+    return value
 
 
 def _names_diff(expected: Sequence[str], got: Any) -> str:
@@ -307,8 +319,8 @@ class ItemDecoder:
         row = self._features(obj.get("features"), item_id)
         meta = ItemMeta(
             ts=_optional_float(obj, "ts", item_id),
-            stream=_optional_str(obj, "stream", item_id),
-            payload_uri=_optional_str(obj, "payload_uri", item_id),
+            stream=_optional_str(obj, "stream", item_id, MAX_STREAM_LENGTH),
+            payload_uri=_optional_str(obj, "payload_uri", item_id, MAX_PAYLOAD_URI_LENGTH),
             meta=self._meta(obj.get("meta"), item_id),
         )
         return item_id, row, meta

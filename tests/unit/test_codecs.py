@@ -88,6 +88,15 @@ def test_optional_fields_may_be_absent_or_null() -> None:
     assert batch.meta[0].ts is None and batch.meta[0].meta is None
 
 
+def test_stream_and_payload_uri_may_be_as_long_as_their_limits() -> None:
+    # Label requests echo both fields; their limits keep a request near the size of its item.
+    item = {"id": "a", "features": [1.0], "stream": "s" * 256, "payload_uri": "u" * 65_536}
+
+    batch, reason = decode_one(js(item))
+
+    assert reason is None and batch.meta[0].stream == "s" * 256
+
+
 def test_unknown_extra_fields_are_ignored_so_producers_can_extend_messages() -> None:
     assert decode_one(js({"id": "a", "features": [1.0], "camera_angle": 30}))[1] is None
 
@@ -157,6 +166,8 @@ def test_an_empty_batch_gives_an_empty_matrix_of_the_configured_width() -> None:
         (js({"id": "a", "features": [1.0], "ts": "noon"}), "bad_field"),
         (js({"id": "a", "features": [1.0], "stream": 3}), "bad_field"),
         (js({"id": "a", "features": [1.0], "meta": [1]}), "bad_field"),
+        (js({"id": "a", "features": [1.0], "stream": "s" * 257}), "bad_field"),
+        (js({"id": "a", "features": [1.0], "payload_uri": "u" * 65_537}), "bad_field"),
     ],
 )
 def test_bad_items_are_rejected_with_their_reason(value: bytes, reason: str) -> None:

@@ -279,6 +279,10 @@ MUTATIONS: list[tuple[str, str, Mutation, list[str | None] | None]] = [
     ("ts_non_finite", "bad_field", _set("ts", non_finite), MSGPACK_TYPES),
     ("stream_not_string", "bad_field", _set("stream", not_a_string), None),
     ("payload_uri_not_string", "bad_field", _set("payload_uri", not_a_string), None),
+    ("stream_too_long", "bad_field",
+     _set("stream", st.integers(257, 70_000).map(lambda n: "s" * n)), None),
+    ("payload_uri_too_long", "bad_field",
+     _set("payload_uri", st.integers(65_537, 70_000).map(lambda n: "u" * n)), None),
     (
         "meta_not_object",
         "bad_field",
@@ -525,7 +529,7 @@ def test_huge_messages_are_too_large_by_default_without_being_parsed(size: int) 
 
 
 def test_a_large_item_just_under_the_limit_is_accepted() -> None:
-    value = orjson.dumps({"id": "a", "features": [1.0], "payload_uri": "s" * 999_000})
+    value = orjson.dumps({"id": "a", "features": [1.0], "meta": {"blob": "s" * 999_000}})
 
     batch, errors = ItemDecoder(max_bytes=1_000_000).decode_batch([value], [None])
 
