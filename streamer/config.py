@@ -1,6 +1,8 @@
 """One frozen settings object, read at the edge: flags > env (``STREAMER_*``) > config file > defaults.
 
 Nothing deeper in the code reads the environment; the service gets plain values from here.
+Secrets may also come from files (``STREAMER_<NAME>_FILE``, the Docker/Kubernetes secrets
+convention) and are masked wherever settings are shown: ``public()``, ``repr``, errors.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from streamer.store.factory import mask_url
+from streamer.store.factory import mask_url, url_secrets
 
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "streamer_config_file", default=None
@@ -27,10 +29,27 @@ class ConfigError(ValueError):
     """Settings that cannot work; the message says which and how to fix them."""
 
 
+MASK = "**********"
+# settings whose values are secrets: masked in public(), errors and repr
+SECRET_FIELDS = ("sasl_password", "redis_url", "redis_password", "checkpoint_key")
+# settings that may also come from a file named by <name>_file (STREAMER_<NAME>_FILE)
+FILE_FIELDS = (
+    "sasl_username", "sasl_password", "redis_url", "redis_username", "redis_password",
+    "checkpoint_key",
+)  # fmt: skip
+
+
+def _names(name: str) -> str:
+    return f"{name} (--{name.replace('_', '-')} / STREAMER_{name.upper()})"
+
+
 class Settings(BaseSettings):
     """Every setting of ``streamer run``. Env vars are the field names with the ``STREAMER_`` prefix."""
 
-    model_config = SettingsConfigDict(env_prefix="STREAMER_", frozen=True, extra="forbid")
+    # hide_input_in_errors: a ValidationError's text never carries the values (secrets among them)
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMER_", frozen=True, extra="forbid", hide_input_in_errors=True
+    )
 
     # Kafka
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -58,6 +77,13 @@ class Settings(BaseSettings):
 
     # state
     redis_url: SecretStr | None = None  # None = in-process store (single replica, not durable)
+    # Redis AUTH (ACL user or requirepass) and TLS, unless the URL carries them
+    redis_username: str | None = None
+    redis_password: SecretStr | None = None
+    redis_ssl_ca_certs: Path | None = None  # CA bundle that signed the server's certificate
+    redis_ssl_certfile: Path | None = None  # client certificate (Redis tls-auth-clients yes)
+    redis_ssl_keyfile: Path | None = None
+    redis_ssl_cert_reqs: Literal["required", "optional", "none"] | None = None  # None = required
     redis_prefix: str = "streamer"
     pending_ttl_seconds: float = Field(24 * 3600.0, gt=0)
     max_pending: int = Field(100_000, ge=1)  # backpressure: no new label requests beyond this
@@ -88,6 +114,14 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9100, ge=0, le=65535)  # 0 = any free port
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Docker/Kubernetes secrets: a file whose content (less one trailing newline) is the value
+    sasl_username_file: Path | None = None
+    sasl_password_file: Path | None = None
+    redis_url_file: Path | None = None
+    redis_username_file: Path | None = None
+    redis_password_file: Path | None = None
+    checkpoint_key_file: Path | None = None
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -97,7 +131,31 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _ConfigFileSource(settings_cls))
+        layers = (init_settings, env_settings, _ConfigFileSource(settings_cls))
+        return (_SecretPairs(settings_cls, layers),)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        problems = []
+        for name in FILE_FIELDS:
+            path = data.get(f"{name}_file")
+            if path is None or path == "":
+                continue
+            given = _names(f"{name}_file")
+            if data.get(name) not in (None, ""):
+                problems.append(f"{_names(name)} and {given} are both set; keep one")
+                continue
+            try:
+                data[name] = read_secret_file(Path(str(path)))
+            except ValueError as exc:
+                problems.append(f"{given}: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return data
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -149,21 +207,124 @@ class Settings(BaseSettings):
             raise ValueError("checkpoint_key must be at least 16 characters (a random secret)")
         if self.redis_url is not None and self.checkpoint_key is None:
             raise ValueError(
-                "a Redis store needs checkpoint_key (STREAMER_CHECKPOINT_KEY): checkpoints of the "
-                "model are signed with it and refused when the signature does not match"
+                "a Redis store needs checkpoint_key (STREAMER_CHECKPOINT_KEY, or a file named by "
+                "STREAMER_CHECKPOINT_KEY_FILE): checkpoints of the model are signed with it and "
+                "refused when the signature does not match"
             )
-        for path in (self.ssl_cafile, self.ssl_certfile, self.ssl_keyfile):
-            if path is not None and not path.is_file():
-                raise ValueError(f"SSL file {path} does not exist")
+        self._check_kafka_security()
+        self._check_redis_security()
         return self
+
+    def _check_kafka_security(self) -> None:
+        sasl = {"sasl_mechanism": self.sasl_mechanism, "sasl_username": self.sasl_username,
+                "sasl_password": self.sasl_password}
+        ssl = {"ssl_cafile": self.ssl_cafile, "ssl_certfile": self.ssl_certfile,
+               "ssl_keyfile": self.ssl_keyfile}
+        if not self.security_protocol.startswith("SASL") and any(sasl.values()):
+            given = ", ".join(name for name, value in sasl.items() if value)
+            raise ValueError(
+                f"{given} set but security_protocol={self.security_protocol} does not use SASL: "
+                "set security_protocol to SASL_SSL (or SASL_PLAINTEXT), or remove them"
+            )
+        if self.security_protocol not in ("SSL", "SASL_SSL") and any(ssl.values()):
+            given = ", ".join(name for name, value in ssl.items() if value)
+            raise ValueError(
+                f"{given} set but security_protocol={self.security_protocol} does not use TLS: "
+                "set security_protocol to SSL (or SASL_SSL), or remove them"
+            )
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError("ssl_keyfile needs ssl_certfile (the client certificate it belongs to)")
+        for name, path in ssl.items():
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name}: file {path} does not exist")
+
+    def _check_redis_security(self) -> None:
+        options = {
+            "redis_username": self.redis_username, "redis_password": self.redis_password,
+            "redis_ssl_ca_certs": self.redis_ssl_ca_certs,
+            "redis_ssl_certfile": self.redis_ssl_certfile,
+            "redis_ssl_keyfile": self.redis_ssl_keyfile,
+            "redis_ssl_cert_reqs": self.redis_ssl_cert_reqs,
+        }
+        given = [name for name, value in options.items() if value is not None]
+        if self.redis_url is None:
+            if given:
+                raise ValueError(f"{', '.join(given)} set but no redis_url: they configure the "
+                                 "Redis store, set redis_url (or redis_url_file) too")
+            return
+        url = urlsplit(self.redis_url.get_secret_value())
+        if self.redis_password is not None and url_secrets(self.redis_url.get_secret_value()):
+            raise ValueError("the Redis password is set twice, in redis_url and in redis_password; "
+                             "keep one")
+        if self.redis_username is not None and url.username:
+            raise ValueError("the Redis username is set twice, in redis_url and in redis_username; "
+                             "keep one")
+        tls = [name for name in given if name.startswith("redis_ssl_")]
+        if tls and url.scheme != "rediss":
+            raise ValueError(f"{', '.join(tls)}: Redis TLS settings need a rediss:// redis_url, got "
+                             f"{url.scheme}://")
+        if self.redis_ssl_keyfile is not None and self.redis_ssl_certfile is None:
+            raise ValueError("redis_ssl_keyfile needs redis_ssl_certfile (the client certificate "
+                             "it belongs to)")
+        for name in ("redis_ssl_ca_certs", "redis_ssl_certfile", "redis_ssl_keyfile"):
+            path = options[name]
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name}: file {path} does not exist")
+
+    def redis_client_options(self) -> dict[str, Any]:
+        """Keyword arguments of the Redis client beyond the URL: AUTH and TLS, only those set.
+
+        Pass them to ``open_store(..., client_options=...)``.
+        """
+        options: dict[str, Any] = {
+            "username": self.redis_username,
+            "password": self.redis_password.get_secret_value() if self.redis_password else None,
+            "ssl_ca_certs": str(self.redis_ssl_ca_certs) if self.redis_ssl_ca_certs else None,
+            "ssl_certfile": str(self.redis_ssl_certfile) if self.redis_ssl_certfile else None,
+            "ssl_keyfile": str(self.redis_ssl_keyfile) if self.redis_ssl_keyfile else None,
+            "ssl_cert_reqs": self.redis_ssl_cert_reqs,
+        }
+        return {name: value for name, value in options.items() if value is not None}
 
     def public(self) -> dict[str, Any]:
         """The settings as shown in logs and ``/status``: secrets masked."""
         data = self.model_dump(mode="json")
-        data["sasl_password"] = "**********" if self.sasl_password else None
-        data["checkpoint_key"] = "**********" if self.checkpoint_key else None
+        for name in SECRET_FIELDS:
+            data[name] = MASK if getattr(self, name) is not None else None
         data["redis_url"] = mask_url(self.redis_url.get_secret_value()) if self.redis_url else None
         return data
+
+
+class _SecretPairs(PydanticBaseSettingsSource):
+    """Flags > env > config file, where a secret and its ``_file`` form count as one setting.
+
+    The highest layer that sets either wins (``--checkpoint-key`` overrides
+    ``STREAMER_CHECKPOINT_KEY_FILE``); one layer setting both is an error, found later.
+    """
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], layers: tuple[PydanticBaseSettingsSource, ...]
+    ) -> None:
+        super().__init__(settings_cls)
+        self._layers = layers
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ merges whole layers
+
+    def __call__(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for layer in reversed(self._layers):  # lowest first, so higher layers overwrite
+            values = layer()
+            for name in FILE_FIELDS:
+                if _given(values, name) or _given(values, f"{name}_file"):
+                    merged.pop(name, None)
+                    merged.pop(f"{name}_file", None)
+            merged.update(values)
+        return merged
+
+
+def _given(values: dict[str, Any], name: str) -> bool:
+    return values.get(name) not in (None, "")
 
 
 class _ConfigFileSource(PydanticBaseSettingsSource):
@@ -193,7 +354,28 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return {key.replace("-", "_"): value for key, value in values.items()}
 
 
-_SECRET_FIELDS = {"sasl_password", "redis_url", "checkpoint_key"}
+def read_secret_file(path: Path) -> str:
+    """The secret a file holds: its text less one trailing newline (Docker/Kubernetes secrets).
+
+    Raises ``ValueError`` naming the path (never the content) if it is missing, unreadable or
+    empty.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a directory, not a file") from None
+    except PermissionError:
+        raise ValueError(f"file {path} cannot be read (permission denied for this user)") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ValueError(f"file {path} cannot be read: {exc.strerror}") from None
+    value = text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
+    if not value.strip():
+        raise ValueError(f"file {path} is empty")
+    return value
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
@@ -206,9 +388,13 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"]) or "settings"
             flag = f"--{name.replace('_', '-')} / STREAMER_{name.upper()}" if error["loc"] else name
-            shown = "***" if name in _SECRET_FIELDS else repr(error.get("input"))
-            lines.append(f"  {flag}: {error['msg']} (got {shown})"
-                         if error["type"] != "missing" else f"  {flag}: required")
+            if error["type"] == "missing":
+                lines.append(f"  {flag}: required")
+            elif not error["loc"]:  # a check across settings: its input is all of them
+                lines.append(f"  {flag}: {error['msg']}")
+            else:
+                shown = "***" if name in SECRET_FIELDS else repr(error.get("input"))
+                lines.append(f"  {flag}: {error['msg']} (got {shown})")
         raise ConfigError("invalid settings:\n" + "\n".join(lines)) from None
     finally:
         _config_file.reset(token)

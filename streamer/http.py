@@ -20,9 +20,12 @@ _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Servic
 
 
 class StatusServer:
-    """Serves the service's health and metrics.
+    """Serves the service's health and metrics on ``host:port``.
 
-    ``ready`` and ``status`` are callables so the server never holds stale state.
+    ``ready`` and ``status`` are callables so the server never holds stale state. ``host``
+    is the one address listened on (``127.0.0.1``: this machine only; ``0.0.0.0``: every
+    IPv4 interface, as a container needs). Nothing here is authenticated, so ``status``
+    must return only what any client on that network may read (secrets masked).
     """
 
     def __init__(
@@ -84,9 +87,10 @@ class StatusServer:
                 return
             try:
                 code, content_type, body = self.route(parts[0], parts[1])
-            except Exception as exc:  # a failing status callback must not kill the server
+            except Exception:  # a failing status callback must not kill the server
                 log.exception("HTTP %s failed", parts[1])
-                code, content_type, body = 503, "text/plain", f"error: {exc}\n".encode()
+                # the error's text stays in the log: it may name internals a client should not see
+                code, content_type, body = 503, "text/plain", b"error; see the service log\n"
             head = (
                 f"HTTP/1.1 {code} {_REASONS.get(code, '')}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"

@@ -69,9 +69,10 @@ def test_topic_names_must_differ() -> None:
 
 def test_secrets_never_appear_in_public_settings_or_errors() -> None:
     s = load_settings(redis_url="redis://app:hunter2@redis:6379/0", security_protocol="SASL_PLAINTEXT",
-                      sasl_mechanism="SCRAM-SHA-256", sasl_username="app", sasl_password="swordfish")
+                      sasl_mechanism="SCRAM-SHA-256", sasl_username="app", sasl_password="swordfish",
+                      checkpoint_key="correct-horse-battery")
     shown = str(s.public())
-    assert "hunter2" not in shown and "swordfish" not in shown
+    assert "hunter2" not in shown and "swordfish" not in shown and "correct-horse" not in shown
     assert "redis://app:***@redis:6379/0" in shown
     with pytest.raises(ConfigError) as info:
         load_settings(redis_url="http://app:hunter2@redis")

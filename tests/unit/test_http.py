@@ -1,9 +1,15 @@
-"""The HTTP endpoints on the metrics port, over a real socket."""
+"""The HTTP endpoints on the metrics port, over a real socket: answers, bound address, no secrets."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from pathlib import Path
 
+import orjson
+import pytest
+
+from streamer.config import load_settings
 from streamer.http import StatusServer
 from streamer.metrics import Metrics
 
@@ -40,12 +46,73 @@ async def test_endpoints_answer_health_readiness_status_and_metrics() -> None:
 
 async def test_a_failing_status_callback_answers_503_and_the_server_lives_on() -> None:
     def broken() -> dict:
-        raise RuntimeError("boom")
+        raise RuntimeError("boom: redis://:hunter2@cache")
 
     server = await StatusServer(Metrics().registry, ready=lambda: True, status=broken,
                                 host="127.0.0.1", port=0).start()
     try:
-        assert (await _get(server.port, "/status"))[0] == 503
+        code, body = await _get(server.port, "/status")
+        assert code == 503 and b"hunter2" not in body  # the error's text stays in the log
         assert (await _get(server.port, "/healthz"))[0] == 200
     finally:
         await server.stop()
+
+
+async def _reachable(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=2)
+    except OSError:
+        return False
+    writer.close()
+    return True
+
+
+async def test_the_server_listens_only_on_the_configured_address() -> None:
+    everywhere = await StatusServer(Metrics().registry, ready=lambda: True, status=dict,
+                                    host="0.0.0.0", port=0).start()
+    try:
+        if not await _reachable("127.0.0.2", everywhere.port):
+            pytest.skip("this host does not route 127.0.0.2 to the loopback interface")
+    finally:
+        await everywhere.stop()
+
+    server = await StatusServer(Metrics().registry, ready=lambda: True, status=dict,
+                                host="127.0.0.1", port=0).start()
+    try:
+        assert server._server is not None
+        assert {sock.getsockname()[0] for sock in server._server.sockets} == {"127.0.0.1"}
+        assert (await _get(server.port, "/healthz"))[0] == 200
+        assert not await _reachable("127.0.0.2", server.port)  # another address of this host
+    finally:
+        await server.stop()
+
+
+async def test_status_shows_the_settings_with_every_secret_masked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secrets = {
+        "sasl_password": "SASL-PASSWORD-8c1f",
+        "redis_password": "REDIS-PASSWORD-77ab",
+        "checkpoint_key": "CHECKPOINT-KEY-5e2d-0123456789",
+    }
+    (tmp_path / "url").write_text("rediss://app@cache:6380/0\n")
+    caplog.set_level(logging.DEBUG)
+    settings = load_settings(
+        security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256", sasl_username="app",
+        redis_url_file=tmp_path / "url", redis_ssl_cert_reqs="none", metrics_host="127.0.0.1",
+        metrics_port=0, **secrets,
+    )  # fmt: skip
+    logging.getLogger("streamer").info("starting with %s", settings.public())  # as `streamer run`
+    server = await StatusServer(Metrics().registry, ready=lambda: True,
+                                status=lambda: {"settings": settings.public()},
+                                host=settings.metrics_host, port=settings.metrics_port).start()
+    try:
+        code, body = await _get(server.port, "/status")
+    finally:
+        await server.stop()
+    assert code == 200
+    shown = orjson.loads(body)["settings"]
+    for name, secret in secrets.items():
+        assert secret.encode() not in body and secret not in caplog.text
+        assert shown[name] == "**********"
+    assert shown["redis_url_file"] == str(tmp_path / "url")
