@@ -56,6 +56,7 @@ async def build_service(settings: Settings, metrics: Metrics | None = None) -> S
         settings.redis_url.get_secret_value() if settings.redis_url else None,
         prefix=settings.redis_prefix,
         max_pending=settings.max_pending,
+        client_options=settings.redis_client_options(),
     )
     key = settings.checkpoint_key.get_secret_value().encode() if settings.checkpoint_key else None
     checkpoint = None
