@@ -58,6 +58,7 @@ _RUN_FLAGS: dict[str, dict] = {
     "checkpoint-every-seconds": {"type": float, "help": "... or after this many seconds (10)"},
     "shutdown-timeout-seconds": {"type": float, "help": "SIGTERM: most seconds to drain and checkpoint (20)"},
     "max-message-bytes": {"type": int, "help": "larger items and labels become dead letters (1000000)"},
+    "max-abs-feature": {"type": float, "help": "larger finite features are dead letters, out_of_range (1e15)"},
     "topic-partitions": {"type": int, "help": "partitions of topics created at start (3)"},
     "security-protocol": {"help": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"},
     "sasl-mechanism": {"help": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},

@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     checkpoint_every_seconds: float = Field(10.0, gt=0)
     shutdown_timeout_seconds: float = Field(20.0, gt=0)  # SIGTERM: finish, flush, checkpoint
     max_message_bytes: int = Field(1_000_000, ge=64)  # bigger items/labels are dead letters
+    max_abs_feature: float | None = Field(1e15, gt=0)  # larger finite features: out_of_range
 
     # sampling
     budget: float = Field(0.05, gt=0, le=1)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.kafka.wire import DEFAULT_MAX_BYTES, DecodeError, loads
+from streamer.kafka.wire import DEFAULT_MAX_ABS, DEFAULT_MAX_BYTES, DecodeError, loads
 
 MAX_ID_LENGTH = 256
 MAX_LABEL_LENGTH = 256
@@ -161,6 +161,10 @@ class ItemDecoder:
         positionally if they have this many values.
     max_bytes
         Messages larger than this are rejected (``too_large``) without being parsed.
+    max_abs
+        Finite features larger than this in absolute value are rejected (``out_of_range``):
+        one reading of 1e308 would otherwise poison a running scaler for good (every later
+        prediction becomes the prior). ``None`` accepts every finite value.
 
     Examples
     --------
@@ -176,6 +180,7 @@ class ItemDecoder:
         n_features: int | None = None,
         feature_names: Sequence[str] | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        max_abs: float | None = DEFAULT_MAX_ABS,
     ) -> None:
         names: list[str] | None = None
         if feature_names is not None:
@@ -194,6 +199,9 @@ class ItemDecoder:
         self._names = names
         self._names_set = frozenset(names) if names is not None else None
         self.max_bytes = max_bytes
+        if max_abs is not None and not max_abs > 0:
+            raise ValueError(f"max_abs must be > 0 (or None), got {max_abs!r}")
+        self.max_abs = max_abs
 
     @property
     def n_features(self) -> int | None:
@@ -249,10 +257,15 @@ class ItemDecoder:
         X = self._stack(rows)
         if X.size:
             finite = np.isfinite(X).all(axis=1)
-            if not finite.all():
-                bad = np.flatnonzero(~finite).tolist()
+            in_range = finite if self.max_abs is None else (np.abs(X) <= self.max_abs).all(axis=1)
+            if not in_range.all():
+                bad = np.flatnonzero(~in_range).tolist()
                 for r in bad:
-                    errors.append((index[r], self._non_finite(ids[r], X[r])))
+                    error = (
+                        self._non_finite(ids[r], X[r]) if not finite[r] else self._too_big(ids[r], X[r])
+                    )
+                    errors.append((index[r], error))
+                finite = in_range
                 keep = np.flatnonzero(finite).tolist()
                 X = X[finite]
                 ids = [ids[r] for r in keep]
@@ -301,6 +314,14 @@ class ItemDecoder:
         # Every value is an int or float and every row has length n, so this cannot fail
         # except for integers beyond the float range, which orjson/msgpack never produce.
         return np.array(rows, dtype=np.float64)
+
+    def _too_big(self, item_id: str, row: np.ndarray) -> DecodeError:
+        where = np.flatnonzero(np.abs(row) > self.max_abs).tolist()
+        return DecodeError(
+            "out_of_range",
+            f"features beyond +-{self.max_abs:g} at positions {where[:5]}: rescale them, or raise "
+            f"--max-abs-feature (item id={item_id})",
+        )
 
     @staticmethod
     def _non_finite(item_id: str, row: np.ndarray) -> DecodeError:
@@ -362,6 +383,8 @@ class ItemDecoder:
             # The first good item fixes the schema, so it must be fully valid first.
             if not all(math.isfinite(v) for v in row):
                 raise self._non_finite(item_id, np.array(row, dtype=np.float64))
+            if self.max_abs is not None and any(abs(v) > self.max_abs for v in row):
+                raise self._too_big(item_id, np.array(row, dtype=np.float64))
             self._n = len(row)
         elif len(row) != self._n:
             raise DecodeError(

@@ -27,6 +27,9 @@ _ALIASES = {
 }
 CONTENT_TYPE_HEADER = "content-type"
 DEFAULT_MAX_BYTES = 1_048_576
+# Finite features beyond this are refused: squares of larger values overflow float64 in running
+# statistics (a scaler fed 1e200 predicts the prior for ever after).
+DEFAULT_MAX_ABS = 1e15
 
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 

@@ -526,7 +526,7 @@ def test_arbitrary_msgpack_values_only_ever_give_decode_errors(objs: list) -> No
             decode_label(value, MSGPACK)
 
 
-finite = st.floats(allow_nan=False, allow_infinity=False)
+finite = st.floats(min_value=-1e15, max_value=1e15)  # within the default --max-abs-feature
 
 
 @fast
@@ -656,3 +656,35 @@ def test_the_majority_of_named_features_fixes_the_names() -> None:
     batch, errors = decoder.decode_batch(values, [None] * len(values))
     assert decoder.feature_names == ["a", "b"]
     assert batch.X.tolist() == [[2.0, 1.0]] * 3 and [i for i, _ in errors] == [0]
+
+
+def test_finite_features_beyond_max_abs_are_out_of_range() -> None:
+    from streamer.kafka.codecs import ItemDecoder
+
+    dec = ItemDecoder(n_features=2)
+    batch, errors = dec.decode_batch(
+        [b'{"id": "a", "features": [1, 2]}', b'{"id": "b", "features": [1e308, 2]}',
+         b'{"id": "c", "features": [-1e16, 2]}', b'{"id": "d", "features": [1e15, -1e15]}'],
+        [None] * 4,
+    )
+
+    assert batch.ids == ["a", "d"]
+    assert [(i, e.reason) for i, e in errors] == [(1, "out_of_range"), (2, "out_of_range")]
+    assert "--max-abs-feature" in str(errors[0][1])
+
+
+def test_max_abs_none_accepts_every_finite_value() -> None:
+    from streamer.kafka.codecs import ItemDecoder
+
+    batch, errors = ItemDecoder(max_abs=None).decode_batch([b'{"id": "a", "features": [1e308]}'], [None])
+
+    assert batch.ids == ["a"] and not errors
+
+
+def test_the_first_item_cannot_fix_the_schema_with_an_out_of_range_value() -> None:
+    from streamer.kafka.codecs import ItemDecoder
+
+    dec = ItemDecoder(max_abs=10.0)
+    batch, errors = dec.decode_batch([b'{"id": "a", "features": [11.0, 1.0]}'], [None])
+
+    assert not batch.ids and errors[0][1].reason == "out_of_range"

@@ -50,6 +50,7 @@ ITEM_REASONS = FORMAT_REASONS | {
     "bad_features",
     "feature_count",
     "non_finite",
+    "out_of_range",
     "bad_field",
 }
 LABEL_REASONS = FORMAT_REASONS | {"missing_id", "bad_id", "bad_label", "bad_field"}
@@ -145,8 +146,10 @@ class Deep(str):
 
 ints = st.integers(-(2**63), 2**64 - 1)  # what orjson and msgpack carry as integers
 finite = st.floats(allow_nan=False, allow_infinity=False)
-huge = st.sampled_from([1e308, -1e308, 1.7976931348623157e308, -5e-324, 2.0**63, -(2.0**64)])
-good_number = finite | huge | st.integers(-(2**53), 2**53)
+in_range = st.floats(min_value=-1e15, max_value=1e15)  # the default --max-abs-feature
+edge = st.sampled_from([1e15, -1e15, -5e-324, 5e-324, 2.0**49, -(2.0**49)])
+huge = st.sampled_from([1e308, -1e308, 1.7976931348623157e308, 2.0**63, -(2.0**64), 1.0000001e15])
+good_number = in_range | edge | st.integers(-(10**15), 10**15)
 non_finite = st.sampled_from([math.nan, math.inf, -math.inf])
 good_id = st.text(min_size=1, max_size=12) | st.just("é" * 256) | st.just("x" * 256)
 json_values = st.recursive(
@@ -275,6 +278,7 @@ MUTATIONS: list[tuple[str, str, Mutation, list[str | None] | None]] = [
         None,
     ),
     ("feature_non_finite", "non_finite", _feature(non_finite), MSGPACK_TYPES),  # JSON cannot
+    ("feature_out_of_range", "out_of_range", _feature(huge), None),
     ("ts_not_number", "bad_field", _set("ts", not_a_number | deeply_nested), None),
     ("ts_non_finite", "bad_field", _set("ts", non_finite), MSGPACK_TYPES),
     ("stream_not_string", "bad_field", _set("stream", not_a_string), None),
@@ -307,7 +311,7 @@ def mutated_items(draw: st.DrawFn) -> Case:
 @st.composite
 def format_garbage(draw: st.DrawFn) -> Case:
     """Messages that fail before any field is looked at."""
-    item = {"id": draw(good_id), "features": draw(st.lists(finite, min_size=N, max_size=N))}
+    item = {"id": draw(good_id), "features": draw(st.lists(in_range, min_size=N, max_size=N))}
     kind = draw(
         st.sampled_from(
             [
