@@ -400,6 +400,55 @@ def panels() -> list[tuple[Panel, int, int]]:
             12,
             8,
         ),
+        (row("Reliability"), 24, 1),
+        (
+            stat(
+                "Degraded",
+                f"max(streamer_degraded{{{SEL}}})",
+                "degraded",
+                description="1 while the pending store (Redis) fails: items are still decided, label requests paused, labels wait in Kafka.",
+                thresholds=[(None, "green"), (1, "red")],
+                mappings=[{"type": "value", "options": {"0": {"text": "no"}, "1": {"text": "yes"}}}],
+            ),
+            6,
+            6,
+        ),
+        (
+            stat(
+                "Checkpoint age",
+                f"time() - max(streamer_checkpoint_timestamp_seconds{{{SEL}}})",
+                "age",
+                description="Seconds since the newest checkpoint (model + label offsets + applied ids).",
+                unit="s",
+                thresholds=[(None, "green"), (120, "orange"), (600, "red")],
+            ),
+            6,
+            6,
+        ),
+        (
+            timeseries(
+                "Labels not yet checkpointed",
+                [(f"sum(streamer_uncommitted_labels{{{SEL}}})", "uncommitted")],
+                description="Learned but not yet in a checkpoint: a crash now re-reads them from Kafka (never lost).",
+                min_=0,
+            ),
+            6,
+            6,
+        ),
+        (
+            timeseries(
+                "Backpressure and withdrawn asks",
+                [
+                    (f"max(streamer_backpressure{{{SEL}}})", "backpressure (max_pending reached)"),
+                    (f"sum(rate(streamer_label_requests_cancelled_total{{{SEL}}}[5m]))", "asks withdrawn / s"),
+                    (f"sum(rate(streamer_checkpoint_failures_total{{{SEL}}}[5m]))", "checkpoint failures / s"),
+                ],
+                description="Label requests paused because annotators are behind, asks withdrawn because the store failed, checkpoints that failed.",
+                min_=0,
+            ),
+            6,
+            6,
+        ),
     ]
 
 
