@@ -89,7 +89,7 @@ class Service:
         self.sampler = sampler
         self.store = store
         self.metrics = metrics or Metrics()
-        self.decoder = ItemDecoder(n_features=settings.n_features)
+        self.decoder = ItemDecoder(n_features=settings.n_features, max_bytes=settings.max_message_bytes)
         self.started_at = time.time()
         self.consuming = False
         self.stopping = False
@@ -381,7 +381,10 @@ class Service:
         in_batch: set[str] = set()
         for record in records:
             try:
-                message = decode_label(record.value, header_content_type(record.headers))
+                message = decode_label(
+                    record.value, header_content_type(record.headers),
+                    max_bytes=self.settings.max_message_bytes,
+                )
             except DecodeError as error:
                 self._count_outcome(JoinOutcome.INVALID)
                 sends.append(await self._dead_letter(record, error, source="labels"))
