@@ -612,7 +612,20 @@ class _LabelPositions(ConsumerRebalanceListener):
         log.debug("labels partitions assigned: %s", sorted(assigned))
         consumer = service._labels
         assert consumer is not None
-        for tp in assigned:
-            offset = service._positions.get(tp)
-            if offset is not None:
-                consumer.seek(tp, offset)
+        saved = {tp: service._positions[tp] for tp in assigned if tp in service._positions}
+        # A log that ends before our offset lost its data (a memory-only broker restarted, or
+        # the topic was deleted and created again): waiting for that offset would skip (or
+        # never reach) the labels of the new log, so it is read from its start.
+        ends: dict[TopicPartition, int] = {}
+        starts: dict[TopicPartition, int] = {}
+        with contextlib.suppress(KafkaError):  # cannot tell: keep the checkpoint's offsets
+            ends = await consumer.end_offsets(list(saved)) if saved else {}
+            lost = [tp for tp, offset in saved.items() if offset > ends[tp]]
+            starts = await consumer.beginning_offsets(lost) if lost else {}
+        for tp, offset in saved.items():
+            if tp in starts:
+                log.warning("labels %s[%d] ends at %d, before the checkpoint's offset %d: the "
+                            "topic lost its data; reading it from offset %d", tp.topic,
+                            tp.partition, ends[tp], offset, starts[tp])
+                offset = service._positions[tp] = starts[tp]
+            consumer.seek(tp, offset)
