@@ -20,6 +20,17 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
 
 
 @pytest.fixture
+def private_kafka(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A Tansu broker of this test alone, for tests that stop and restart it.
+
+    ``kill()`` then ``start()`` brings it back on the same port -- empty: Tansu keeps
+    topics, data and committed offsets in memory only.
+    """
+    with EmbeddedBroker(log=tmp_path / "tansu.log") as broker:
+        yield broker
+
+
+@pytest.fixture
 def topics() -> dict[str, str]:
     """Unique topic names and group id for one test, as `streamer run` flag values."""
     tag = uuid.uuid4().hex[:8]

@@ -42,16 +42,19 @@ def find_redis_server() -> str | None:
 
 
 class RedisServer:
-    """A redis-server subprocess on 127.0.0.1, without persistence.
+    """A redis-server subprocess on 127.0.0.1, without persistence unless ``appendonly``.
 
     ``stop`` / ``kill`` / ``start`` let service tests simulate an outage; ``start`` reuses
-    the same port so clients reconnect to the same URL. Data does not survive a restart.
+    the same port so clients reconnect to the same URL. Data survives a restart only with
+    ``appendonly=True`` (an AOF in ``workdir``, fsync'ed on every write). ``pause`` /
+    ``resume`` (SIGSTOP / SIGCONT) simulate a hang: connections stay open, nothing answers.
     """
 
-    def __init__(self, binary: str, port: int, workdir: Path) -> None:
+    def __init__(self, binary: str, port: int, workdir: Path, appendonly: bool = False) -> None:
         self.binary = binary
         self.port = port
         self.workdir = workdir
+        self.appendonly = appendonly
         self.url = f"redis://127.0.0.1:{port}/0"
         self.process: subprocess.Popen[bytes] | None = None
         self._log = workdir / f"redis-{port}.log"
@@ -71,7 +74,8 @@ class RedisServer:
                     "--port", str(self.port),
                     "--bind", "127.0.0.1",
                     "--save", "",
-                    "--appendonly", "no",
+                    "--appendonly", "yes" if self.appendonly else "no",
+                    "--appendfsync", "always",
                     "--dir", str(self.workdir),
                 ],
                 stdout=log,
@@ -114,11 +118,23 @@ class RedisServer:
         self.stop()
         self.start()
 
+    def pause(self) -> None:
+        """SIGSTOP: the server hangs with its data and connections (a stalled host)."""
+        assert self.process is not None and self.running
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`; no-op if not running."""
+        if self.running:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGCONT)
+
     def _signal(self, sig: signal.Signals, timeout: float) -> None:
         if self.process is None:
             return
         if self.process.poll() is None:
             self.process.send_signal(sig)
+            self.process.send_signal(signal.SIGCONT)  # a paused server acts on it now
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -127,7 +143,9 @@ class RedisServer:
         self.process = None
 
 
-def start_redis_server(binary: str | None = None, workdir: Path | None = None) -> RedisServer:
+def start_redis_server(
+    binary: str | None = None, workdir: Path | None = None, appendonly: bool = False
+) -> RedisServer:
     """Start a private redis-server on a free port; call ``.stop()`` when done.
 
     Raises
@@ -144,7 +162,7 @@ def start_redis_server(binary: str | None = None, workdir: Path | None = None) -
     workdir = workdir or Path(tempfile.mkdtemp(prefix="streamer-redis-"))
     last: Exception | None = None
     for _ in range(3):  # another process may grab the free port before the server binds it
-        server = RedisServer(binary, free_port(), workdir)
+        server = RedisServer(binary, free_port(), workdir, appendonly=appendonly)
         try:
             server.start()
             return server
@@ -167,6 +185,21 @@ def redis_server() -> Iterator[RedisServer | None]:
             pytrace=False,
         )
     server = start_redis_server(binary)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test alone (AOF on), for tests that stop, pause or restart it."""
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("no redis-server binary for a private server (install redis-server)")
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    server = start_redis_server(binary, workdir, appendonly=True)
     try:
         yield server
     finally:

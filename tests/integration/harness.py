@@ -57,6 +57,15 @@ class ServiceProcess:
         except OSError:
             return 0, b""
 
+    def wait_code(self, path: str, code: int, timeout: float = 10.0) -> int:
+        """Poll ``path`` until it answers ``code``; return the last code seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.get(path)[0]
+            if seen == code or time.monotonic() > deadline:
+                return seen
+            time.sleep(0.1)
+
     def status(self) -> dict[str, Any]:
         code, body = self.get("/status")
         assert code == 200, body
