@@ -232,11 +232,13 @@ def good_item(rng: random.Random, serial: int, prefix: str = "good") -> Message:
 
 
 def extreme_item(rng: random.Random, serial: int) -> Message:
-    """Finite but extreme values are valid numbers: decided, not dead-lettered."""
+    """Finite values beyond the default --max-abs-feature (1e15) are dead letters, out_of_range
+    (one 1e308 would poison the running scaler); tiny ones are fine numbers."""
     item_id = f"extreme-{serial}"
-    row = [rng.choice([1e308, -1e308, 1.7976931348623157e308, 5e-324, 1e-300]) for _ in range(3)]
+    row = [rng.choice([1e308, -1e308, 1.7976931348623157e308, 1e16]),
+           rng.choice([5e-324, 1e-300, 1.0]), 1.0]
     value = _js({"id": item_id, "features": [*row, 1.0]})
-    return Message("items", "extreme_floats", "predicted", None, value, [], item_id.encode(),
+    return Message("items", "extreme_floats", "dead", "out_of_range", value, [], item_id.encode(),
                    item_id)
 
 

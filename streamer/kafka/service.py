@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 from redis.exceptions import RedisError
 
 from streamer.config import Settings
@@ -300,20 +300,34 @@ class Service:
         self._dirty = True
         sends = []
         for i in asked:
-            meta = batch.meta[i]
-            value = encode_label_request(
-                id=batch.ids[i],
-                features=batch.X[i] if s.include_features else None,
-                payload_uri=meta.payload_uri,
-                stream=meta.stream,
-                prediction=decisions.prediction[i],
-                proba=dict(zip(decisions.classes, decisions.proba[i].tolist(), strict=True)),
-                scores={name: float(values[i]) for name, values in decisions.scores.items()},
-                reason=decisions.reason[i],
-                model_version=decisions.model_version,
-                requested_at=now,
-            )
-            sends.append(await producer.send(s.label_requests_topic, value, key=records[i].key))
+
+            def request(i: int = i, with_features: bool = s.include_features) -> bytes:
+                meta = batch.meta[i]
+                return encode_label_request(
+                    id=batch.ids[i],
+                    features=batch.X[i] if with_features else None,
+                    payload_uri=meta.payload_uri,
+                    stream=meta.stream,
+                    prediction=decisions.prediction[i],
+                    proba=dict(zip(decisions.classes, decisions.proba[i].tolist(), strict=True)),
+                    scores={name: float(values[i]) for name, values in decisions.scores.items()},
+                    reason=decisions.reason[i],
+                    model_version=decisions.model_version,
+                    requested_at=now,
+                )
+
+            try:
+                sends.append(await producer.send(s.label_requests_topic, request(), key=records[i].key))
+            except MessageSizeTooLargeError:
+                # wide features can make the request larger than the item (text numbers grow):
+                # the annotator gets it without features (they stay in the pending store)
+                try:
+                    sends.append(await producer.send(
+                        s.label_requests_topic, request(with_features=False), key=records[i].key
+                    ))
+                except MessageSizeTooLargeError as exc:
+                    error = DecodeError("output_too_large", f"the label request is too large: {exc}")
+                    sends.append(await self._dead_letter(records[i], error, source="items"))
         if s.emit_predictions:
             for i, item_id in enumerate(batch.ids):
                 value = encode_prediction(
@@ -322,7 +336,11 @@ class Service:
                     confidence=float(decisions.confidence[i]),
                     model_version=decisions.model_version,
                 )
-                sends.append(await producer.send(s.predictions_topic, value, key=records[i].key))
+                try:
+                    sends.append(await producer.send(s.predictions_topic, value, key=records[i].key))
+                except MessageSizeTooLargeError as exc:
+                    error = DecodeError("output_too_large", f"the prediction is too large: {exc}")
+                    sends.append(await self._dead_letter(records[i], error, source="items"))
         # metrics per batch, not per item
         n = len(batch.ids)
         self.counts["items"] += n
@@ -620,7 +638,10 @@ class _LabelPositions(ConsumerRebalanceListener):
         starts: dict[TopicPartition, int] = {}
         with contextlib.suppress(KafkaError):  # cannot tell: keep the checkpoint's offsets
             ends = await consumer.end_offsets(list(saved)) if saved else {}
-            lost = [tp for tp, offset in saved.items() if offset > ends[tp]]
+            doubtful = [tp for tp, offset in saved.items() if offset > ends[tp]]
+            # Some brokers (Tansu) under-report end offsets, so read the last record we
+            # consumed before concluding the log lost it.
+            lost = [tp for tp in doubtful if not await self._has_record(tp, saved[tp] - 1)]
             starts = await consumer.beginning_offsets(lost) if lost else {}
         for tp, offset in saved.items():
             if tp in starts:
@@ -629,3 +650,20 @@ class _LabelPositions(ConsumerRebalanceListener):
                             tp.partition, ends[tp], offset, starts[tp])
                 offset = service._positions[tp] = starts[tp]
             consumer.seek(tp, offset)
+
+    async def _has_record(self, tp: TopicPartition, offset: int) -> bool:
+        """Whether the log still holds the record at ``offset`` (a short-lived probe consumer)."""
+        probe = AIOKafkaConsumer(
+            **client_kwargs(self.service.settings), enable_auto_commit=False,
+            auto_offset_reset="none", fetch_max_wait_ms=100,
+        )
+        await probe.start()
+        try:
+            probe.assign([tp])
+            probe.seek(tp, max(0, offset))
+            batches = await probe.getmany(tp, timeout_ms=2000, max_records=1)
+            return any(r.offset == offset for r in batches.get(tp, []))
+        except KafkaError:  # out of range (real Kafka): the record is gone
+            return False
+        finally:
+            await probe.stop()
