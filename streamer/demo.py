@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -82,9 +83,12 @@ async def run_demo(
         f"replayed at {rate:,.0f} items/s; budget {budget:.1%}; annotator delay {label_delay}s")
     with EmbeddedBroker() as broker:
         say(f"embedded Kafka-compatible broker (Tansu) on {broker.bootstrap_servers}")
+        # with Redis, a fresh namespace and key per demo: its checkpoints start a new model
+        redis = {"redis_url": redis_url, "redis_prefix": f"demo-{secrets.token_hex(4)}",
+                 "checkpoint_key": secrets.token_hex(16)} if redis_url else {}
         settings = load_settings(
             bootstrap_servers=broker.bootstrap_servers, budget=budget, metrics_port=metrics_port,
-            redis_url=redis_url, model=model, strategy=strategy, seed=seed,
+            model=model, strategy=strategy, seed=seed, **redis,
         )
         return await _run(settings, stream, rate, label_delay, say)
 
