@@ -30,13 +30,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
 import math
-import os
-import platform
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +54,7 @@ import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
+from benchmarks.machine import machine as _machine  # noqa: E402
 from streamer.kafka.codecs import JSON, MSGPACK  # noqa: E402
 
 N_FEATURES = 4
@@ -516,36 +513,7 @@ def check(messages: list[Message], topics: dict[str, str], predictions: list[Any
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "hostname": socket.gethostname(),
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        **_git_state(),
-    }
-
-
-def _git_state() -> dict[str, Any]:
-    """The commit measured, and whether streamer/ had uncommitted changes (the service under test)."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "streamer"], cwd=ROOT,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    return {"git_commit": commit, "streamer_uncommitted_changes": bool(dirty)}
+    return _machine(numpy=np.__version__)
 
 
 def topic_names(tag: str) -> tuple[dict[str, str], dict[str, str]]:

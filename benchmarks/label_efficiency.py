@@ -36,13 +36,9 @@ if __name__ == "__main__":  # before numpy loads: one BLAS thread per worker, th
         os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
-import platform  # noqa: E402
 import queue  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -57,6 +53,7 @@ import numpy as np  # noqa: E402
 import river  # noqa: E402
 import skactiveml  # noqa: E402
 from anchors import ANCHORS, RIVER_ENTROPY, SKACTIVEML_STRATEGIES  # noqa: E402
+from machine import machine as _machine  # noqa: E402
 from prequential import run  # noqa: E402
 from streams import SYNTHETIC, Stream, load_streams  # noqa: E402
 
@@ -100,39 +97,8 @@ TUTORIAL_DEFAULT_MODEL_COST = 16_000.0
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "hostname": socket.gethostname(),
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "river": river.__version__,
-        "scikit-activeml": skactiveml.__version__,
-        "numpy": np.__version__,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        **_git_state(),
-    }
-
-
-def _git_state() -> dict[str, Any]:
-    """The commit measured, and whether streamer/ had uncommitted changes (the sampler under test)."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "streamer"], cwd=root,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    return {"git_commit": commit, "streamer_uncommitted_changes": bool(dirty)}
+    return _machine(river=river.__version__, **{"scikit-activeml": skactiveml.__version__},
+                    numpy=np.__version__)
 
 
 # -- jobs ----------------------------------------------------------------------------------------

@@ -141,3 +141,22 @@ async def consume_all(bootstrap: str, topic: str, expect: int | None = None,
     finally:
         await consumer.stop()
     return out
+
+
+async def annotate(bootstrap: str, topics: dict[str, str], annotator: Any, stop: asyncio.Event,
+                   wrap: Any = None) -> None:
+    """Run ``annotator`` (streamer.replay.Annotator) on the label-requests topic until ``stop``.
+
+    ``wrap`` may replace the producer the annotator sends labels with (e.g. to time them).
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(topics["label-requests-topic"], bootstrap_servers=bootstrap,
+                                group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=10)
+    await producer.start()
+    await consumer.start()
+    try:
+        sender = producer if wrap is None else wrap(producer)
+        await annotator.run(consumer, sender, topics["labels-topic"], stop)
+    finally:
+        await consumer.stop()
+        await producer.stop()

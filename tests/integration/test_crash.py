@@ -25,12 +25,11 @@ from typing import Any
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamer.kafka.codecs import encode_item
 from streamer.replay import Annotator, LabelledStream, load_stream
 from streamer.store.checkpoint import Checkpoint, loads
-from tests.integration.harness import ServiceProcess, consume_all, produce
+from tests.integration.harness import ServiceProcess, annotate, consume_all, produce
 
 pytestmark = pytest.mark.integration
 
@@ -60,20 +59,6 @@ async def _produce_steadily(bootstrap: str, topic: str, stream: LabelledStream) 
         await asyncio.sleep(0.1)
 
 
-async def _annotate(bootstrap: str, topics: dict[str, str], annotator: Annotator,
-                    stop: asyncio.Event) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(topics["label-requests-topic"], bootstrap_servers=bootstrap,
-                                group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=10)
-    await producer.start()
-    await consumer.start()
-    try:
-        await annotator.run(consumer, producer, topics["labels-topic"], stop)
-    finally:
-        await consumer.stop()
-        await producer.stop()
-
-
 async def _scenario(kafka, redis_url: str, stream: LabelledStream, tmp_path: Path,
                     kills: int, seed: int, pauses: list[float] | None = None) -> dict[str, Any]:
     """Stream the items with ``kills`` kill -9s at random moments; return what happened.
@@ -94,7 +79,7 @@ async def _scenario(kafka, redis_url: str, stream: LabelledStream, tmp_path: Pat
     service = await asyncio.to_thread(ServiceProcess(bootstrap, flags, tmp_path / f"{tag}.log").start)
     annotator = Annotator(stream.truth, delay=0.05)
     stop_annotating = asyncio.Event()
-    annotating = asyncio.create_task(_annotate(bootstrap, topics, annotator, stop_annotating))
+    annotating = asyncio.create_task(annotate(bootstrap, topics, annotator, stop_annotating))
     producing = asyncio.create_task(_produce_steadily(bootstrap, topics["items-topic"], stream))
     restored: list[int | None] = []
     downtimes: list[float] = []

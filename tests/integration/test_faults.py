@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from streamer.broker import EmbeddedBroker
 from streamer.config import Settings
@@ -27,7 +27,7 @@ from streamer.kafka.codecs import encode_item, encode_label
 from streamer.replay import Annotator, LabelledStream, load_stream
 from streamer.store.checkpoint import loads
 from tests.fixtures_redis import RedisServer
-from tests.integration.harness import ServiceProcess, consume_all, produce
+from tests.integration.harness import ServiceProcess, annotate, consume_all, produce
 
 pytestmark = pytest.mark.integration
 
@@ -85,19 +85,13 @@ class _TimedProducer:
 
 async def _annotate(bootstrap: str, topics: dict[str, str], annotator: Annotator,
                     stop: asyncio.Event, timed: list[_TimedProducer] | None = None) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(topics["label-requests-topic"], bootstrap_servers=bootstrap,
-                                group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=10)
-    await producer.start()
-    await consumer.start()
-    sender = _TimedProducer(producer)
-    if timed is not None:
-        timed.append(sender)
-    try:
-        await annotator.run(consumer, sender, topics["labels-topic"], stop)  # type: ignore[arg-type]
-    finally:
-        await consumer.stop()
-        await producer.stop()
+    def timing(producer: AIOKafkaProducer) -> _TimedProducer:
+        sender = _TimedProducer(producer)
+        if timed is not None:
+            timed.append(sender)
+        return sender
+
+    await annotate(bootstrap, topics, annotator, stop, wrap=timing)
 
 
 async def _wait(service: ServiceProcess, predicate: Callable[[dict[str, Any]], bool],

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamer.kafka.codecs import encode_item, encode_label
 from streamer.replay import Annotator, LabelledStream, load_stream
-from tests.integration.harness import ServiceProcess, consume_all, produce
+from tests.integration.harness import ServiceProcess, annotate, consume_all, produce
 
 pytestmark = pytest.mark.integration
 
@@ -33,20 +32,6 @@ def _items(stream: LabelledStream, start: int = 0, stop: int | None = None):
             for i in range(start, stop)]
 
 
-async def _annotate(bootstrap: str, topics: dict[str, str], annotator: Annotator,
-                    stop: asyncio.Event) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(topics["label-requests-topic"], bootstrap_servers=bootstrap,
-                                group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=10)
-    await producer.start()
-    await consumer.start()
-    try:
-        await annotator.run(consumer, producer, topics["labels-topic"], stop)
-    finally:
-        await consumer.stop()
-        await producer.stop()
-
-
 async def _wait(service: ServiceProcess, predicate, timeout: float, what: str):
     return await asyncio.to_thread(service.wait_for, predicate, timeout, what)
 
@@ -61,7 +46,7 @@ async def test_the_loop_holds_the_budget_joins_every_label_and_learns(
     try:
         annotator = Annotator(stream.truth, delay=0.05)
         stop = asyncio.Event()
-        annotating = asyncio.create_task(_annotate(kafka.bootstrap_servers, topics, annotator, stop))
+        annotating = asyncio.create_task(annotate(kafka.bootstrap_servers, topics, annotator, stop))
         # produce in slices so labels come back while items still flow, as in production
         for start in range(0, len(stream), 250):
             await produce(kafka.bootstrap_servers, topics["items-topic"], _items(stream, start, start + 250))
