@@ -390,7 +390,6 @@ class Service:
         """
         m = self.metrics
         now = time.time()
-        log.debug("labels batch of %d records", len(records))
         rows: list[np.ndarray] = []
         labels: list[Any] = []
         joined_records: list[ConsumerRecord] = []

@@ -37,12 +37,18 @@ async def _trained_service(redis_url: str, prefix: str, **overrides):
     return service, X
 
 
-async def test_a_new_service_restores_the_newest_checkpoint(redis_url: str, redis_prefix: str) -> None:
-    service, X = await _trained_service(redis_url, redis_prefix)
+async def _checkpointed(redis_url: str, prefix: str):
+    """A trained service whose checkpoint is in Redis; its store is closed again."""
+    service, X = await _trained_service(redis_url, prefix)
     assert service.durable and service.restored is None
     assert await service.checkpoint("test")
-    expected = service.sampler.decide(X[:50])
     await service.store.close()
+    return service, X
+
+
+async def test_a_new_service_restores_the_newest_checkpoint(redis_url: str, redis_prefix: str) -> None:
+    service, X = await _checkpointed(redis_url, redis_prefix)
+    expected = service.sampler.decide(X[:50])
 
     restored = await build_service(_settings(redis_url, redis_prefix))
     try:
@@ -56,9 +62,7 @@ async def test_a_new_service_restores_the_newest_checkpoint(redis_url: str, redi
 
 
 async def test_changed_sampling_settings_keep_the_learned_model(redis_url: str, redis_prefix: str) -> None:
-    service, _ = await _trained_service(redis_url, redis_prefix)
-    await service.checkpoint("test")
-    await service.store.close()
+    service, _ = await _checkpointed(redis_url, redis_prefix)
 
     restored = await build_service(_settings(redis_url, redis_prefix, budget=0.2))
     try:
@@ -69,18 +73,14 @@ async def test_changed_sampling_settings_keep_the_learned_model(redis_url: str, 
 
 
 async def test_a_checkpoint_for_another_model_is_refused(redis_url: str, redis_prefix: str) -> None:
-    service, _ = await _trained_service(redis_url, redis_prefix)
-    await service.checkpoint("test")
-    await service.store.close()
+    service, _ = await _checkpointed(redis_url, redis_prefix)
 
     with pytest.raises(CheckpointError, match="holds model 'StandardScaler | LogisticRegression'"):
         await build_service(_settings(redis_url, redis_prefix, model="GaussianNB"))
 
 
 async def test_a_tampered_checkpoint_is_refused(redis_url: str, redis_prefix: str) -> None:
-    service, _ = await _trained_service(redis_url, redis_prefix)
-    await service.checkpoint("test")
-    await service.store.close()
+    service, _ = await _checkpointed(redis_url, redis_prefix)
     client = redis.Redis.from_url(redis_url)
     key = f"{{{redis_prefix}}}:checkpoint"
     blob = bytearray(client.get(key))
