@@ -53,6 +53,7 @@ import numpy as np
 from river import base, compose, multiclass
 
 from streamer.core.model import Label
+from streamer.models.fast import FastPath, compile_fast
 
 __all__ = ["RiverModel"]
 
@@ -71,6 +72,10 @@ class RiverModel:
         Names of the ``X`` columns as river sees them; ``x0..x{d-1}`` when omitted.
     spec
         The spec string the model was built from (kept for display and checkpoints).
+    fast
+        Score and observe whole batches in numpy when the pipeline is one
+        :mod:`streamer.models.fast` supports (the same numbers as river's per-item path);
+        ``False`` always walks river's ``*_one`` methods.
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class RiverModel:
         *,
         feature_names: Sequence[str] | None = None,
         spec: str | None = None,
+        fast: bool = True,
     ) -> None:
         steps = list(estimator.steps.values()) if isinstance(estimator, compose.Pipeline) else [estimator]
         final = steps[-1]
@@ -102,6 +108,8 @@ class RiverModel:
         self.n_features: int | None = len(self.feature_names) if self.feature_names else None
         self.classes: list[Label] = []
         self.version = 0
+        self.fast = fast
+        self._fast: FastPath | None | bool = False  # False: not compiled yet
 
     def __repr__(self) -> str:
         return f"RiverModel({self.spec!r}, classes={self.classes}, version={self.version})"
@@ -110,6 +118,12 @@ class RiverModel:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Return ``(B, len(classes))`` probabilities; ``(B, 0)`` before any label was seen."""
+        fast = self._fast_path(X)
+        if fast is not None:
+            X = self._array(X)
+            if not self.classes:
+                return np.zeros((X.shape[0], 0), dtype=np.float64)
+            return fast.predict_proba(X, self.classes)
         rows = self._rows(X)
         C = len(self.classes)
         out = np.zeros((len(rows), C), dtype=np.float64)
@@ -151,6 +165,9 @@ class RiverModel:
         ensemble = self._classifier
         if not isinstance(ensemble, base.Ensemble):
             return None
+        fast = self._fast_path(X)
+        if fast is not None and self.classes:
+            return fast.committee_proba(self._array(X), self.classes)
         members = list(ensemble)
         rows = self._rows(X)
         C = len(self.classes)
@@ -169,6 +186,10 @@ class RiverModel:
 
     def observe(self, X: np.ndarray) -> None:
         """Let the unsupervised steps (scalers...) learn from every item, labelled or not."""
+        fast = self._fast_path(X)
+        if fast is not None:
+            fast.observe(self._array(X))
+            return
         if not any(not step._supervised for step in self._transformers):
             self._rows(X)  # still validate and fix the width
             return
@@ -196,9 +217,19 @@ class RiverModel:
             self._classifier.learn_one(x, label)
         self.version += 1
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_fast"] = False  # closures over river objects: compiled again after loading
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("fast", True)  # checkpoints written before the fast paths
+        state["_fast"] = False
+        self.__dict__.update(state)
+
     def to_bytes(self, key: bytes) -> bytes:
         """Serialize the full state, signed with HMAC-SHA256 under ``key``."""
-        payload = pickle.dumps(self.__dict__, protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps(self.__getstate__(), protocol=pickle.HIGHEST_PROTOCOL)
         return _MAGIC + _sign(key, payload) + payload
 
     @classmethod
@@ -221,12 +252,28 @@ class RiverModel:
                 "signed with a different key; refusing to load it"
             )
         model = cls.__new__(cls)
-        model.__dict__.update(pickle.loads(payload))  # noqa: S301 - signature verified above
+        model.__setstate__(pickle.loads(payload))  # noqa: S301 - signature verified above
         return model
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _rows(self, X: np.ndarray) -> list[dict[str, float]]:
+    @property
+    def fast_path(self) -> FastPath | None:
+        """The numpy fast path in use, or ``None`` (river's per-item path; known once the
+        feature width is)."""
+        return self._fast if isinstance(self._fast, FastPath) else None
+
+    def _fast_path(self, X: np.ndarray) -> FastPath | None:
+        if self._fast is False:
+            if not self.fast:
+                self._fast = None
+            elif self.feature_names is None:
+                self._array(X)  # fixes the width and the names
+            if self._fast is False:
+                self._fast = compile_fast(self._transformers, self._classifier, self.feature_names or [])
+        return self._fast if isinstance(self._fast, FastPath) else None
+
+    def _array(self, X: np.ndarray) -> np.ndarray:
         arr = np.asarray(X, dtype=np.float64)
         if arr.ndim != 2:
             raise ValueError(
@@ -240,7 +287,12 @@ class RiverModel:
             raise ValueError(f"features has {d} values, the model expects {self.n_features}")
         if self.feature_names is None:
             self.feature_names = [f"x{j}" for j in range(d)]
+        return arr
+
+    def _rows(self, X: np.ndarray) -> list[dict[str, float]]:
+        arr = self._array(X)
         names = self.feature_names
+        assert names is not None
         return [dict(zip(names, row, strict=True)) for row in arr.tolist()]
 
     def _transformed(self, rows: list[dict[str, float]]) -> Iterator[dict[str, Any]]:
