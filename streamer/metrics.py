@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streamer.core.decisions import REASONS
@@ -110,3 +111,33 @@ class Metrics:
             self.decisions.labels(reason=reason)
         for outcome in JoinOutcome:
             self.labels.labels(outcome=outcome.value)
+
+
+def observe_many(histogram: Histogram, values: np.ndarray) -> None:
+    """Observe many values at once: one bucket count per bucket instead of one call per value.
+
+    ``Histogram.observe`` costs about a microsecond in Python, which at 300k items/s is a third
+    of the budget. The counts land in the same buckets (``le`` bounds, the first bound not below
+    the value) and the sum is the same; exemplars are not recorded.
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> h = Histogram("h", "help", buckets=(1, 2), registry=CollectorRegistry())
+    >>> observe_many(h, np.array([0.5, 1.0, 1.5, 9.0]))
+    >>> [(s.labels.get("le"), s.value) for s in h.collect()[0].samples if s.name == "h_bucket"]
+    [('1.0', 2.0), ('2.0', 3.0), ('+Inf', 4.0)]
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0:
+        return
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None:  # another client version: one by one
+        for value in values.tolist():
+            histogram.observe(value)
+        return
+    where = np.searchsorted(np.asarray(bounds), values, side="left")
+    counts = np.bincount(where, minlength=len(bounds))
+    for i in np.flatnonzero(counts).tolist():
+        buckets[i].inc(int(counts[i]))
+    total.inc(float(values.sum()))

@@ -28,14 +28,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import CommitFailedError, KafkaError
 from redis.exceptions import RedisError
 
 from streamer.config import Settings
@@ -49,16 +49,19 @@ from streamer.kafka.codecs import (
     decode_label,
     encode_dead_letter,
     encode_label_request,
-    encode_prediction,
     header_content_type,
 )
-from streamer.metrics import Metrics
+from streamer.kafka.produce import BulkProducer, encode_predictions
+from streamer.metrics import Metrics, observe_many
 from streamer.store.base import JoinOutcome, PendingStore
 from streamer.store.checkpoint import Checkpoint, dumps
 
 log = logging.getLogger(__name__)
 
 _SWEEP_SECONDS = 2.0
+_MAX_BATCH_BYTES = 256 * 1024  # a record batch per partition and micro-batch, not dozens
+_MAX_REQUEST_BYTES = 1_048_576  # aiokafka's default: larger outputs are shrunk or dead letters
+_MAX_UNACKED_BATCHES = 8  # items micro-batches produced but not yet acknowledged and committed
 _RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)  # backoff while the store is down
 # what a failing store raises (redis-py errors, sockets, timeouts)
 STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
@@ -103,6 +106,8 @@ class Service:
         self._producer: AIOKafkaProducer | None = None
         self._items: AIOKafkaConsumer | None = None
         self._labels: AIOKafkaConsumer | None = None
+        self._bulk: BulkProducer | None = None
+        self._unacked: deque[asyncio.Task[None]] = deque()  # ack-then-commit, in batch order
         self.metrics.budget.set(sampler.budget)
         # checkpoints
         self.durable = bool(getattr(store, "durable", False)) and checkpoint_key is not None
@@ -146,7 +151,11 @@ class Service:
         common = client_kwargs(s)
         if s.create_topics:
             await ensure_topics(s)
-        self._producer = AIOKafkaProducer(**common, linger_ms=2, acks="all")
+        self._producer = AIOKafkaProducer(
+            **common, linger_ms=2, acks="all", max_batch_size=_MAX_BATCH_BYTES,
+            max_request_size=_MAX_REQUEST_BYTES,
+        )
+        self._bulk = BulkProducer(self._producer, _MAX_REQUEST_BYTES)
         consumer_kwargs = dict(
             **common,
             enable_auto_commit=False,
@@ -222,32 +231,75 @@ class Service:
         self,
         consumer: AIOKafkaConsumer,
         max_records: int,
-        process: Callable[[list[ConsumerRecord]], Awaitable[None]],
+        process: Callable[[list[ConsumerRecord]], Awaitable[list[asyncio.Future[Any]] | None]],
         stop: asyncio.Event,
         commit: bool = True,
     ) -> None:
-        """Micro-batches from ``getmany``; offsets are committed once ``process`` returned."""
-        self._stop = stop
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=200, max_records=max_records)
-            if consumer is self._items and not self.consuming and consumer.assignment():
-                self.consuming = True
-                self.metrics.ready.set(1)
-            if not batches:
-                continue
-            try:
-                await process([record for partition in batches.values() for record in partition])
-            except _Stopped:
-                return  # stopping while the store was down: nothing committed, re-read later
-            if commit:
-                await self._commit(consumer, {tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs})
+        """Micro-batches from ``getmany``; offsets are committed once every output is acked.
 
-    async def process_items(self, records: Sequence[ConsumerRecord]) -> None:
-        """Decide one micro-batch and wait until the broker acknowledged every output."""
+        ``process`` may return the ack futures of its outputs instead of awaiting them: the
+        next batch is then decided while the broker acknowledges this one (at most
+        ``_MAX_UNACKED_BATCHES`` in flight), and the offsets are committed in batch order once
+        the acks are in.
+        """
+        self._stop = stop
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=200, max_records=max_records)
+                if consumer is self._items and not self.consuming and consumer.assignment():
+                    self.consuming = True
+                    self.metrics.ready.set(1)
+                self._reap()
+                if not batches:
+                    continue
+                try:
+                    acks = await process([r for partition in batches.values() for r in partition])
+                except _Stopped:
+                    return  # stopping while the store was down: nothing committed, re-read later
+                if commit:
+                    offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs}
+                    if acks is None:  # process waited for its outputs itself
+                        await self._commit(consumer, offsets)
+                    else:
+                        await self._commit_after(consumer, acks, offsets)
+        finally:
+            if self._unacked:  # stopping: the batches in hand are acked and committed first
+                await asyncio.wait(list(self._unacked))
+                self._reap()
+
+    async def _commit_after(
+        self, consumer: AIOKafkaConsumer, acks: list[asyncio.Future[Any]], offsets: dict[TopicPartition, int]
+    ) -> None:
+        """Commit ``offsets`` once ``acks`` resolved and every earlier batch committed."""
+        previous = self._unacked[-1] if self._unacked else None
+
+        async def ack_then_commit() -> None:
+            if acks:
+                await asyncio.gather(*acks)
+            if previous is not None:
+                await asyncio.wait([previous])  # in order; its own error is raised by _reap
+            await self._commit(consumer, offsets)
+
+        self._unacked.append(asyncio.create_task(ack_then_commit(), name="ack-commit"))
+        while len(self._unacked) > _MAX_UNACKED_BATCHES:
+            await asyncio.wait([self._unacked[0]])
+            self._reap()
+
+    def _reap(self) -> None:
+        """Drop finished ack tasks; a failed one (outputs not acknowledged) stops the service."""
+        while self._unacked and self._unacked[0].done():
+            task = self._unacked.popleft()
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def process_items(self, records: Sequence[ConsumerRecord]) -> list[asyncio.Future[Any]]:
+        """Decide one micro-batch and queue its outputs; return their ack futures."""
         m = self.metrics
         assert self._producer is not None
         batch, errors = self.decoder.decode_batch(
-            [r.value for r in records], [header_content_type(r.headers) for r in records]
+            [r.value for r in records],
+            [header_content_type(r.headers) for r in records],
+            [r.key for r in records],
         )
         sends: list[asyncio.Future[Any]] = []
         for index, error in errors:
@@ -265,17 +317,16 @@ class Service:
                 m.decision_latency.observe(time.perf_counter() - started)
                 m.batch_size.observe(len(batch.ids))
                 sends += await self._emit(batch, decisions, [records[i] for i in batch.index])
-        if sends:
-            await asyncio.gather(*sends)
         now = time.time()
-        for record in records:
-            m.item_latency.observe(max(0.0, now - record.timestamp / 1000.0))
+        stamps = np.fromiter((r.timestamp for r in records), dtype=np.float64, count=len(records))
+        observe_many(m.item_latency, np.maximum(0.0, now - stamps / 1000.0))
+        return sends
 
     async def _emit(
         self, batch: ItemBatch, decisions: Decisions, records: list[ConsumerRecord]
     ) -> list[asyncio.Future[Any]]:
-        s, m, producer = self.settings, self.metrics, self._producer
-        assert producer is not None
+        s, m, bulk = self.settings, self.metrics, self._bulk
+        assert bulk is not None
         now = time.time()
         asked = decisions.asked_indices
         if asked.size:
@@ -298,49 +349,20 @@ class Service:
                 self._asked_since_sweep += int(asked.size) - len(known)
             asked = decisions.asked_indices
         self._dirty = True
-        sends = []
-        for i in asked:
-
-            def request(i: int = i, with_features: bool = s.include_features) -> bytes:
-                meta = batch.meta[i]
-                return encode_label_request(
-                    id=batch.ids[i],
-                    features=batch.X[i] if with_features else None,
-                    payload_uri=meta.payload_uri,
-                    stream=meta.stream,
-                    prediction=decisions.prediction[i],
-                    proba=dict(zip(decisions.classes, decisions.proba[i].tolist(), strict=True)),
-                    scores={name: float(values[i]) for name, values in decisions.scores.items()},
-                    reason=decisions.reason[i],
-                    model_version=decisions.model_version,
-                    requested_at=now,
-                )
-
-            try:
-                sends.append(await producer.send(s.label_requests_topic, request(), key=records[i].key))
-            except MessageSizeTooLargeError:
-                # wide features can make the request larger than the item (text numbers grow):
-                # the annotator gets it without features (they stay in the pending store)
-                try:
-                    sends.append(await producer.send(
-                        s.label_requests_topic, request(with_features=False), key=records[i].key
-                    ))
-                except MessageSizeTooLargeError as exc:
-                    error = DecodeError("output_too_large", f"the label request is too large: {exc}")
-                    sends.append(await self._dead_letter(records[i], error, source="items"))
+        sends: list[asyncio.Future[Any]] = []
+        if asked.size:
+            sends += await self._send_requests(batch, decisions, records, asked.tolist(), now)
         if s.emit_predictions:
-            for i, item_id in enumerate(batch.ids):
-                value = encode_prediction(
-                    id=item_id,
-                    prediction=decisions.prediction[i],
-                    confidence=float(decisions.confidence[i]),
-                    model_version=decisions.model_version,
-                )
-                try:
-                    sends.append(await producer.send(s.predictions_topic, value, key=records[i].key))
-                except MessageSizeTooLargeError as exc:
-                    error = DecodeError("output_too_large", f"the prediction is too large: {exc}")
-                    sends.append(await self._dead_letter(records[i], error, source="items"))
+            values = encode_predictions(
+                batch.ids, decisions.prediction, decisions.confidence, decisions.model_version
+            )
+            futures, refused = await bulk.send_many(
+                s.predictions_topic, [r.key for r in records], values, [r.partition for r in records]
+            )
+            sends += futures
+            for i in refused:
+                error = DecodeError("output_too_large", "the prediction is too large for the producer")
+                sends.append(await self._dead_letter(records[i], error, source="items"))
         # metrics per batch, not per item
         n = len(batch.ids)
         self.counts["items"] += n
@@ -349,12 +371,58 @@ class Service:
         m.label_requests.inc(int(asked.size))
         if s.emit_predictions:
             m.predictions.inc(n)
-        reasons, counts = np.unique(np.asarray(decisions.reason), return_counts=True)
-        for reason, count in zip(reasons.tolist(), counts.tolist(), strict=True):
+        for reason, count in Counter(decisions.reason).items():
             m.decisions.labels(reason=reason).inc(count)
         m.threshold.set(decisions.threshold)
-        m.spend.set(self.sampler.snapshot()["spend_ratio"])
+        m.spend.set(self.sampler.controller.spend_ratio)
         m.model_version.set(decisions.model_version)
+        return sends
+
+    async def _send_requests(
+        self,
+        batch: ItemBatch,
+        decisions: Decisions,
+        records: list[ConsumerRecord],
+        asked: list[int],
+        now: float,
+    ) -> list[asyncio.Future[Any]]:
+        """Label requests for the asked rows, in bulk; too large with features: without them
+        (they stay in the pending store); too large even then: a dead letter."""
+        s, bulk = self.settings, self._bulk
+        assert bulk is not None
+
+        def request(i: int, with_features: bool) -> bytes:
+            meta = batch.meta[i]
+            return encode_label_request(
+                id=batch.ids[i],
+                features=batch.X[i] if with_features else None,
+                payload_uri=meta.payload_uri,
+                stream=meta.stream,
+                prediction=decisions.prediction[i],
+                proba=dict(zip(decisions.classes, decisions.proba[i].tolist(), strict=True)),
+                scores={name: float(values[i]) for name, values in decisions.scores.items()},
+                reason=decisions.reason[i],
+                model_version=decisions.model_version,
+                requested_at=now,
+            )
+
+        sends: list[asyncio.Future[Any]] = []
+        rows, with_features = asked, s.include_features
+        while rows:
+            futures, refused = await bulk.send_many(
+                s.label_requests_topic,
+                [records[i].key for i in rows],
+                [request(i, with_features) for i in rows],
+                [records[i].partition for i in rows],
+            )
+            sends += futures
+            rows = [rows[j] for j in refused]
+            if rows and not with_features:
+                for i in rows:
+                    error = DecodeError("output_too_large", "the label request is too large for the producer")
+                    sends.append(await self._dead_letter(records[i], error, source="items"))
+                break
+            with_features = False
         return sends
 
     async def _dead_letter(
