@@ -4,7 +4,7 @@ The decoders live in :mod:`streamer.kafka.schema` (validation) and
 :mod:`streamer.kafka.wire` (formats); they are re-exported here so the service and
 feeders import one module. Encoders accept numpy values and write plain JSON
 (or msgpack when asked); class labels used as ``proba`` keys become strings because
-JSON object keys must be strings.
+JSON object keys must be strings. Items may also be raw float32 (:data:`FLOAT32`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from streamer.kafka.schema import (
 from streamer.kafka.wire import (
     CONTENT_TYPE_HEADER,
     DEFAULT_MAX_BYTES,
+    FLOAT32,
     JSON,
     MSGPACK,
     DecodeError,
@@ -41,6 +42,7 @@ __all__ = [
     "CONTENT_TYPE_HEADER",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_RAW_BYTES",
+    "FLOAT32",
     "JSON",
     "MAX_ID_LENGTH",
     "MAX_LABEL_LENGTH",
@@ -108,16 +110,49 @@ def encode_item(
 ) -> bytes:
     """Encode an item for the items topic (feeders, simulators, tests).
 
+    With ``content_type=FLOAT32`` the value is only the features as little-endian
+    float32 (precision drops to float32); send ``id`` as the record key.
+
     Examples
     --------
     >>> encode_item("cam3-1", np.array([0.5, 1.0]), stream="cam3")
     b'{"id":"cam3-1","features":[0.5,1.0],"stream":"cam3"}'
+    >>> encode_item("cam3-1", [0.5, 1.0], content_type=FLOAT32)
+    b'\\x00\\x00\\x00?\\x00\\x00\\x80?'
     """
+    if content_type is not None and normalize_content_type(content_type) == FLOAT32:
+        return _float32_features(
+            features, ts=ts, stream=stream, payload_uri=payload_uri, meta=meta or None
+        )
     msg = {"id": id, "features": _features(features)}
     _put_optional(
         msg, ts=ts, stream=stream, payload_uri=payload_uri, meta=dict(meta) if meta else None
     )
     return dumps(msg, content_type)
+
+
+def _float32_features(
+    features: Sequence[float] | Mapping[str, float] | np.ndarray, **optional: Any
+) -> bytes:
+    given = [name for name, value in optional.items() if value is not None]
+    if given or isinstance(features, Mapping):
+        what = f"{', '.join(given)} given" if given else "features are named (a dict)"
+        raise ValueError(
+            f"raw float32 carries only the features, as a list, and the id goes in the record "
+            f"key ({what}): send {FLOAT32} items without them, or use JSON or msgpack"
+        )
+    values = np.asarray(features, dtype=np.float64)
+    if values.ndim != 1:
+        raise ValueError(f"features must be one row of numbers, got shape {values.shape}")
+    with np.errstate(over="ignore"):
+        row = values.astype("<f4")
+    overflow = np.flatnonzero(np.isfinite(values) & ~np.isfinite(row)).tolist()
+    if overflow:
+        raise ValueError(
+            f"features at positions {overflow[:5]} are beyond the float32 range (3.4e38): "
+            "rescale them, or send JSON or msgpack"
+        )
+    return row.tobytes()
 
 
 def encode_label(

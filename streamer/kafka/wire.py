@@ -1,8 +1,10 @@
-"""Bytes <-> Python values: content types, JSON (orjson) and msgpack, and the DecodeError.
+"""Bytes <-> Python values: content types, JSON (orjson), msgpack, raw float32, the DecodeError.
 
 Every message on our topics is JSON unless its ``content-type`` header says
-``application/msgpack``. This module knows formats, not schemas: what the values
-must contain is checked in :mod:`streamer.kafka.schema`.
+``application/msgpack``, or, for items only, ``application/x-float32`` (the value is
+just the features as little-endian float32, the id is the record key). This module
+knows formats, not schemas: what the values must contain is checked in
+:mod:`streamer.kafka.schema`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import orjson
 
 JSON = "application/json"
 MSGPACK = "application/msgpack"
+# Items only: the value is d little-endian IEEE float32 numbers, nothing else; opt-in for speed.
+FLOAT32 = "application/x-float32"
 # Spellings seen in the wild for the same format; we accept them on input, write only the above.
 _ALIASES = {
     "": JSON,
@@ -24,6 +28,8 @@ _ALIASES = {
     MSGPACK: MSGPACK,
     "application/x-msgpack": MSGPACK,
     "application/vnd.msgpack": MSGPACK,
+    FLOAT32: FLOAT32,
+    "application/vnd.streamer.float32": FLOAT32,
 }
 CONTENT_TYPE_HEADER = "content-type"
 DEFAULT_MAX_BYTES = 1_048_576
@@ -86,7 +92,7 @@ def header_content_type(headers: Sequence[tuple[str, bytes]] | None) -> str | No
 
 
 def normalize_content_type(content_type: str | None) -> str:
-    """Map a header value to ``JSON`` or ``MSGPACK``; raise DecodeError for anything else.
+    """Map a header value to ``JSON``, ``MSGPACK`` or ``FLOAT32``; raise DecodeError otherwise.
 
     Parameters like ``; charset=utf-8`` and letter case are ignored; absent or empty
     means JSON.
@@ -97,6 +103,8 @@ def normalize_content_type(content_type: str | None) -> str:
     'application/json'
     >>> normalize_content_type(None)
     'application/json'
+    >>> normalize_content_type("application/vnd.streamer.float32")
+    'application/x-float32'
     """
     if content_type is None:
         return JSON
@@ -107,18 +115,17 @@ def normalize_content_type(content_type: str | None) -> str:
         raise DecodeError(
             "bad_content_type",
             f"unsupported content-type {content_type[:100]!r}: send "
-            f"'{JSON}' (or no header) or '{MSGPACK}'",
+            f"'{JSON}' (or no header), '{MSGPACK}', or for items '{FLOAT32}'",
         ) from None
 
 
-def loads(value: bytes | None, content_type: str | None, max_bytes: int) -> Any:
-    """Parse one message value into Python values, checking size and format first.
+def check_size(value: bytes | None, max_bytes: int) -> bytes:
+    """Return ``value`` if it is not a tombstone and not over ``max_bytes``; else raise.
 
     Raises
     ------
     DecodeError
-        ``null_value`` (tombstone), ``too_large``, ``bad_content_type``, ``bad_json``
-        or ``bad_msgpack``.
+        ``null_value`` (tombstone) or ``too_large``.
     """
     if value is None:
         raise DecodeError(
@@ -131,16 +138,62 @@ def loads(value: bytes | None, content_type: str | None, max_bytes: int) -> Any:
             f"message is {len(value)} bytes, the limit is {max_bytes}: "
             "send a payload_uri instead of large payloads, or raise the limit",
         )
+    return value
+
+
+def loads(
+    value: bytes | None, content_type: str | None, max_bytes: int, what: str = "this message"
+) -> Any:
+    """Parse one JSON or msgpack message value into Python values, checking size and format first.
+
+    Raises
+    ------
+    DecodeError
+        ``null_value`` (tombstone), ``too_large``, ``bad_content_type`` (also for raw
+        float32, which only items may use, through :func:`float32_row`), ``bad_json``
+        or ``bad_msgpack``.
+    """
+    value = check_size(value, max_bytes)
     kind = normalize_content_type(content_type)
     if kind == JSON:
         try:
             return orjson.loads(value)
         except orjson.JSONDecodeError as e:
             raise DecodeError("bad_json", f"message is not valid JSON: {e}") from None
+    if kind == FLOAT32:
+        raise DecodeError(
+            "bad_content_type",
+            f"content-type {content_type[:100]!r} is raw float32, which carries only the "
+            f"features of items: send {what} as '{JSON}' or '{MSGPACK}'",
+        )
     try:
         return msgpack.unpackb(value, raw=False, strict_map_key=False)
     except Exception as e:  # msgpack raises many types (ExtraData, FormatError, ValueError...)
         raise DecodeError("bad_msgpack", f"message is not valid msgpack: {e}") from None
+
+
+def float32_row(value: bytes | None, max_bytes: int) -> np.ndarray:
+    """Read a raw float32 value: the features as little-endian IEEE float32, nothing else.
+
+    Raises
+    ------
+    DecodeError
+        ``null_value``, ``too_large``, or ``bad_float32`` when the length is not a
+        non-zero multiple of 4 bytes.
+
+    Examples
+    --------
+    >>> float32_row(b"\\x00\\x00\\x80\\x3f\\x00\\x00\\x00\\xc0", max_bytes=100).tolist()
+    [1.0, -2.0]
+    """
+    value = check_size(value, max_bytes)
+    if not value or len(value) % 4:
+        raise DecodeError(
+            "bad_float32",
+            f"raw float32 value is {len(value)} bytes, not a non-zero multiple of 4: send only "
+            "the features as little-endian float32 (4 bytes each), the id as the record key",
+        )
+    return np.frombuffer(value, dtype="<f4")
 
 
 def _plain(obj: Any) -> Any:
@@ -158,6 +211,12 @@ def dumps(obj: Any, content_type: str | None = None) -> bytes:
     >>> dumps({"id": "a", "x": np.float32(0.5)})
     b'{"id":"a","x":0.5}'
     """
-    if normalize_content_type(content_type) == JSON:
+    kind = normalize_content_type(content_type)
+    if kind == JSON:
         return orjson.dumps(obj, option=_JSON_OPTS)
+    if kind == FLOAT32:
+        raise ValueError(
+            f"'{FLOAT32}' carries only the features of items (encode_item writes it): "
+            f"write other messages as '{JSON}' or '{MSGPACK}'"
+        )
     return msgpack.packb(obj, default=_plain, use_bin_type=True)

@@ -6,7 +6,7 @@ The properties a service loop relies on:
   comes back exactly once, either as a good row or as a ``DecodeError`` whose reason
   is one of :data:`ITEM_REASONS`;
 - good items come out in input order with exactly their ids and finite float64
-  features, whatever garbage surrounds them;
+  features, whatever garbage surrounds them, JSON, msgpack and raw float32 alike;
 - ``decode_label`` raises nothing but ``DecodeError`` (reason in :data:`LABEL_REASONS`)
   and returns the right label for good messages.
 
@@ -32,6 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamer.kafka.codecs import (
+    FLOAT32,
     JSON,
     MSGPACK,
     DecodeError,
@@ -52,6 +53,7 @@ ITEM_REASONS = FORMAT_REASONS | {
     "non_finite",
     "out_of_range",
     "bad_field",
+    "bad_float32",
 }
 LABEL_REASONS = FORMAT_REASONS | {"missing_id", "bad_id", "bad_label", "bad_field"}
 
@@ -68,7 +70,9 @@ fuzz_small = settings(fuzz, max_examples=80)
 
 JSON_TYPES = [None, "", JSON, "Application/JSON; charset=utf-8", "text/json"]
 MSGPACK_TYPES = [MSGPACK, "application/x-msgpack", "application/vnd.msgpack; v=1"]
-KNOWN_TYPES = {"", JSON, "text/json", MSGPACK, "application/x-msgpack", "application/vnd.msgpack"}
+RAW_TYPES = [FLOAT32, "application/vnd.streamer.float32", "Application/X-Float32; endian=little"]
+KNOWN_TYPES = {"", JSON, "text/json", MSGPACK, "application/x-msgpack", "application/vnd.msgpack",
+               FLOAT32, "application/vnd.streamer.float32"}
 
 
 @contextlib.contextmanager
@@ -191,6 +195,7 @@ class Case:
     reason: str | None  # None for a good item
     item_id: str | None = None
     row: list[float] | None = None
+    key: bytes | None = None  # the record key: the id of raw float32 items
 
 
 @st.composite
@@ -361,14 +366,69 @@ def format_garbage(draw: st.DrawFn) -> Case:
     return Case(orjson.dumps(item), ct, kind, "bad_content_type")
 
 
-any_case = good_items() | mutated_items() | format_garbage()
+def _f32(values: list[float]) -> bytes:
+    return np.asarray(values, dtype="<f4").tobytes()
+
+
+@st.composite
+def good_raw_items(draw: st.DrawFn) -> Case:
+    item_id = draw(good_id)
+    row = np.asarray(draw(st.lists(good_number, min_size=N, max_size=N)), dtype="<f4")
+    return Case(
+        row.tobytes(), draw(st.sampled_from(RAW_TYPES)), "good", None, item_id,
+        row.astype(np.float64).tolist(), item_id.encode(),
+    )
+
+
+def _raw_feature(values: st.SearchStrategy[float]) -> Callable[[st.DrawFn], bytes]:
+    def value(draw: st.DrawFn) -> bytes:
+        row = draw(st.lists(in_range, min_size=N, max_size=N))
+        row[draw(st.integers(0, N - 1))] = draw(values)
+        return _f32(row)
+
+    return value
+
+
+def _raw_row(draw: st.DrawFn) -> bytes:
+    return _f32(draw(st.lists(in_range, min_size=N, max_size=N)))
+
+
+# (kind, expected reason, value, key): raw float32 items with one thing wrong
+RAW_MUTATIONS: list[tuple[str, str, Callable[[st.DrawFn], bytes | None], st.SearchStrategy[Any]]] = [
+    ("raw_key_missing", "missing_id", _raw_row, st.sampled_from([None, b""])),
+    ("raw_key_not_utf8", "bad_id", _raw_row, st.binary(max_size=8).map(lambda b: b"\xff" + b)),
+    ("raw_key_too_long", "bad_id", _raw_row, st.integers(257, 400).map(lambda n: b"k" * n)),
+    ("raw_not_float32", "bad_float32",
+     lambda draw: draw(st.binary(max_size=4 * N + 7).filter(lambda b: not b or len(b) % 4)),
+     good_id.map(str.encode)),
+    ("raw_too_few", "feature_count",
+     lambda draw: _f32(draw(st.lists(in_range, min_size=1, max_size=N - 1))), good_id.map(str.encode)),
+    ("raw_too_many", "feature_count",
+     lambda draw: _f32(draw(st.lists(in_range, min_size=N + 1, max_size=3 * N))),
+     good_id.map(str.encode)),
+    ("raw_non_finite", "non_finite", _raw_feature(non_finite), good_id.map(str.encode)),
+    ("raw_out_of_range", "out_of_range", _raw_feature(st.sampled_from([1e16, -3e38, 2.0**60])),
+     good_id.map(str.encode)),
+    ("raw_tombstone", "null_value", lambda draw: None, good_id.map(str.encode)),
+]
+
+
+@st.composite
+def mutated_raw_items(draw: st.DrawFn) -> Case:
+    kind, reason, value, key = draw(st.sampled_from(RAW_MUTATIONS))
+    return Case(value(draw), draw(st.sampled_from(RAW_TYPES)), kind, reason, key=draw(key))
+
+
+any_case = (
+    good_items() | mutated_items() | format_garbage() | good_raw_items() | mutated_raw_items()
+)
 
 
 def check_batch(cases: list[Case], decoder: ItemDecoder) -> tuple[Any, dict[int, DecodeError]]:
     """Decode ``cases`` as one batch and check the properties every batch must have."""
     with default_recursion_limit():
         batch, errors = decoder.decode_batch(
-            [c.value for c in cases], [c.content_type for c in cases]
+            [c.value for c in cases], [c.content_type for c in cases], [c.key for c in cases]
         )
     bad = dict(errors)
     # every position exactly once: either a good row or an error
@@ -388,8 +448,9 @@ def check_batch(cases: list[Case], decoder: ItemDecoder) -> tuple[Any, dict[int,
 @fuzz
 @given(st.lists(st.binary(max_size=200) | st.none(), max_size=8), st.data())
 def test_arbitrary_bytes_with_any_header_never_raise(values: list, data: st.DataObject) -> None:
-    headers = st.sampled_from(JSON_TYPES + MSGPACK_TYPES) | st.text(max_size=20)
-    cases = [Case(v, data.draw(headers), "bytes", None) for v in values]
+    headers = st.sampled_from(JSON_TYPES + MSGPACK_TYPES + RAW_TYPES) | st.text(max_size=20)
+    keys = st.none() | st.binary(max_size=300)
+    cases = [Case(v, data.draw(headers), "bytes", None, key=data.draw(keys)) for v in values]
 
     check_batch(cases, ItemDecoder())
 
@@ -507,8 +568,8 @@ def test_named_features_in_any_key_order_or_with_other_names(
 def test_only_values_over_max_bytes_are_too_large(
     value: bytes | None, max_bytes: int, data: st.DataObject
 ) -> None:
-    ct = data.draw(st.sampled_from(JSON_TYPES + MSGPACK_TYPES) | st.text(max_size=10))
-    _, errors = ItemDecoder(max_bytes=max_bytes).decode_batch([value], [ct])
+    ct = data.draw(st.sampled_from(JSON_TYPES + MSGPACK_TYPES + RAW_TYPES) | st.text(max_size=10))
+    _, errors = ItemDecoder(max_bytes=max_bytes).decode_batch([value], [ct], [b"k"])
     try:
         decode_label_strictly(value, ct, max_bytes=max_bytes)
         label_reason = None
@@ -649,4 +710,4 @@ def test_any_headers_give_a_content_type_or_a_bad_content_type_error(headers: li
     except DecodeError as e:
         assert e.reason == "bad_content_type" and not is_known_content_type(content_type)
     else:
-        assert kind in (JSON, MSGPACK) and is_known_content_type(content_type)
+        assert kind in (JSON, MSGPACK, FLOAT32) and is_known_content_type(content_type)
