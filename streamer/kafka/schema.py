@@ -14,14 +14,17 @@ import reprlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
+from orjson import loads as _orjson_loads
 
 from streamer.kafka.wire import (
     DEFAULT_MAX_ABS,
     DEFAULT_MAX_BYTES,
     FLOAT32,
+    JSON,
     DecodeError,
     float32_row,
     loads,
@@ -316,7 +319,7 @@ class ItemDecoder:
         raw = _raw_float32(content_types)
         if self._n is None and self._names is None:
             self._fix_schema_by_majority(values, content_types, raw)
-        uniform = self._uniform_float32(values, keys, raw)
+        uniform = self._uniform_float32(values, keys, raw) or self._uniform_json(values, content_types)
         if uniform is not None:
             ids, X = uniform
             index = list(range(len(ids)))
@@ -364,6 +367,33 @@ class ItemDecoder:
         X = np.frombuffer(b"".join(values), dtype="<f4")  # type: ignore[arg-type]
         return ids, X.reshape(len(ids), n).astype(np.float64)
 
+    def _uniform_json(
+        self, values: Sequence[bytes | None], content_types: Sequence[str | None]
+    ) -> tuple[list[str], np.ndarray] | None:
+        """The JSON fast path: every record a plain ``{"id", "features": [n numbers]}`` object
+        without a content-type header. A few passes over the batch in C instead of a Python
+        call per item; ``None`` sends the batch record by record (with all the checks)."""
+        n = self._n
+        if n is None or not values or any(content_types):
+            return None
+        try:
+            if max(map(len, values)) > self.max_bytes:  # type: ignore[arg-type]
+                return None
+            objs = list(map(_orjson_loads, values))  # type: ignore[arg-type]
+            if {type(o) for o in objs} != {dict} or set(map(len, objs)) != {2}:
+                return None
+            ids = [o["id"] for o in objs]
+            rows = [o["features"] for o in objs]
+        except (TypeError, ValueError, KeyError):  # a tombstone, bad JSON, other fields
+            return None
+        if (
+            set(map(type, ids)) != {str} or not all(ids) or max(map(len, ids)) > MAX_ID_LENGTH
+            or set(map(type, rows)) != {list} or set(map(len, rows)) != {n}
+            or not _NUMBER_TYPES.issuperset(map(type, chain.from_iterable(rows)))
+        ):
+            return None
+        return ids, np.array(rows, dtype=np.float64)
+
     def _decode_each(
         self,
         values: Sequence[bytes | None],
@@ -376,6 +406,7 @@ class ItemDecoder:
         So one odd message in a raw batch costs only itself, not the fast path of the others.
         """
         size = 4 * self._n if self._n is not None and 4 * self._n <= self.max_bytes else -1
+        n = self._n
         ids: list[str] = []
         index: list[int] = []
         metas: list[ItemMeta] = []
@@ -392,7 +423,12 @@ class ItemDecoder:
                 elif is_raw:
                     item_id, row, meta = self._decode_raw(value, key)
                 else:
-                    item_id, row, meta = self._decode_one(value, content_type)
+                    plain = self._plain_json(value, content_type, n)
+                    if plain is not None:
+                        item_id, row = plain
+                        meta = _NO_META
+                    else:  # anything unusual: the full checks, with their error messages
+                        item_id, row, meta = self._decode_one(value, content_type)
             except DecodeError as e:
                 errors.append((pos, e))
                 continue
@@ -473,6 +509,34 @@ class ItemDecoder:
             f"features contain NaN or infinity at positions {where[:5]}: send finite numbers "
             f"(item id={item_id})",
         )
+
+    def _plain_json(
+        self, value: bytes | None, content_type: str | None, n: int | None
+    ) -> tuple[str, list[Any]] | None:
+        """The common item, checked in a few operations: JSON ``{"id", "features": [n numbers]}``
+        and nothing else. ``None`` for anything else (it then takes the full path).
+
+        The full path builds an :class:`ItemMeta` and walks every optional field; for a
+        16-feature item that was three quarters of the decoding time.
+        """
+        if (
+            n is None or value is None or len(value) > self.max_bytes
+            or not (content_type is None or content_type == JSON)
+        ):
+            return None
+        try:
+            obj = _orjson_loads(value)
+        except ValueError:
+            return None
+        if type(obj) is not dict or len(obj) != 2:
+            return None
+        item_id, row = obj.get("id"), obj.get("features")
+        if (
+            type(item_id) is str and 0 < len(item_id) <= MAX_ID_LENGTH
+            and type(row) is list and len(row) == n and _NUMBER_TYPES.issuperset(map(type, row))
+        ):
+            return item_id, row
+        return None
 
     def _decode_one(
         self, value: bytes | None, content_type: str | None

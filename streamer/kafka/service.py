@@ -298,7 +298,7 @@ class Service:
         assert self._producer is not None
         batch, errors = self.decoder.decode_batch(
             [r.value for r in records],
-            [header_content_type(r.headers) for r in records],
+            [header_content_type(r.headers) if r.headers else None for r in records],
             [r.key for r in records],
         )
         sends: list[asyncio.Future[Any]] = []
