@@ -61,7 +61,9 @@ log = logging.getLogger(__name__)
 _SWEEP_SECONDS = 2.0
 _MAX_BATCH_BYTES = 256 * 1024  # a record batch per partition and micro-batch, not dozens
 _MAX_REQUEST_BYTES = 1_048_576  # aiokafka's default: larger outputs are shrunk or dead letters
-_MAX_UNACKED_BATCHES = 8  # items micro-batches produced but not yet acknowledged and committed
+_MAX_UNACKED_BATCHES = 8
+_LEARN_SLICE_SECONDS = 0.005  # learning yields to the items loop this often
+_LEARN_SLICE_MAX = 4096  # items micro-batches produced but not yet acknowledged and committed
 _RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)  # backoff while the store is down
 # what a failing store raises (redis-py errors, sockets, timeouts)
 STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
@@ -108,6 +110,7 @@ class Service:
         self._labels: AIOKafkaConsumer | None = None
         self._bulk: BulkProducer | None = None
         self._unacked: deque[asyncio.Task[None]] = deque()  # ack-then-commit, in batch order
+        self._learn_slice = 8  # labels learned between two yields; adapts to the model's speed
         self.metrics.budget.set(sampler.budget)
         # checkpoints
         self.durable = bool(getattr(store, "durable", False)) and checkpoint_key is not None
@@ -490,22 +493,14 @@ class Service:
                 joined_records.append(record)
                 m.label_delay.observe(max(0.0, now - joined.requested_at))
         if rows:
-            try:
-                correct = self.sampler.learn(np.vstack(rows), labels, ids=joined_ids)
-            except Exception as exc:  # joined labels are claimed: keep them, never drop them
-                log.exception("learning from %d joined labels failed", len(rows))
-                error = DecodeError("learn_failed", f"the model could not learn the label: {exc!r}")
-                for record in joined_records:
-                    sends.append(await self._dead_letter(record, error, source="labels"))
-            else:
-                self._labelled_correct += int(np.count_nonzero(correct))
-                self.counts["labels_applied"] += len(labels)
-                m.accuracy.set(self._labelled_correct / self.counts["labels_applied"])
-                m.model_version.set(self.sampler.model.version)
-            # learned (or dead-lettered): never claimed again by this process
-            self._uncommitted.update(dict.fromkeys(joined_ids))
-        for record in records:  # synchronously with learning: the checkpoint sees both
-            self._positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            # A checkpoint sees all of this batch or none of it: the model, the ids and the offsets.
+            async with self._checkpoint_lock:
+                await self._learn(np.vstack(rows), labels, joined_ids, joined_records, sends)
+                # learned (or dead-lettered): never claimed again by this process
+                self._uncommitted.update(dict.fromkeys(joined_ids))
+                self._advance(records)
+        else:
+            self._advance(records)
         self._dirty = True
         if sends:
             await asyncio.gather(*sends)
@@ -515,6 +510,47 @@ class Service:
         elif len(self._uncommitted) >= self.settings.checkpoint_every_labels:
             await self.checkpoint("labels")
         m.uncommitted_labels.set(len(self._uncommitted))
+
+    async def _learn(
+        self,
+        X: np.ndarray,
+        labels: list[Any],
+        ids: list[str],
+        records: list[ConsumerRecord],
+        sends: list[asyncio.Future[Any]],
+    ) -> None:
+        """Learn in slices of about ``_LEARN_SLICE_SECONDS``, letting the items loop run between.
+
+        Labels are few, but a slow ``learn`` (river at 512 features: ~250 µs a label) on a batch
+        of a thousand would otherwise hold every decision for a quarter of a second.
+        """
+        m = self.metrics
+        start, size = 0, self._learn_slice
+        while start < len(labels):
+            stop = min(len(labels), start + size)
+            began = time.perf_counter()
+            try:
+                correct = self.sampler.learn(X[start:stop], labels[start:stop], ids=ids[start:stop])
+            except Exception as exc:  # joined labels are claimed: keep them, never drop them
+                log.exception("learning from %d joined labels failed", stop - start)
+                error = DecodeError("learn_failed", f"the model could not learn the label: {exc!r}")
+                for record in records[start:stop]:
+                    sends.append(await self._dead_letter(record, error, source="labels"))
+            else:
+                self._labelled_correct += int(np.count_nonzero(correct))
+                self.counts["labels_applied"] += stop - start
+                m.accuracy.set(self._labelled_correct / self.counts["labels_applied"])
+                m.model_version.set(self.sampler.model.version)
+            per_row = (time.perf_counter() - began) / (stop - start)
+            size = max(1, min(_LEARN_SLICE_MAX, int(_LEARN_SLICE_SECONDS / max(per_row, 1e-9))))
+            start = stop
+            if start < len(labels):
+                await asyncio.sleep(0)  # decisions first
+        self._learn_slice = size
+
+    def _advance(self, records: Sequence[ConsumerRecord]) -> None:
+        for record in records:  # synchronously with learning: the checkpoint sees both
+            self._positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
 
     def _count_outcome(self, outcome: JoinOutcome) -> None:
         self.outcomes[outcome.value] += 1
