@@ -1,8 +1,10 @@
 """The aiokafka service loop: items -> decide -> label requests / predictions, labels -> join -> learn.
 
 Items: offsets are committed only after the broker acknowledged every output of their
-micro-batch, so a crash re-decides at most the batch in hand per partition (at-least-once;
-label requests carry the item id, so consumers can drop the duplicates).
+micro-batch (the next batches are decided meanwhile), in the background and at most every
+``_COMMIT_SECONDS``, so a crash re-decides at most the items of the last fraction of a second
+(at-least-once; label requests and predictions carry the item id, so consumers can drop the
+duplicates).
 
 Labels, exactly once: a label *claims* its pending item, the sampler learns it, and every
 ``checkpoint_every_labels`` labels or ``checkpoint_every_seconds`` (and at shutdown) one atomic
@@ -61,12 +63,19 @@ log = logging.getLogger(__name__)
 _SWEEP_SECONDS = 2.0
 _MAX_BATCH_BYTES = 256 * 1024  # a record batch per partition and micro-batch, not dozens
 _MAX_REQUEST_BYTES = 1_048_576  # aiokafka's default: larger outputs are shrunk or dead letters
-_MAX_UNACKED_BATCHES = 8
+_MAX_UNACKED_BATCHES = 8  # items micro-batches produced but not yet acknowledged
+_COMMIT_SECONDS = 0.2  # items offsets, once acked, are committed at most this often
 _LEARN_SLICE_SECONDS = 0.005  # learning yields to the items loop this often
-_LEARN_SLICE_MAX = 4096  # items micro-batches produced but not yet acknowledged and committed
+_LEARN_SLICE_MAX = 4096
 _RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)  # backoff while the store is down
 # what a failing store raises (redis-py errors, sockets, timeouts)
 STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+
+
+def _done_future() -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
 
 
 class _Stopped(Exception):
@@ -109,7 +118,11 @@ class Service:
         self._items: AIOKafkaConsumer | None = None
         self._labels: AIOKafkaConsumer | None = None
         self._bulk: BulkProducer | None = None
-        self._unacked: deque[asyncio.Task[None]] = deque()  # ack-then-commit, in batch order
+        # items batches whose outputs are not acknowledged yet (in order), and their offsets
+        self._unacked: deque[tuple[asyncio.Future[Any], dict[TopicPartition, int]]] = deque()
+        self._acked: dict[TopicPartition, int] = {}  # acked, not committed yet
+        self._committing: asyncio.Task[None] | None = None
+        self._last_commit = time.monotonic()
         self._learn_slice = 8  # labels learned between two yields; adapts to the model's speed
         self.metrics.budget.set(sampler.budget)
         # checkpoints
@@ -252,7 +265,9 @@ class Service:
                 if consumer is self._items and not self.consuming and consumer.assignment():
                     self.consuming = True
                     self.metrics.ready.set(1)
-                self._reap()
+                if consumer is self._items:
+                    self._reap()
+                    self._commit_acked(consumer)
                 if not batches:
                     continue
                 try:
@@ -266,34 +281,52 @@ class Service:
                     else:
                         await self._commit_after(consumer, acks, offsets)
         finally:
-            if self._unacked:  # stopping: the batches in hand are acked and committed first
-                await asyncio.wait(list(self._unacked))
-                self._reap()
+            if consumer is self._items:  # stopping: the batches in hand are acked and committed
+                await self._drain(consumer)
 
     async def _commit_after(
         self, consumer: AIOKafkaConsumer, acks: list[asyncio.Future[Any]], offsets: dict[TopicPartition, int]
     ) -> None:
-        """Commit ``offsets`` once ``acks`` resolved and every earlier batch committed."""
-        previous = self._unacked[-1] if self._unacked else None
-
-        async def ack_then_commit() -> None:
-            if acks:
-                await asyncio.gather(*acks)
-            if previous is not None:
-                await asyncio.wait([previous])  # in order; its own error is raised by _reap
-            await self._commit(consumer, offsets)
-
-        self._unacked.append(asyncio.create_task(ack_then_commit(), name="ack-commit"))
+        """Track a batch whose ``offsets`` may be committed once its ``acks`` resolved (and every
+        earlier batch's); commit what is acked at most every ``_COMMIT_SECONDS``, in the
+        background. A commit per micro-batch would put a broker round trip on every batch."""
+        pending: asyncio.Future[Any] = (
+            asyncio.ensure_future(asyncio.gather(*acks)) if acks else _done_future()
+        )
+        self._unacked.append((pending, offsets))
         while len(self._unacked) > _MAX_UNACKED_BATCHES:
-            await asyncio.wait([self._unacked[0]])
+            await asyncio.wait([self._unacked[0][0]])
             self._reap()
+        self._reap()
+        self._commit_acked(consumer)
 
     def _reap(self) -> None:
-        """Drop finished ack tasks; a failed one (outputs not acknowledged) stops the service."""
-        while self._unacked and self._unacked[0].done():
-            task = self._unacked.popleft()
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        """Move acked batches (in order) to the offsets to commit; a failed one (outputs not
+        acknowledged) stops the service."""
+        while self._unacked and self._unacked[0][0].done():
+            pending, offsets = self._unacked.popleft()
+            if not pending.cancelled() and pending.exception() is not None:
+                raise pending.exception()  # type: ignore[misc]
+            self._acked.update(offsets)
+
+    def _commit_acked(self, consumer: AIOKafkaConsumer, force: bool = False) -> None:
+        due = time.monotonic() - self._last_commit >= _COMMIT_SECONDS
+        busy = self._committing is not None and not self._committing.done()
+        if self._acked and (due or force) and not busy:
+            offsets, self._acked = self._acked, {}
+            self._last_commit = time.monotonic()
+            self._committing = asyncio.create_task(self._commit(consumer, offsets), name="commit")
+
+    async def _drain(self, consumer: AIOKafkaConsumer) -> None:
+        """Stopping: wait for the outputs in flight, then commit everything acked."""
+        if self._unacked:
+            await asyncio.wait([pending for pending, _ in self._unacked])
+        self._reap()
+        if self._committing is not None:
+            await asyncio.wait([self._committing])
+        if self._acked:
+            offsets, self._acked = self._acked, {}
+            await self._commit(consumer, offsets)
 
     async def process_items(self, records: Sequence[ConsumerRecord]) -> list[asyncio.Future[Any]]:
         """Decide one micro-batch and queue its outputs; return their ack futures."""
