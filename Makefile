@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # the only torch build to install here: a local CPU wheel (any other spec pulls GBs of CUDA)
 TORCH_SPEC := torch==2.13.0
 
-.PHONY: install install-torch demo test unit integration lint bench services clean
+.PHONY: install install-torch demo test unit integration lint bench bench-throughput services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ integration: services
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/simulate_vs_random.py
 	$(BIN)/python benchmarks/label_efficiency.py
+
+# through the embedded broker: ceiling, streamer, naive per-item service, faust (~12 min)
+bench-throughput: $(VENV)/.bench-installed
+	$(BIN)/python benchmarks/throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
