@@ -219,9 +219,7 @@ def _softmax(model: linear_model.SoftmaxRegression, names: list[str]) -> Kernel:
             return np.zeros((Z.shape[0], len(classes)))
         labels = list(weights)
         W = np.array([[w.get(n, 0.0) for n in names] for w in weights.values()])
-        raw = Z @ W.T
-        e = np.exp(raw - raw.max(axis=1, keepdims=True))
-        return _align(e / e.sum(axis=1, keepdims=True), labels, classes)
+        return _align(_softmax_rows(Z @ W.T), labels, classes)
 
     return kernel
 
@@ -242,9 +240,7 @@ def _gaussian_nb(model: naive_bayes.GaussianNB, names: list[str]) -> Kernel:
                 pdf = np.where(var > 0, pdf, 0.0)
                 log_pdf = np.log(_PDF_EPS + pdf)
             jll[:, k] = math.log(counts[c] / n_total) + log_pdf.sum(axis=1)
-        top = jll.max(axis=1, keepdims=True)
-        e = np.exp(jll - top)
-        return _align(e / e.sum(axis=1, keepdims=True), labels, classes)
+        return _align(_softmax_rows(jll), labels, classes)
 
     return kernel
 
@@ -276,6 +272,12 @@ def _bagging(members: list[Kernel]) -> Kernel:
 
 
 # -- alignment -------------------------------------------------------------------------------
+
+
+def _softmax_rows(raw: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, shifted by the row maximum (river's softmax and logsumexp do the same)."""
+    e = np.exp(raw - raw.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def _align(proba: np.ndarray, labels: list[Label], classes: list[Label]) -> np.ndarray:
