@@ -72,12 +72,6 @@ _RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)  # backoff while the store is down
 STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
 
-def _done_future() -> asyncio.Future[Any]:
-    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    future.set_result(None)
-    return future
-
-
 class _Stopped(Exception):
     """Raised out of a store retry when the service is stopping."""
 
@@ -290,9 +284,7 @@ class Service:
         """Track a batch whose ``offsets`` may be committed once its ``acks`` resolved (and every
         earlier batch's); commit what is acked at most every ``_COMMIT_SECONDS``, in the
         background. A commit per micro-batch would put a broker round trip on every batch."""
-        pending: asyncio.Future[Any] = (
-            asyncio.ensure_future(asyncio.gather(*acks)) if acks else _done_future()
-        )
+        pending: asyncio.Future[Any] = asyncio.gather(*acks)  # done at once when there are none
         self._unacked.append((pending, offsets))
         while len(self._unacked) > _MAX_UNACKED_BATCHES:
             await asyncio.wait([self._unacked[0][0]])
@@ -309,10 +301,10 @@ class Service:
                 raise pending.exception()  # type: ignore[misc]
             self._acked.update(offsets)
 
-    def _commit_acked(self, consumer: AIOKafkaConsumer, force: bool = False) -> None:
+    def _commit_acked(self, consumer: AIOKafkaConsumer) -> None:
         due = time.monotonic() - self._last_commit >= _COMMIT_SECONDS
         busy = self._committing is not None and not self._committing.done()
-        if self._acked and (due or force) and not busy:
+        if self._acked and due and not busy:
             offsets, self._acked = self._acked, {}
             self._last_commit = time.monotonic()
             self._committing = asyncio.create_task(self._commit(consumer, offsets), name="commit")
