@@ -2,7 +2,7 @@
 
 Items: offsets are committed only after the broker acknowledged every output of their
 micro-batch (the next batches are decided meanwhile), in the background and at most every
-``_COMMIT_SECONDS``, so a crash re-decides at most the items of the last fraction of a second
+``_COMMIT_SECONDS``, so a crash re-decides at most the batches in flight and those since the last commit returned
 (at-least-once; label requests and predictions carry the item id, so consumers can drop the
 duplicates).
 
@@ -64,7 +64,7 @@ _SWEEP_SECONDS = 2.0
 _MAX_BATCH_BYTES = 256 * 1024  # a record batch per partition and micro-batch, not dozens
 _MAX_REQUEST_BYTES = 1_048_576  # aiokafka's default: larger outputs are shrunk or dead letters
 _MAX_UNACKED_BATCHES = 8  # items micro-batches produced but not yet acknowledged
-_COMMIT_SECONDS = 0.2  # items offsets, once acked, are committed at most this often
+_COMMIT_SECONDS = 0.0  # acked items offsets are committed as soon as the last commit returned
 _LEARN_SLICE_SECONDS = 0.005  # learning yields to the items loop this often
 _LEARN_SLICE_MAX = 4096
 _RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)  # backoff while the store is down
