@@ -67,6 +67,9 @@ _RUN_FLAGS: dict[str, dict] = {
     "n-features": {"type": int, "help": "expected feature count (default: fixed by the first item)"},
     "max-batch": {"type": int, "help": "items per micro-batch at most (1024)"},
     "fetch-max-wait-ms": {"type": int, "help": "broker fetch wait; sets latency (10)"},
+    "session-timeout-ms": {"type": int, "help": "a silent consumer's partitions move after this (10000)"},
+    "group-instance-id": {"help": "static group membership id, e.g. the pod name: a restart "
+                          "gets its partitions back at once"},
     "pending-ttl-seconds": {"type": float, "help": "how long a requested item waits for its label"},
     "max-pending": {"type": int, "help": "most items waiting for a label; beyond it no new requests (100000)"},
     "checkpoint-key": {"help": "HMAC key signing checkpoints; prefer --checkpoint-key-file"},

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1)
     max_batch: int = Field(1024, ge=1, le=100_000)
     fetch_max_wait_ms: int = Field(10, ge=1, le=10_000)
+    # How long the group coordinator waits for a silent consumer before handing its partitions
+    # to another (or to this one restarted): a kill -9's downtime is about this long.
+    session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
+    # Static membership (KIP-345), e.g. the pod name of a StatefulSet: a restarted replica with
+    # the same id gets its partitions back at once instead of after session_timeout_ms.
+    group_instance_id: str | None = None
     # Kafka security: passed through to aiokafka
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None

@@ -171,11 +171,18 @@ class Service:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=s.fetch_max_wait_ms,
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=max(100, s.session_timeout_ms // 3),
         )
+        instance = s.group_instance_id
         self._items = AIOKafkaConsumer(
-            s.items_topic, group_id=s.group_id, max_poll_records=s.max_batch, **consumer_kwargs
+            s.items_topic, group_id=s.group_id, max_poll_records=s.max_batch,
+            group_instance_id=instance, **consumer_kwargs,
         )
-        self._labels = AIOKafkaConsumer(group_id=f"{s.group_id}-labels", **consumer_kwargs)
+        self._labels = AIOKafkaConsumer(
+            group_id=f"{s.group_id}-labels", group_instance_id=instance and f"{instance}-labels",
+            **consumer_kwargs,
+        )
         self._labels.subscribe([s.labels_topic], listener=_LabelPositions(self))
         await self._producer.start()
         await self._items.start()
