@@ -1,4 +1,4 @@
-"""The ``streamer`` command: run, simulate, demo, broker, produce, annotate."""
+"""The ``streamer`` command: run, simulate, demo, broker, produce, feed, annotate."""
 
 from __future__ import annotations
 
@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="item format: json (default), msgpack, or float32 (raw features, "
                          "the id is the record key; fastest)")
     produce.set_defaults(func=_cmd_produce)
+
+    from streamer.feed import command as feed
+
+    feed.register(sub)
 
     annotate = sub.add_parser("annotate", help="simulated annotator: answer label requests from truth")
     _replay_flags(annotate)
