@@ -11,6 +11,7 @@ from streamer.store.base import JoinOutcome
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _BATCH_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384)
 _LABEL_DELAY_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400)
+_SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))  # the threshold's [0, 1] scale
 
 
 class Metrics:
@@ -106,11 +107,46 @@ class Metrics:
             "1 while label requests are paused because max_pending items wait for labels.",
             registry=r,
         )
+        self.score = Histogram(
+            "streamer_score",
+            "Query-policy score of each decided item, on the scale of streamer_threshold "
+            "(before class balancing and randomisation, where configured).",
+            buckets=_SCORE_BUCKETS, registry=r,
+        )
+        self.prequential = Counter(
+            "streamer_prequential_labels_total",
+            "Labels learned, by whether the model predicted them right just before learning.",
+            ["result"], registry=r,
+        )
         self.degraded.labels(component="store")
+        for result in ("correct", "wrong"):
+            self.prequential.labels(result=result)
         for reason in REASONS:
             self.decisions.labels(reason=reason)
         for outcome in JoinOutcome:
             self.labels.labels(outcome=outcome.value)
+
+    def observe_scores(self, scores: dict[str, np.ndarray]) -> None:
+        """Observe the score a batch was compared with the threshold on: the policy's
+        combined score, or its only signal; nothing while the model cannot rank (cold start).
+
+        >>> m = Metrics()
+        >>> m.observe_scores({"margin": np.array([0.1, 0.9])})
+        >>> m.observe_scores({"margin": np.array([0.2]), "novelty": np.array([0.4]),
+        ...                   "policy": np.array([0.4])})
+        >>> m.registry.get_sample_value("streamer_score_count")
+        3.0
+        """
+        score = scores.get("policy")
+        if score is None and len(scores) == 1:
+            (score,) = scores.values()
+        if score is not None:
+            observe_many(self.score, score)
+
+    def observe_prequential(self, correct: int, learned: int) -> None:
+        """Count ``learned`` labels, ``correct`` of which the model had predicted right."""
+        self.prequential.labels(result="correct").inc(correct)
+        self.prequential.labels(result="wrong").inc(learned - correct)
 
 
 def observe_many(histogram: Histogram, values: np.ndarray) -> None:

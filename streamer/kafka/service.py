@@ -351,6 +351,7 @@ class Service:
             else:
                 m.decision_latency.observe(time.perf_counter() - started)
                 m.batch_size.observe(len(batch.ids))
+                m.observe_scores(decisions.scores)  # the dashboard's score heatmap
                 sends += await self._emit(batch, decisions, [records[i] for i in batch.index])
         now = time.time()
         stamps = np.fromiter((r.timestamp for r in records), dtype=np.float64, count=len(records))
@@ -569,7 +570,9 @@ class Service:
                 for record in records[start:stop]:
                     sends.append(await self._dead_letter(record, error, source="labels"))
             else:
-                self._labelled_correct += int(np.count_nonzero(correct))
+                hits = int(np.count_nonzero(correct))
+                self._labelled_correct += hits
+                m.observe_prequential(hits, stop - start)  # windowed accuracy, alert on drops
                 self.counts["labels_applied"] += stop - start
                 m.accuracy.set(self._labelled_correct / self.counts["labels_applied"])
                 m.model_version.set(self.sampler.model.version)
