@@ -9,6 +9,21 @@ keyword arguments::
     "HoeffdingTreeClassifier(grace_period=50)"
     "StandardScaler | BaggingClassifier(model=LogisticRegression(l2=0.001), n_models=5)"
 
+A spec that starts with ``torch:`` builds a :class:`~streamer.models.torch_head.TorchHead`
+(needs the torch extra, ``pip install 'streamer[torch]'``): an ensemble of linear or small MLP
+heads scored in one batched pass on the GPU when there is one. Grammar::
+
+    spec    := "torch:" kind [ "(" [ option { "," option } ] ")" ]
+    kind    := "linear" | "mlp"
+    option  := name "=" literal
+
+    "torch:linear"
+    "torch:mlp(hidden=128, heads=8, lr=0.01, replay=256, memory=10000, device='auto')"
+
+The options (``hidden``, ``heads``, ``lr``, ``optimizer``, ``steps``, ``replay``,
+``replay_batch``, ``bootstrap``, ``weight_decay``, ``memory``, ``memory_policy``, ``device``,
+``dtype``, ``seed``) are described in :mod:`streamer.models.torch_head`.
+
 Bare names are looked up in river's submodules (:data:`SEARCHED_MODULES`). A keyword value is
 either a literal, parsed with :func:`ast.literal_eval`, or a nested river estimator written the
 same way (a name, or a name with keyword arguments) -- nothing is evaluated. Estimators that
@@ -42,10 +57,12 @@ Examples
 'StandardScaler | LogisticRegression(l2=0.001)'
 >>> build_model(COMMITTEE_MODEL).committee_proba(np.zeros((2, 4))).shape  # 5 members, no class yet
 (5, 2, 0)
->>> build_model("torch:mlp")
-Traceback (most recent call last):
-...
-ValueError: torch models ('torch:mlp') are not available yet: the torch head is still being written; use a river spec such as 'StandardScaler | LogisticRegression'
+>>> try:  # a torch head when PyTorch is installed, else a ValueError that says how to add it
+...     head = build_model("torch:linear(heads=4)")
+... except ValueError as exc:
+...     assert "pip install 'streamer[torch]'" in str(exc)
+... else:
+...     assert head.committee_proba(np.zeros((2, 3))).shape == (4, 2, 0)
 """
 
 from __future__ import annotations
@@ -93,33 +110,45 @@ def build_model(spec: str, *, seed: int = 0) -> Model:
     Parameters
     ----------
     spec
-        River estimators joined by ``|`` (see the module docstring).
+        River estimators joined by ``|``, or ``torch:...`` (see the module docstring).
     seed
         Passed to every estimator that accepts a ``seed`` and was not given one.
 
     Returns
     -------
     Model
-        A :class:`RiverModel`.
+        A :class:`RiverModel`, or a :class:`~streamer.models.torch_head.TorchHead` for a
+        ``torch:`` spec.
 
     Raises
     ------
     ValueError
-        Unknown names (with close matches), malformed arguments, or a ``torch:`` spec.
+        Unknown names (with close matches), malformed arguments, or a ``torch:`` spec without
+        PyTorch installed.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError("model spec must be a non-empty string, e.g. 'StandardScaler | GaussianNB'")
     spec = spec.strip()
     if spec.startswith("torch:"):
-        raise ValueError(
-            f"torch models ({spec!r}) are not available yet: the torch head is still being "
-            f"written; use a river spec such as {DEFAULT_MODEL!r}"
-        )
+        return _build_torch(spec, seed)
     steps = [_build_step(part.strip(), seed) for part in spec.split("|")]
     estimator = steps[0]
     for step in steps[1:]:
         estimator = estimator | step
     return RiverModel(estimator, spec=spec)
+
+
+def _build_torch(spec: str, seed: int) -> Model:
+    from streamer.models.torch_head import TorchHead, parse_spec
+
+    parse_spec(spec, seed=seed)  # a malformed spec is reported even without PyTorch
+    try:
+        return TorchHead.from_spec(spec, seed=seed)
+    except ImportError:
+        raise ValueError(
+            f"torch models ({spec!r}) need PyTorch, which is not installed: "
+            "pip install 'streamer[torch]'"
+        ) from None
 
 
 def _build_step(text: str, seed: int) -> Any:

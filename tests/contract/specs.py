@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+
+import pytest
+
 from streamer.models import COMMITTEE_MODEL
+
+_needs_torch = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None,
+    reason="torch heads need the torch extra: pip install 'streamer[torch]'",
+)
 
 MODEL_SPECS = [
     # binary-only classifier on a 3-class stream: wrapped in one-vs-rest automatically
@@ -16,4 +25,9 @@ MODEL_SPECS = [
     "ARFClassifier(n_models=3)",
     # bagged one-vs-rest logistic regressions: a committee (committee_proba gives its members)
     COMMITTEE_MODEL,
+    # torch heads (an ensemble scored in one batched pass), skipped without PyTorch
+    pytest.param("torch:linear", marks=_needs_torch),
+    pytest.param("torch:mlp(hidden=32, heads=4, memory=64)", marks=_needs_torch),
+    pytest.param("torch:mlp(hidden=16, heads=3, optimizer='sgd', lr=0.05, memory=16, "
+                 "memory_policy='reservoir')", marks=_needs_torch),
 ]

@@ -68,9 +68,40 @@ def test_feature_names_default_to_x0_and_can_be_given() -> None:
     assert named.n_features == 2
 
 
-def test_torch_specs_say_the_head_is_not_available_yet() -> None:
-    with pytest.raises(ValueError, match="torch head is still being written"):
+def test_torch_specs_build_a_torch_head_with_their_options() -> None:
+    pytest.importorskip("torch", reason="the torch extra is not installed")
+    from streamer.models.torch_head import TorchHead
+
+    model = build_model("torch:mlp(hidden=8, heads=3, lr=0.01, replay=32, memory=100, device='cpu')", seed=4)
+    assert isinstance(model, TorchHead)
+    assert (model.config.kind, model.config.hidden, model.config.heads, model.config.seed) == ("mlp", 8, 3, 4)
+    assert build_model("torch:linear(seed=9)", seed=4).config.seed == 9
+
+
+def test_torch_specs_without_pytorch_say_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamer.models import torch_head
+
+    monkeypatch.setattr(torch_head, "torch", None)
+    with pytest.raises(ValueError, match=r"pip install 'streamer\[torch\]'"):
         build_model("torch:mlp")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("torch:cnn", "must be one of linear, mlp"),
+        ("torch:mlp(heads=0)", "heads must be an integer >= 1"),
+        ("torch:mlp(hiden=3)", "did you mean hidden"),
+        ("torch:linear(hidden=3)", "torch:mlp only"),
+        ("torch:mlp(lr=abs(1))", "must be a literal"),
+        ("torch:mlp(8)", "by keyword"),
+        ("torch:mlp(optimizer='lbfgs')", "optimizer must be one of"),
+        ("torch:mlp(", "cannot parse"),
+    ],
+)
+def test_malformed_torch_specs_are_rejected_with_a_reason(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_model(spec)
 
 
 def test_unknown_names_suggest_close_matches() -> None:
