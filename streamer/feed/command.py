@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -42,6 +43,32 @@ examples:
 """
 
 
+_VIDEO_HELP = """\
+Sample frames of a video file, a folder of images or a camera, turn each into an
+embedding, and feed them as items: id <stream>-<frame index, 7 digits>, features = the
+embedding, ts = frame time (seconds from the start of a file, i/--source-fps in a folder,
+Unix time for a camera), stream, meta {"frame": index}, and payload_uri = the stored frame
+with --frames-dir.
+
+Extractors: 'builtin' needs only numpy: a zero-mean 8x8 grayscale thumbnail, RGB
+histograms and 2x2 cells of gradient-orientation histograms, L2-normalised (124 values).
+Good for scene changes, colour, layout, lighting and simple shapes; it does not recognise
+objects. 'torchscript:PATH' runs your module (needs PyTorch) on float32 NCHW RGB in [0, 1]
+resized to --input-size; normalise inside the module; its output is flattened per frame.
+
+Decoding uses PyAV (pip install 'streamer[video]'). A file is fed as fast as possible
+unless --speed/--realtime; a camera runs until Ctrl-C or --max-items.
+"""
+
+_VIDEO_EXAMPLES = """\
+examples:
+  streamer feed video clip.mp4 --fps 2 --frames-dir /data/frames
+  streamer feed video clip.mp4 --realtime --frames-dir frames --uri-prefix s3://bucket/frames/
+  streamer feed video /dev/video0 --fps 1 --frames-dir frames --stream door-cam
+  streamer feed video shots/ --source-fps 5 --extractor torchscript:resnet18.pt --frames-dir frames
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``feed`` with its ``sensors`` and ``video`` subcommands to ``subparsers``."""
     feed = subparsers.add_parser(
@@ -67,8 +94,41 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     sensors.add_argument("--columns", default=None, metavar="COL[,COL...]",
                          help="send only these columns as features, in this order")
     _pace_flags(sensors, rate=True)
-    _common_flags(sensors)
+    _common_flags(sensors, content_types=sorted(CONTENT_TYPES))
     sensors.set_defaults(func=_cmd_sensors)
+
+    video = kinds.add_parser("video", help="embed sampled frames of a video, image folder or camera",
+                             description=_VIDEO_HELP, epilog=_VIDEO_EXAMPLES,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    video.add_argument("source", metavar="SOURCE",
+                       help="video file, folder of images (png/jpg), or camera (/dev/video0, or an "
+                            "index such as 0)")
+    video.add_argument("--fps", type=float, default=1.0, metavar="F",
+                       help="frames kept per second of video (default 1; 0 = every frame)")
+    video.add_argument("--source-fps", type=_positive_float, default=None, metavar="F",
+                       help="frame rate of a folder of images, for their ts (default 1)")
+    video.add_argument("--extractor", default="builtin", metavar="builtin|torchscript:PATH",
+                       help="frame -> embedding: builtin (numpy only: thumbnail, colour and "
+                            "gradient histograms; 124 values) or your TorchScript module")
+    video.add_argument("--input-size", type=_positive_int, default=224, metavar="S",
+                       help="TorchScript input: frames resized to S x S, float32 NCHW RGB in [0, 1] (224)")
+    video.add_argument("--device", default="cpu", help="torch device of a TorchScript extractor (cpu)")
+    video.add_argument("--batch-size", type=_positive_int, default=16, metavar="N",
+                       help="frames embedded per extractor call (16; a camera goes one by one)")
+    video.add_argument("--frames-dir", default=None, metavar="DIR",
+                       help="write each sampled frame here as <id>.png and send its payload_uri "
+                            "(without it items carry no payload_uri)")
+    video.add_argument("--uri-prefix", default=None, metavar="PREFIX",
+                       help="payload_uri = PREFIX + file name (e.g. s3://bucket/cam3/) instead of "
+                            "file://; copying --frames-dir there is up to you")
+    video.add_argument("--image-format", choices=("png", "jpg"), default="png",
+                       help="format of the stored frames (png)")
+    video.add_argument("--stream", default=None,
+                       help="stream name: the 'stream' field, and the prefix of ids and frame "
+                            "files (default: the source's name)")
+    _pace_flags(video, rate=False)
+    _common_flags(video, content_types=["json", "msgpack"])
+    video.set_defaults(func=_cmd_video)
     return feed
 
 
@@ -83,7 +143,7 @@ def _pace_flags(parser: argparse.ArgumentParser, *, rate: bool) -> None:
                       help="replay at the stream's own timestamps (= --speed 1)")
 
 
-def _common_flags(parser: argparse.ArgumentParser) -> None:
+def _common_flags(parser: argparse.ArgumentParser, content_types: list[str]) -> None:
     parser.add_argument("--bootstrap-servers", default=None, metavar="HOST:PORT[,...]",
                         help="Kafka bootstrap servers (default: STREAMER_BOOTSTRAP_SERVERS, else "
                              "127.0.0.1:9092)")
@@ -92,9 +152,10 @@ def _common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", default=None,
                         help="settings file of 'streamer run' (TOML or JSON): Kafka security "
                              "settings are read from it and from STREAMER_* variables")
-    parser.add_argument("--content-type", choices=sorted(CONTENT_TYPES), default="json",
-                        help="item format: json (default), msgpack, or float32 (raw features "
-                             "only: no ts, stream, payload_uri or meta; the id is the record key)")
+    parser.add_argument("--content-type", choices=content_types, default="json",
+                        help="item format: json (default), msgpack" + (
+                            ", or float32 (raw features only: no ts, stream, payload_uri or "
+                            "meta; the id is the record key)" if "float32" in content_types else ""))
     parser.add_argument("--max-items", type=_positive_int, default=None, metavar="N",
                         help="stop after N items")
     parser.add_argument("--skip-bad", action="store_true",
@@ -140,7 +201,7 @@ def _cmd_sensors(args: argparse.Namespace) -> int:
         print("streamer feed: --columns names no column", file=sys.stderr)
         return 2
 
-    def feed(producer: Any, topic: str) -> Awaitable[FeedReport]:
+    def feed(producer: Any, topic: str, stop: asyncio.Event) -> Awaitable[FeedReport]:
         return feed_sensors(
             args.source, producer, topic, spec=spec, fmt=args.format, rate=args.rate,
             speed=args.speed, content_type=CONTENT_TYPES[args.content_type], skip_bad=args.skip_bad,
@@ -150,7 +211,30 @@ def _cmd_sensors(args: argparse.Namespace) -> int:
     return _run_feed(args, feed)
 
 
-def _run_feed(args: argparse.Namespace, feed: Callable[[Any, str], Awaitable[FeedReport]]) -> int:
+def _cmd_video(args: argparse.Namespace) -> int:
+    from streamer.feed.video import feed_video
+
+    if args.fps < 0:
+        print("streamer feed: --fps must be 0 (every frame) or above", file=sys.stderr)
+        return 2
+    if args.frames_dir is None and not args.quiet:
+        print("streamer feed: frames are not stored, so items carry no payload_uri (add "
+              "--frames-dir DIR so that annotators can see them)", file=sys.stderr)
+
+    def feed(producer: Any, topic: str, stop: asyncio.Event) -> Awaitable[FeedReport]:
+        return feed_video(
+            args.source, producer, topic, fps=args.fps, source_fps=args.source_fps,
+            extractor=args.extractor, input_size=args.input_size, device=args.device,
+            frames_dir=args.frames_dir, uri_prefix=args.uri_prefix, image_format=args.image_format,
+            stream=args.stream, speed=args.speed, content_type=CONTENT_TYPES[args.content_type],
+            skip_bad=args.skip_bad, max_items=args.max_items, batch_size=args.batch_size,
+            progress_out=None if args.quiet else sys.stderr, stop=stop,
+        )
+
+    return _run_feed(args, feed)
+
+
+def _run_feed(args: argparse.Namespace, feed: Callable[[Any, str, asyncio.Event], Awaitable[FeedReport]]) -> int:
     """Start a producer from the settings, run ``feed``, print the totals; the exit code."""
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
@@ -162,6 +246,10 @@ def _run_feed(args: argparse.Namespace, feed: Callable[[Any, str], Awaitable[Fee
                              items_topic=args.items_topic)
 
     async def go() -> FeedReport:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         producer = AIOKafkaProducer(**client_kwargs(settings))
         try:
             await producer.start()
@@ -171,7 +259,7 @@ def _run_feed(args: argparse.Namespace, feed: Callable[[Any, str], Awaitable[Fee
                             "--bootstrap-servers, that the broker runs, and the security "
                             "settings)") from exc
         try:
-            return await feed(producer, settings.items_topic)
+            return await feed(producer, settings.items_topic, stop)
         finally:
             await producer.stop()
 

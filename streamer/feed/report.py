@@ -30,6 +30,7 @@ class FeedReport:
     skipped: int = 0
     elapsed_s: float = 0.0
     what: str = "items"
+    stopped: bool = False
     examples: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -48,6 +49,8 @@ class FeedReport:
         text = (f"fed {self.sent:,} {self.what} from {self.source} to topic {self.topic!r} in "
                 f"{self.elapsed_s:.1f} s ({self.items_per_s:,.0f} {self.what}/s), "
                 f"{self.acked:,} acknowledged")
+        if self.stopped:
+            text += " (stopped early by a signal)"
         if not self.skipped:
             return text
         more = f" (first {len(self.examples)} shown)" if self.skipped > len(self.examples) else ""
@@ -56,5 +59,5 @@ class FeedReport:
     def as_dict(self) -> dict[str, Any]:
         """Plain values for ``--json``."""
         return {"source": self.source, "topic": self.topic, "sent": self.sent, "acked": self.acked,
-                "skipped": self.skipped, "elapsed_s": self.elapsed_s,
+                "skipped": self.skipped, "stopped": self.stopped, "elapsed_s": self.elapsed_s,
                 "items_per_s": self.items_per_s, "bad_examples": list(self.examples), **self.extra}

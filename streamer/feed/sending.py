@@ -9,6 +9,7 @@ A bad input stops the feed with its reason, or with ``skip_bad`` is counted and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -50,8 +51,12 @@ async def send_all(
     progress: Progress,
     skip_bad: bool = False,
     max_items: int | None = None,
+    stop: asyncio.Event | None = None,
 ) -> FeedReport:
     """Send everything ``batches`` yields, paced; fill in ``report`` and return it.
+
+    Setting ``stop`` (Ctrl-C) ends the feed early but cleanly: what was read is sent and
+    acknowledged, and ``report.stopped`` says so.
 
     Raises
     ------
@@ -85,7 +90,7 @@ async def send_all(
         report.skip(reason)
 
     try:
-        async for batch in batches:
+        while (batch := await _next(batches, stop)) is not None:
             for thing in batch:
                 if max_items is not None and sink.sent + len(keys) >= max_items:
                     break
@@ -102,7 +107,8 @@ async def send_all(
                         await flush()
                         report.sent = sink.sent
                         progress.update(report.sent, report.skipped)
-                        await asyncio.sleep(wait)
+                        if await _stopped_within(wait, stop):
+                            break
                 keys.append(thing.key)
                 values.append(thing.value)
                 wheres.append(thing.where)
@@ -111,10 +117,42 @@ async def send_all(
             progress.update(report.sent, report.skipped)
             if max_items is not None and report.sent >= max_items:
                 break
+            if stop is not None and stop.is_set():
+                break
         await flush()
         report.sent = sink.sent
         report.acked = await sink.drain()
     finally:
         report.elapsed_s = time.monotonic() - started
+    report.stopped = stop is not None and stop.is_set()
     progress.finish(report.sent, report.skipped)
     return report
+
+
+async def _next(batches: AsyncIterator[list[Outgoing | Skipped]],
+                stop: asyncio.Event | None) -> list[Outgoing | Skipped] | None:
+    """The next batch, or None at the end or once ``stop`` is set (even while waiting)."""
+    if stop is None:
+        return await anext(batches, None)
+    if stop.is_set():
+        return None
+    getter = asyncio.ensure_future(anext(batches, None))
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if getter in done:
+        stopper.cancel()
+        return getter.result()
+    getter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await getter
+    return None
+
+
+async def _stopped_within(seconds: float, stop: asyncio.Event | None) -> bool:
+    """Sleep ``seconds``; True if ``stop`` was set meanwhile (the sleep then ends at once)."""
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return False
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()

@@ -7,6 +7,7 @@ broker takes them, in record batches; the feed ends when every item is acknowled
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import stat
@@ -78,6 +79,7 @@ async def feed_sensors(
     max_items: int | None = None,
     max_request_size: int = 1_048_576,
     progress_out: TextIO | None = sys.stderr,
+    stop: asyncio.Event | None = None,
 ) -> FeedReport:
     """Send every row of ``source`` to ``topic`` and wait until all are acknowledged.
 
@@ -106,6 +108,8 @@ async def feed_sensors(
         The producer's request limit (larger items are bad rows).
     progress_out
         Where the progress line goes (None: nowhere).
+    stop
+        Set it to end the feed early, cleanly (what was read is sent and acknowledged).
 
     Returns
     -------
@@ -125,9 +129,9 @@ async def feed_sensors(
         total = min(total, max_items) if total is not None else max_items
     report = FeedReport(source="stdin" if str(source) == "-" else str(source), topic=topic)
     sink = ItemSink(producer, topic, content_type=content_type, max_request_size=max_request_size)
-    batches = in_background(lambda stop: encoded_rows(source, spec, fmt, content_type, stop),
+    batches = in_background(lambda halt: encoded_rows(source, spec, fmt, content_type, halt),
                             live=is_live(source))
     async with contextlib.aclosing(batches):
         return await send_all(batches, sink, report, pacer=pacer,
                               progress=Progress(total, progress_out), skip_bad=skip_bad,
-                              max_items=max_items)
+                              max_items=max_items, stop=stop)
