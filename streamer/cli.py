@@ -121,12 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole loop on the embedded broker, about a minute")
     demo.add_argument("--data", help="CSV(.gz) stream (default: ../shared/data/sea_abrupt.csv.gz)")
     demo.add_argument("--synthetic", action="store_true", help="use a river synthetic drifting stream")
+    demo.add_argument("--video", nargs="?", const="", default=None, metavar="FILE",
+                      help="run on a video: renders the 8x8 digits of digits_frames.csv.gz (or "
+                           "--data) as 64x64 frames, feeds them with the video feeder and the "
+                           "built-in extractor; the annotator answers from the digits' labels "
+                           "(a FILE of yours has no labels: the demo says how to use it instead)")
     demo.add_argument("--budget", type=float, default=0.05)
     demo.add_argument("--duration", type=float, default=45.0, help="seconds to replay the stream over")
     demo.add_argument("--label-delay", type=float, default=0.5, help="annotator delay in seconds")
     demo.add_argument("--metrics-port", type=int, default=9100)
     demo.add_argument("--redis-url", default=None, help="use Redis for pending items")
-    demo.add_argument("--max-items", type=int, default=None)
+    demo.add_argument("--max-items", type=int, default=None, help="items (with --video: digits) at most")
     demo.add_argument("--model", default=None)
     demo.add_argument("--strategy", default=None)
     demo.add_argument("--seed", type=int, default=0)

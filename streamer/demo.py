@@ -3,30 +3,42 @@
 Embedded Tansu broker -> the service -> a stream replayed onto ``items`` -> a simulated
 annotator answering label requests after a delay -> labels back into the model. Live
 progress on stderr, a summary at the end next to random sampling at the same budget.
+``streamer demo --video`` does the same on a video of digits it renders, fed by
+``streamer feed video``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import json
 import secrets
 import sys
+import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamer.app import build_service, serve
 from streamer.broker import EmbeddedBroker
-from streamer.config import load_settings
+from streamer.config import Settings, load_settings
 from streamer.data import default_data_dir
+from streamer.feed.errors import FeedError
 from streamer.kafka.client import client_kwargs
 from streamer.replay import Annotator, LabelledStream, load_stream, produce_items
 
 DEFAULT_DEMO_FILE = "sea_abrupt.csv.gz"
+DIGITS_FILE = "digits_frames.csv.gz"
+VIDEO_STREAM = "digits"
+VIDEO_FPS = 20.0  # rendered frames per second
+FRAMES_PER_DIGIT = 2  # each digit stays 0.1 s; sampled at 10 fps, each is fed once
 
 
 def default_demo_data() -> Path | None:
@@ -82,18 +94,128 @@ async def run_demo(
     say(f"stream: {stream.name}, {len(stream):,} items x {stream.X.shape[1]} features, "
         f"replayed at {rate:,.0f} items/s; budget {budget:.1%}; annotator delay {label_delay}s")
     with EmbeddedBroker() as broker:
-        say(f"embedded Kafka-compatible broker (Tansu) on {broker.bootstrap_servers}")
-        # with Redis, a fresh namespace and key per demo: its checkpoints start a new model
-        redis = {"redis_url": redis_url, "redis_prefix": f"demo-{secrets.token_hex(4)}",
-                 "checkpoint_key": secrets.token_hex(16)} if redis_url else {}
-        settings = load_settings(
-            bootstrap_servers=broker.bootstrap_servers, budget=budget, metrics_port=metrics_port,
-            model=model, strategy=strategy, seed=seed, **redis,
+        settings = _settings(broker, say, budget=budget, metrics_port=metrics_port,
+                             redis_url=redis_url, model=model, strategy=strategy, seed=seed)
+        feed = DemoFeed(
+            name=stream.name, truth=stream.truth, total=len(stream), rate=rate,
+            send=lambda producer, topic: produce_items(producer, topic, stream, rate=rate),
+            offline=lambda **kwargs: _simulate_stream(stream, **kwargs),
         )
-        return await _run(settings, stream, rate, label_delay, say)
+        return await _run(settings, feed, label_delay, say)
 
 
-async def _run(settings, stream: LabelledStream, rate: float, label_delay: float, say) -> dict[str, Any]:
+async def run_video_demo(
+    data: Path | None,
+    *,
+    budget: float = 0.05,
+    duration: float = 45.0,
+    label_delay: float = 0.5,
+    metrics_port: int = 9100,
+    redis_url: str | None = None,
+    max_items: int | None = None,
+    model: str | None = None,
+    strategy: str | None = None,
+    seed: int = 0,
+    out=sys.stderr,
+) -> dict[str, Any]:
+    """The demo on a video: digits rendered to an mp4, fed by the video feeder, labels known.
+
+    Each 8x8 digit of ``digits_frames.csv.gz`` (``data``) becomes a 64x64 frame shown for
+    two frames of a 20 fps video; the feeder samples it at 10 fps (each digit once), embeds
+    frames with the built-in extractor and stores them as PNG (``payload_uri``); the
+    simulated annotator answers from the digits' labels by item id.
+    """
+    from streamer.feed.extractors import BuiltinExtractor
+    from streamer.feed.render import render_digits_video
+    from streamer.feed.video import feed_video
+
+    source = data if data is not None else default_digits_data()
+    say = _printer(out)
+    extractor = BuiltinExtractor()
+    with tempfile.TemporaryDirectory(prefix="streamer-demo-video-") as tmp:
+        video = Path(tmp) / "digits.mp4"
+        labels = render_digits_video(source, video, fps=VIDEO_FPS, frames_per_digit=FRAMES_PER_DIGIT,
+                                     max_digits=max_items)
+        digits = len(labels) // FRAMES_PER_DIGIT
+        truth = {f"{VIDEO_STREAM}-{i:07d}": int(label) for i, label in enumerate(labels.tolist())}
+        rate = digits / duration
+        speed = len(labels) / VIDEO_FPS / duration
+        sample_fps = VIDEO_FPS / FRAMES_PER_DIGIT
+        frames_dir = Path(tmp) / "frames"
+        fed: list[tuple[str, np.ndarray]] = []
+        say(f"video: {digits:,} digits of {source.name} as 64x64 frames, {len(labels):,} frames at "
+            f"{VIDEO_FPS:g} fps -> {video}")
+        say(f"feeder: sampled at {sample_fps:g} fps, replayed {speed:.1f}x real time "
+            f"({rate:,.0f} items/s), built-in extractor ({extractor.dim} values), frames stored "
+            f"as PNG in {frames_dir} (payload_uri); budget {budget:.1%}; annotator delay {label_delay}s")
+        with EmbeddedBroker() as broker:
+            settings = _settings(broker, say, budget=budget, metrics_port=metrics_port,
+                                 redis_url=redis_url, model=model, strategy=strategy, seed=seed)
+            feed = DemoFeed(
+                name=f"{source.name.split('.')[0]} video", truth=truth, total=digits, rate=rate,
+                send=lambda producer, topic: feed_video(
+                    video, producer, topic, fps=sample_fps, extractor=extractor,
+                    frames_dir=frames_dir, stream=VIDEO_STREAM, speed=speed, progress_out=None,
+                    on_item=lambda item_id, x: fed.append((item_id, x))),
+                offline=lambda **kwargs: _simulate_fed(fed, truth, Path(tmp) / "fed.csv", seed, **kwargs),
+                extra={"source": "video", "extractor": extractor.name, "features": extractor.dim},
+            )
+            return await _run(settings, feed, label_delay, say)
+
+
+def default_digits_data() -> Path:
+    """``../shared/data/digits_frames.csv.gz``, or a :class:`FeedError` saying where to put it."""
+    directory = default_data_dir()
+    path = Path(directory) / DIGITS_FILE if directory is not None else None
+    if path is None or not path.is_file():
+        raise FeedError(f"no {DIGITS_FILE} to render the demo video from: set STREAMER_DATA_DIR "
+                        "to the folder holding it, or pass --data FILE (64 pixel columns px_r_c "
+                        "of 8x8 digits 0..16 and a label column)")
+    return path
+
+
+def _simulate_fed(fed: list[tuple[str, np.ndarray]], truth: dict[str, int], path: Path, seed: int,
+                  **kwargs: Any) -> dict[str, Any]:
+    """Offline run of ``streamer simulate`` over exactly the embeddings the feeder sent."""
+    from streamer.simulate import run_simulation
+
+    if not fed:
+        raise FeedError("the video feeder sent no items: nothing to compare with")
+    width = len(fed[0][1])
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*(f"e{j}" for j in range(width)), "label"])
+        for item_id, features in fed:
+            writer.writerow([*features.tolist(), truth[item_id]])
+    return run_simulation(path, max_items=len(fed), seed=seed, **kwargs)
+
+
+def _settings(broker: EmbeddedBroker, say, *, redis_url: str | None, **values: Any) -> Settings:
+    say(f"embedded Kafka-compatible broker (Tansu) on {broker.bootstrap_servers}")
+    # with Redis, a fresh namespace and key per demo: its checkpoints start a new model
+    redis = {"redis_url": redis_url, "redis_prefix": f"demo-{secrets.token_hex(4)}",
+             "checkpoint_key": secrets.token_hex(16)} if redis_url else {}
+    return load_settings(bootstrap_servers=broker.bootstrap_servers, **values, **redis)
+
+
+@dataclass
+class DemoFeed:
+    """What the demo streams: its ground truth, how to send it, and its offline twin.
+
+    ``send(producer, topic)`` puts the items on the topic at ``rate`` items/s;
+    ``offline(**simulate_kwargs)`` replays the same items through ``streamer simulate``.
+    """
+
+    name: str
+    truth: dict[str, int]
+    total: int
+    rate: float
+    send: Callable[[AIOKafkaProducer, str], Awaitable[Any]]
+    offline: Callable[..., dict[str, Any]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def _run(settings, feed: DemoFeed, label_delay: float, say) -> dict[str, Any]:
     service = await build_service(settings)
     stop_service = asyncio.Event()
     stop_clients = asyncio.Event()
@@ -114,8 +236,8 @@ async def _run(settings, stream: LabelledStream, rate: float, label_delay: float
     predictions = AIOKafkaConsumer(settings.predictions_topic, group_id="demo-scorer",
                                    auto_offset_reset="earliest", fetch_max_wait_ms=10, **common)
     await asyncio.gather(producer.start(), requests.start(), predictions.start())
-    annotator = Annotator(stream.truth, delay=label_delay)
-    scorer = PredictionScorer(stream.truth)
+    annotator = Annotator(feed.truth, delay=label_delay)
+    scorer = PredictionScorer(feed.truth)
     side_tasks = [
         asyncio.create_task(annotator.run(requests, producer, settings.labels_topic, stop_clients)),
         asyncio.create_task(scorer.run(predictions, stop_clients)),
@@ -127,15 +249,15 @@ async def _run(settings, stream: LabelledStream, rate: float, label_delay: float
         await asyncio.sleep(0.1)
 
     started_at = time.monotonic()
-    progress = asyncio.create_task(_progress(service, scorer, annotator, len(stream), say))
+    progress = asyncio.create_task(_progress(service, scorer, annotator, feed.total, say))
     try:
-        await produce_items(producer, settings.items_topic, stream, rate=rate)
+        await feed.send(producer, settings.items_topic)
         # drain: every item decided, every request answered, every label applied
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             s = service.status()
             done_labels = sum(s["join_outcomes"].values()) >= annotator.sent
-            if (s["items_seen"] >= len(stream) and len(scorer.seen) >= len(stream)
+            if (s["items_seen"] >= feed.total and len(scorer.seen) >= feed.total
                     and annotator.answered and annotator.sent >= len(annotator.answered)
                     and done_labels):
                 break
@@ -153,12 +275,12 @@ async def _run(settings, stream: LabelledStream, rate: float, label_delay: float
     status = service.status()
     say("")
     say("replaying the same stream offline (streamer simulate) for comparison...")
-    delay_items = max(0, round(label_delay * rate))
+    delay_items = max(0, round(label_delay * feed.rate))
     common_sim = dict(budget=settings.budget, model=settings.model or None, label_delay=delay_items)
     common_sim = {k: v for k, v in common_sim.items() if v is not None}
-    random_run = _simulate_stream(stream, strategy="random", **common_sim)
+    random_run = feed.offline(strategy="random", **common_sim)
     summary = {
-        "stream": stream.name,
+        "stream": feed.name,
         "items": status["items_seen"],
         "label_requests": status["label_requests"],
         "budget": settings.budget,
@@ -177,6 +299,7 @@ async def _run(settings, stream: LabelledStream, rate: float, label_delay: float
         "random_accuracy": random_run["accuracy"],
         "random_query_rate": random_run["query_rate"],
         "label_delay_items": delay_items,
+        **feed.extra,
     }
     _print_summary(summary, say)
     return summary
@@ -232,12 +355,30 @@ def _printer(out):
 
 
 def main(args) -> int:
-    data = None if args.synthetic else (Path(args.data) if args.data else default_demo_data())
-    summary = asyncio.run(run_demo(
-        data, budget=args.budget, duration=args.duration, label_delay=args.label_delay,
-        metrics_port=args.metrics_port, redis_url=args.redis_url, max_items=args.max_items,
-        model=args.model, strategy=args.strategy, seed=args.seed,
-    ))
+    options = dict(budget=args.budget, duration=args.duration, label_delay=args.label_delay,
+                   metrics_port=args.metrics_port, redis_url=args.redis_url, max_items=args.max_items,
+                   model=args.model, strategy=args.strategy, seed=args.seed)
+    video = getattr(args, "video", None)
+    if video is None:
+        data = None if args.synthetic else (Path(args.data) if args.data else default_demo_data())
+        summary = asyncio.run(run_demo(data, **options))
+    elif video:
+        print(f"streamer demo: {video} has no labels, so the demo cannot simulate the annotator "
+              "(it answers from known labels). 'streamer demo --video' renders a labelled video "
+              "of digits itself; to use your video, run 'streamer run' and feed it with "
+              f"'streamer feed video {video} --frames-dir DIR', and answer label requests "
+              "yourself (or with your annotation tool)", file=sys.stderr)
+        return 2
+    elif args.synthetic:
+        print("streamer demo: --video renders digits; it does not combine with --synthetic",
+              file=sys.stderr)
+        return 2
+    else:
+        try:
+            summary = asyncio.run(run_video_demo(Path(args.data) if args.data else None, **options))
+        except FeedError as exc:
+            print(f"streamer demo: {exc}", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps(summary))
     return 0
