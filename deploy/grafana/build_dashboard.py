@@ -18,14 +18,22 @@ from typing import Any
 OUTPUT = Path(__file__).parent / "dashboards" / "streamer.json"
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-SEL = 'instance=~"$instance"'  # every query is filtered by the instance variable
+SEL = 'instance=~"$instance"'  # every query of the service's metrics: the instance variable
+GROUP = 'consumergroup=~"$consumergroup"'  # every query of the Kafka exporter's lag
 RATE = "$__rate_interval"
+FIRING = 'ALERTS{alertstate="firing", alertname=~"Streamer.*"}'  # the rules of alerts.yml
 
 Panel = dict[str, Any]
 
 
-def target(expr: str, legend: str, ref: str) -> dict[str, Any]:
-    return {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "refId": ref}
+def target(expr: str, legend: str, ref: str, format_: str = "time_series") -> dict[str, Any]:
+    return {
+        "datasource": DATASOURCE,
+        "expr": expr,
+        "format": format_,
+        "legendFormat": legend,
+        "refId": ref,
+    }
 
 
 def quantile(q: float, histogram: str, by: str = "") -> str:
@@ -115,6 +123,39 @@ def stat(
     }
 
 
+def heatmap(title: str, histogram: str, *, description: str = "", unit: str = "short") -> Panel:
+    """Buckets of a Prometheus histogram over time: one row per bucket, colour = items."""
+    expr = f"sum by (le) (increase({histogram}_bucket{{{SEL}}}[{RATE}]))"
+    return {
+        "type": "heatmap",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "fieldConfig": {
+            "defaults": {"custom": {"scaleDistribution": {"type": "linear"}}},
+            "overrides": [],
+        },
+        "options": {
+            "calculate": False,  # the buckets come from the histogram, not from Grafana
+            "cellGap": 1,
+            "color": {
+                "mode": "scheme",
+                "scheme": "Oranges",
+                "scale": "exponential",
+                "exponent": 0.5,
+                "steps": 64,
+                "reverse": False,
+            },
+            "filterValues": {"le": 1e-9},
+            "legend": {"show": True},
+            "rowsFrame": {"layout": "auto", "value": "items"},
+            "tooltip": {"mode": "single", "yHistogram": False, "showColorScale": False},
+            "yAxis": {"axisPlacement": "left", "reverse": False, "unit": unit, "decimals": 2},
+        },
+        "targets": [target(expr, "{{le}}", "A", format_="heatmap")],
+    }
+
+
 def _thresholds(steps: list[tuple[float | None, str]]) -> dict[str, Any]:
     return {"mode": "absolute", "steps": [{"color": c, "value": v} for v, c in steps]}
 
@@ -129,15 +170,33 @@ def right_axis(series_name: str, unit: str) -> dict[str, Any]:
     }
 
 
+def accuracy_over(window: str) -> str:
+    """Share of the labels learned in ``window`` that the model had predicted right."""
+    correct = f'streamer_prequential_labels_total{{{SEL}, result="correct"}}'
+    learned = f"streamer_prequential_labels_total{{{SEL}}}"
+    return f"sum(rate({correct}[{window}])) / sum(rate({learned}[{window}]))"
+
+
+def dashed(series_name: str) -> dict[str, Any]:
+    return {
+        "matcher": {"id": "byName", "options": series_name},
+        "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}],
+    }
+
+
 def row(title: str) -> Panel:
     return {"type": "row", "title": title, "collapsed": False, "panels": []}
 
 
 def panels() -> list[tuple[Panel, int, int]]:
-    """(panel, width, height) in reading order; layout() places them on Grafana's 24-wide grid."""
+    """(panel, width, height) in reading order; layout() places them on Grafana's 24-wide grid.
+
+    The first row answers "is the loop healthy?" at a glance: every stat turns red or orange
+    when the matching alert of deploy/prometheus/alerts.yml would.
+    """
     spend_band = [(None, "red"), (0.8, "green"), (1.2, "red")]
     return [
-        (row("Overview"), 24, 1),
+        (row("Is the loop healthy?"), 24, 1),
         (
             stat(
                 "Ready",
@@ -155,18 +214,18 @@ def panels() -> list[tuple[Panel, int, int]]:
                     }
                 ],
             ),
-            6,
+            3,
             4,
         ),
         (
             stat(
-                "Model version",
-                f"max by (instance) (streamer_model_version{{{SEL}}})",
-                "{{instance}}",
-                description="Version of the online model; it increases as labels are learnt.",
-                thresholds=[(None, "blue")],
+                "Firing alerts",
+                f"count({FIRING}) or vector(0)",
+                "firing",
+                description="Alerts of deploy/prometheus/alerts.yml firing now (Prometheus > Alerts lists them).",
+                thresholds=[(None, "green"), (1, "red")],
             ),
-            6,
+            3,
             4,
         ),
         (
@@ -177,7 +236,7 @@ def panels() -> list[tuple[Panel, int, int]]:
                 unit="reqps",
                 thresholds=[(None, "blue")],
             ),
-            6,
+            3,
             4,
         ),
         (
@@ -189,7 +248,52 @@ def panels() -> list[tuple[Panel, int, int]]:
                 unit="percentunit",
                 thresholds=spend_band,
             ),
-            6,
+            3,
+            4,
+        ),
+        (
+            stat(
+                "Accuracy (30 min)",
+                accuracy_over("30m"),
+                "accuracy",
+                description="Share of the labels of the last 30 minutes that the model predicted right before learning them.",
+                unit="percentunit",
+                thresholds=[(None, "red"), (0.6, "orange"), (0.8, "green")],
+            ),
+            3,
+            4,
+        ),
+        (
+            stat(
+                "Pending labels",
+                f"sum(streamer_pending_labels{{{SEL}}})",
+                "pending",
+                description="Items asked about whose label has not come back yet.",
+                thresholds=[(None, "blue")],
+            ),
+            3,
+            4,
+        ),
+        (
+            stat(
+                "Consumer lag",
+                f"sum(kafka_consumergroup_lag{{{GROUP}}})",
+                "messages behind",
+                description="Messages of the items topic not yet consumed by the group (Kafka exporter).",
+                thresholds=[(None, "green"), (1000, "orange"), (10000, "red")],
+            ),
+            3,
+            4,
+        ),
+        (
+            stat(
+                "Model version",
+                f"max by (instance) (streamer_model_version{{{SEL}}})",
+                "{{instance}}",
+                description="Version of the online model; it increases as labels are learnt.",
+                thresholds=[(None, "blue")],
+            ),
+            3,
             4,
         ),
         (row("Throughput and sampling"), 24, 1),
@@ -242,14 +346,26 @@ def panels() -> list[tuple[Panel, int, int]]:
                 description="Requests sent to annotators against what the budget allows at the current item rate.",
                 unit="reqps",
                 min_=0,
-                overrides=[
-                    {
-                        "matcher": {"id": "byName", "options": "budget (items/s x budget)"},
-                        "properties": [
-                            {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}
-                        ],
-                    }
+                overrides=[dashed("budget (items/s x budget)")],
+            ),
+            8,
+            8,
+        ),
+        (
+            timeseries(
+                "Query share vs budget",
+                [
+                    (
+                        f"sum(rate(streamer_label_requests_total{{{SEL}}}[{RATE}])) / "
+                        f"sum(rate(streamer_items_total{{{SEL}}}[{RATE}]))",
+                        "query share",
+                    ),
+                    (f"avg(streamer_budget_ratio{{{SEL}}})", "budget"),
                 ],
+                description="Share of items sent to annotators, against the configured budget.",
+                unit="percentunit",
+                min_=0,
+                overrides=[dashed("budget")],
             ),
             8,
             8,
@@ -258,7 +374,7 @@ def panels() -> list[tuple[Panel, int, int]]:
             timeseries(
                 "Budget spend ratio",
                 [(f"streamer_budget_spend_ratio{{{SEL}}}", "{{instance}}")],
-                description="1.0 = exactly on budget; dashed lines at the 80% and 120% alert bounds.",
+                description="The controller's spend over its budget window; 1.0 = exactly on budget, dashed lines at the 80% and 120% alert bounds.",
                 unit="percentunit",
                 min_=0,
                 thresholds=spend_band,
@@ -270,9 +386,20 @@ def panels() -> list[tuple[Panel, int, int]]:
             timeseries(
                 "Uncertainty threshold",
                 [(f"streamer_threshold{{{SEL}}}", "{{instance}}")],
-                description="Threshold of the budget controller: items less certain than this are asked.",
+                description="Threshold of the budget controller: items whose score clears it are asked.",
+                min_=0,
+                max_=1,
             ),
             8,
+            8,
+        ),
+        (
+            heatmap(
+                "Score distribution",
+                "streamer_score",
+                description="Query-policy score of the decided items (streamer_score histogram), on the threshold's scale: items above the threshold are asked. A shift here is drift the model has not learnt yet.",
+            ),
+            16,
             8,
         ),
         (
@@ -296,8 +423,11 @@ def panels() -> list[tuple[Panel, int, int]]:
         (
             timeseries(
                 "Prequential accuracy",
-                [(f"streamer_prequential_accuracy{{{SEL}}}", "{{instance}}")],
-                description="Test-then-train accuracy on labelled items, predicted before learning.",
+                [
+                    (accuracy_over("30m"), "last 30 min"),
+                    (f"streamer_prequential_accuracy{{{SEL}}}", "since start {{instance}}"),
+                ],
+                description="Test-then-train accuracy on labelled items, each predicted before it was learnt: over the last 30 minutes (alert when 10 points below the 6 hours before) and since the process started.",
                 unit="percentunit",
                 min_=0,
                 max_=1,
@@ -370,7 +500,7 @@ def panels() -> list[tuple[Panel, int, int]]:
             12,
             8,
         ),
-        (row("Latency"), 24, 1),
+        (row("Latency and lag"), 24, 1),
         (
             timeseries(
                 "Decision latency",
@@ -383,7 +513,7 @@ def panels() -> list[tuple[Panel, int, int]]:
                 min_=0,
                 thresholds=[(None, "green"), (0.25, "red")],
             ),
-            12,
+            8,
             8,
         ),
         (
@@ -397,7 +527,22 @@ def panels() -> list[tuple[Panel, int, int]]:
                 unit="s",
                 min_=0,
             ),
-            12,
+            8,
+            8,
+        ),
+        (
+            timeseries(
+                "Consumer lag",
+                [
+                    (
+                        f"sum by (consumergroup, topic) (kafka_consumergroup_lag{{{GROUP}}})",
+                        "{{consumergroup}} on {{topic}}",
+                    )
+                ],
+                description="Messages the consumer group has not consumed yet, from the Kafka exporter (kafka_consumergroup_lag); alert when it grows for 15 minutes.",
+                min_=0,
+            ),
+            8,
             8,
         ),
         (row("Reliability"), 24, 1),
@@ -469,7 +614,7 @@ def dashboard() -> dict[str, Any]:
     return {
         "uid": "streamer",
         "title": "streamer",
-        "description": "Stream-based selective sampling: throughput, label budget, model quality, labels, latency.",
+        "description": "Stream-based selective sampling: loop health, throughput, label budget, model quality, labels, latency, consumer lag.",
         "tags": ["streamer", "active-learning", "kafka"],
         "timezone": "browser",
         "editable": True,
@@ -517,6 +662,25 @@ def dashboard() -> dict[str, Any]:
                     "includeAll": True,
                     "allValue": ".+",
                     "multi": True,
+                    "refresh": 2,
+                    "sort": 1,
+                    "hide": 0,
+                    "regex": "",
+                },
+                {
+                    "name": "consumergroup",
+                    "label": "Consumer group",
+                    "description": "The service's --group-id, for the lag of the Kafka exporter.",
+                    "type": "query",
+                    "datasource": DATASOURCE,
+                    "query": {
+                        "query": "label_values(kafka_consumergroup_lag, consumergroup)",
+                        "refId": "consumergroup",
+                    },
+                    "definition": "label_values(kafka_consumergroup_lag, consumergroup)",
+                    "current": {"selected": True, "text": "streamer", "value": "streamer"},
+                    "includeAll": False,
+                    "multi": False,
                     "refresh": 2,
                     "sort": 1,
                     "hide": 0,
