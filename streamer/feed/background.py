@@ -72,8 +72,8 @@ async def in_background(
         return True
 
     def work() -> None:
+        pending: list[T] = []
         try:
-            pending: list[T] = []
             for item in produce(stop):
                 if stop.is_set():
                     return
@@ -86,7 +86,8 @@ async def in_background(
                 return
             give(_END)
         except BaseException as exc:  # handed to the consumer, raised there
-            give(_Failed(exc))
+            if not pending or give(pending):  # the items read before it go first
+                give(_Failed(exc))
 
     thread = threading.Thread(target=work, name="streamer-feed-reader", daemon=True)
     thread.start()
