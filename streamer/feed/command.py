@@ -53,8 +53,9 @@ with --frames-dir.
 Extractors: 'builtin' needs only numpy: a zero-mean 8x8 grayscale thumbnail, RGB
 histograms and 2x2 cells of gradient-orientation histograms, L2-normalised (124 values).
 Good for scene changes, colour, layout, lighting and simple shapes; it does not recognise
-objects. 'torchscript:PATH' runs your module (needs PyTorch) on float32 NCHW RGB in [0, 1]
-resized to --input-size; normalise inside the module; its output is flattened per frame.
+objects. 'torchscript:PATH' (torch.jit.save) or 'export:PATH' (torch.export.save, .pt2)
+runs your module (needs PyTorch) on float32 NCHW RGB in [0, 1] resized to --input-size;
+normalise inside the module; its output is flattened per frame.
 
 Decoding uses PyAV (pip install 'streamer[video]'). A file is fed as fast as possible
 unless --speed/--realtime; a camera runs until Ctrl-C or --max-items.
@@ -107,12 +108,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        help="frames kept per second of video (default 1; 0 = every frame)")
     video.add_argument("--source-fps", type=_positive_float, default=None, metavar="F",
                        help="frame rate of a folder of images, for their ts (default 1)")
-    video.add_argument("--extractor", default="builtin", metavar="builtin|torchscript:PATH",
+    video.add_argument("--extractor", default="builtin", metavar="builtin|torchscript:PATH|export:PATH",
                        help="frame -> embedding: builtin (numpy only: thumbnail, colour and "
-                            "gradient histograms; 124 values) or your TorchScript module")
+                            "gradient histograms; 124 values), or your TorchScript module or "
+                            "torch.export program (.pt2)")
     video.add_argument("--input-size", type=_positive_int, default=224, metavar="S",
-                       help="TorchScript input: frames resized to S x S, float32 NCHW RGB in [0, 1] (224)")
-    video.add_argument("--device", default="cpu", help="torch device of a TorchScript extractor (cpu)")
+                       help="torch module input: frames resized to S x S, float32 NCHW RGB in "
+                            "[0, 1] (224)")
+    video.add_argument("--device", default="cpu", help="torch device of a torch extractor (cpu)")
     video.add_argument("--batch-size", type=_positive_int, default=16, metavar="N",
                        help="frames embedded per extractor call (16; a camera goes one by one)")
     video.add_argument("--frames-dir", default=None, metavar="DIR",
@@ -212,19 +215,26 @@ def _cmd_sensors(args: argparse.Namespace) -> int:
 
 
 def _cmd_video(args: argparse.Namespace) -> int:
+    from streamer.feed.extractors import make_extractor
+    from streamer.feed.frames import open_source
     from streamer.feed.video import feed_video
 
     if args.fps < 0:
         print("streamer feed: --fps must be 0 (every frame) or above", file=sys.stderr)
         return 2
+    try:  # before connecting: a wrong path or a missing library fails at once
+        source = open_source(args.source, source_fps=args.source_fps)
+        extractor = make_extractor(args.extractor, input_size=args.input_size, device=args.device)
+    except FeedError as exc:
+        print(f"streamer feed: {exc}", file=sys.stderr)
+        return 1
     if args.frames_dir is None and not args.quiet:
         print("streamer feed: frames are not stored, so items carry no payload_uri (add "
               "--frames-dir DIR so that annotators can see them)", file=sys.stderr)
 
     def feed(producer: Any, topic: str, stop: asyncio.Event) -> Awaitable[FeedReport]:
         return feed_video(
-            args.source, producer, topic, fps=args.fps, source_fps=args.source_fps,
-            extractor=args.extractor, input_size=args.input_size, device=args.device,
+            source, producer, topic, fps=args.fps, extractor=extractor,
             frames_dir=args.frames_dir, uri_prefix=args.uri_prefix, image_format=args.image_format,
             stream=args.stream, speed=args.speed, content_type=CONTENT_TYPES[args.content_type],
             skip_bad=args.skip_bad, max_items=args.max_items, batch_size=args.batch_size,

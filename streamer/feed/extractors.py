@@ -7,12 +7,15 @@ whole vector. It is good for scene changes, colour and layout, lighting, simple 
 large digits or symbols; it does NOT recognise objects or semantics (a red car and a red door
 look alike to it). For that, bring a trained network as TorchScript.
 
-``torchscript:PATH`` (:class:`TorchScriptExtractor`) runs your module (``torch.jit.script`` or
-``torch.jit.trace``, saved with ``.save(PATH)``). Input convention: a float32 tensor
-``(N, 3, S, S)``, RGB, values in [0, 1], each frame resized to ``S x S`` (``--input-size``,
-default 224; the aspect ratio is not kept). Normalise inside your module (e.g. ImageNet mean
-and std in ``forward``). Output: one tensor ``(N, ...)``, flattened to ``(N, D)`` (the first
-element when it returns a tuple). PyTorch is optional: ``pip install 'streamer[torch]'``.
+``torchscript:PATH`` and ``export:PATH`` (:class:`TorchExtractor`) run your module: TorchScript
+(``torch.jit.script`` or ``torch.jit.trace``, saved with ``.save(PATH)``) or, as PyTorch now
+recommends, a ``torch.export`` program saved with ``torch.export.save`` (``.pt2``; export it
+with a dynamic batch dimension, else it runs one frame at a time). Input convention: a
+float32 tensor ``(N, 3, S, S)``, RGB, values in [0, 1], each frame resized to ``S x S``
+(``--input-size``, default 224; the aspect ratio is not kept). Normalise inside your module
+(e.g. ImageNet mean and std in ``forward``). Output: one tensor ``(N, ...)``, flattened to
+``(N, D)`` (the first element when it returns a tuple). PyTorch is optional:
+``pip install 'streamer[torch]'``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 
 from streamer.feed.errors import FeedError
 
-__all__ = ["BuiltinExtractor", "FrameExtractor", "TorchScriptExtractor", "make_extractor"]
+__all__ = ["BuiltinExtractor", "FrameExtractor", "TorchExtractor", "TorchScriptExtractor", "make_extractor"]
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -167,13 +170,16 @@ class BuiltinExtractor:
                            minlength=c * c * o).astype(np.float32)
 
 
-class TorchScriptExtractor:
-    """Embeddings from a TorchScript module (see the module docstring for the convention).
+class TorchExtractor:
+    """Embeddings from your torch module (see the module docstring for the input convention).
 
     Parameters
     ----------
     path
-        The saved module.
+        The saved module: TorchScript (``kind="torchscript"``, ``torch.jit.save``) or a
+        ``torch.export`` program (``kind="export"``, ``torch.export.save``, a ``.pt2`` file).
+    kind
+        ``torchscript`` or ``export``.
     input_size
         Frames are resized to ``input_size x input_size``.
     device
@@ -182,29 +188,46 @@ class TorchScriptExtractor:
     Raises
     ------
     FeedError
-        PyTorch missing, no such file, or not a TorchScript module.
+        PyTorch missing, no such file, or not a module of that kind.
+
+    Notes
+    -----
+    An exported program with a fixed batch size of 1 (exported without a dynamic batch
+    dimension) is run one frame at a time.
     """
 
-    def __init__(self, path: str | Path, *, input_size: int = 224, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path, *, kind: str = "torchscript", input_size: int = 224,
+                 device: str = "cpu") -> None:
         try:
             import torch
         except ImportError:
-            raise FeedError("--extractor torchscript:... needs PyTorch, which is not installed: pip "
+            raise FeedError(f"--extractor {kind}:... needs PyTorch, which is not installed: pip "
                             "install 'streamer[torch]' (or use --extractor builtin, numpy only)") from None
         self._torch = torch
         path = Path(path)
+        if kind not in ("torchscript", "export"):
+            raise FeedError(f"unknown kind of torch module {kind!r}: torchscript or export")
         if not path.is_file():
-            raise FeedError(f"no TorchScript file at {path}")
+            raise FeedError(f"no {'TorchScript' if kind == 'torchscript' else 'torch.export'} file at {path}")
         if input_size < 1:
             raise FeedError(f"--input-size must be at least 1, got {input_size}")
-        try:
-            self.module = torch.jit.load(str(path), map_location=device).eval()
-        except (RuntimeError, ValueError) as exc:
-            raise FeedError(f"{path} is not a TorchScript module ({str(exc).splitlines()[0]}); save "
-                            "one with torch.jit.script(model).save(path) or torch.jit.trace") from None
-        self.name = f"torchscript:{path.name}"
+        self.module = self._load(torch, path, kind, device)
+        self.name = f"{kind}:{path.name}"
         self.input_size = input_size
         self.device = device
+        self._one_at_a_time = False
+
+    @staticmethod
+    def _load(torch: Any, path: Path, kind: str, device: str) -> Any:
+        try:
+            if kind == "torchscript":
+                return torch.jit.load(str(path), map_location=device).eval()
+            return torch.export.load(str(path)).module().to(device)
+        except Exception as exc:  # torch raises RuntimeError, zipfile.BadZipFile, ValueError...
+            how = ("torch.jit.script(model).save(path) or torch.jit.trace" if kind == "torchscript"
+                   else "torch.export.save(torch.export.export(model, (example,)), 'model.pt2')")
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise FeedError(f"{path} is not a saved {kind} module ({first}); save one with {how}") from None
 
     def inputs(self, images: Sequence[np.ndarray]) -> Any:
         """The ``(N, 3, S, S)`` float32 tensor in [0, 1] the module is given."""
@@ -221,25 +244,43 @@ class TorchScriptExtractor:
     def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """``(N, D)`` float32 embeddings."""
         torch = self._torch
-        with torch.inference_mode():
-            out = self.module(self.inputs(images))
-        if isinstance(out, (tuple, list)):
-            out = out[0]
+        x = self.inputs(images)
+        try:
+            with torch.inference_mode():
+                if self._one_at_a_time:
+                    out = torch.cat([self._first(self.module(x[i:i + 1])) for i in range(len(x))])
+                else:
+                    out = self._first(self.module(x))
+        except (AssertionError, RuntimeError) as exc:
+            if len(x) > 1 and not self._one_at_a_time:
+                # an exported program guarding a batch of 1: go frame by frame from now on
+                self._one_at_a_time = True
+                return self(images)
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise FeedError(f"{self.name} failed on its input {tuple(x.shape)} (float32 NCHW RGB "
+                            f"in [0, 1]): {first}") from exc
         if not isinstance(out, torch.Tensor) or out.ndim < 1 or out.shape[0] != len(images):
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise FeedError(f"{self.name} returned {shape} for {len(images)} frames: it must return "
                             "a tensor whose first dimension is the batch")
         return out.reshape(len(images), -1).to(torch.float32).cpu().numpy()
 
+    def _first(self, out: Any) -> Any:
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+
+TorchScriptExtractor = TorchExtractor  # the name the feeder first had
+
 
 def make_extractor(spec: str, *, input_size: int = 224, device: str = "cpu") -> FrameExtractor:
-    """The extractor ``builtin`` or ``torchscript:PATH`` names.
+    """The extractor ``builtin``, ``torchscript:PATH`` or ``export:PATH`` names.
 
     >>> make_extractor("builtin").name
     'builtin'
     """
     if spec == "builtin":
         return BuiltinExtractor()
-    if spec.startswith("torchscript:") and spec != "torchscript:":
-        return TorchScriptExtractor(spec.split(":", 1)[1], input_size=input_size, device=device)
-    raise FeedError(f"unknown extractor {spec!r}: use builtin or torchscript:PATH")
+    kind, _, path = spec.partition(":")
+    if kind in ("torchscript", "export") and path:
+        return TorchExtractor(path, kind=kind, input_size=input_size, device=device)
+    raise FeedError(f"unknown extractor {spec!r}: use builtin, torchscript:PATH or export:PATH")
