@@ -1,11 +1,26 @@
-"""A real Prometheus scrapes the service's metrics and answers every dashboard and alert query.
+"""A real Prometheus scrapes a real `streamer run` with traffic and answers every query we ship.
 
-Runs where Debian's `prometheus` package is installed (the binary is on PATH); skips elsewhere.
+The service runs against the session's Tansu broker and Redis; a producer feeds it items, a
+simulated annotator answers its label requests, and a few malformed items and labels go to
+the dead-letter topic. Prometheus (Debian's package) scrapes it every second with the rules of
+deploy/prometheus/alerts.yml loaded. Then every query of the Grafana dashboard must return
+numbers, and every alert rule must evaluate with every one of its selectors matching series.
+
+Consumer lag comes from the Kafka exporter in docker-compose.yml, which cannot run here (no
+Docker, no exporter binary). A stand-in HTTP endpoint serves series with the exporter's names
+and labels (kafka_consumergroup_lag{consumergroup, topic, partition}), so that the lag panels
+and the lag alert are checked for typos too. Its values are made up; lag values are never
+asserted, here or anywhere against Tansu, whose end offsets are not reliable.
+
+Runs where Debian's `prometheus` package is installed (`make services` does it as root);
+skips elsewhere.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import shutil
 import subprocess
 import threading
@@ -13,28 +28,192 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import start_http_server
+import yaml
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from streamer.broker import free_port
-from streamer.metrics import Metrics
-
-ROOT = Path(__file__).resolve().parents[2]
-DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "streamer.json"
-ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+from streamer.kafka.codecs import encode_item, encode_label
+from streamer.replay import Annotator, load_stream
+from tests.deploy_queries import ALERTS, alert_rules, dashboard, dashboard_targets, selectors
+from tests.integration.harness import ServiceProcess, annotate
 
 PROMETHEUS = shutil.which("prometheus")
-pytestmark = pytest.mark.skipif(
-    PROMETHEUS is None,
-    reason="prometheus not installed (apt-get install -y --no-install-recommends prometheus)",
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        PROMETHEUS is None,
+        reason="prometheus not installed (apt-get install -y --no-install-recommends prometheus)",
+    ),
+]
 
-SCRAPES_NEEDED = 4  # rate() over the dashboard's window needs at least two samples
+SCRAPES_NEEDED = 5  # rate() over the 10 s window below needs at least two samples
+RATE_WINDOW = "10s"  # what Grafana sends for $__rate_interval at a 1 s scrape interval
+ITEMS_PER_SECOND = 400
+# The alert rules select job="streamer" and consumergroup="streamer", as deployed.
+JOB = "streamer"
+GROUP = "streamer"
 
+
+@dataclass
+class Live:
+    service: ServiceProcess
+    exporter: str  # host:port of the stand-in Kafka exporter
+    prometheus: str  # base URL
+
+
+# --- traffic -------------------------------------------------------------------------------
+
+
+async def traffic(bootstrap: str, topics: dict[str, str], stop: asyncio.Event) -> None:
+    """Items at a steady rate, labels from an annotator, and a few messages that must fail."""
+    stream = load_stream(None, max_items=ITEMS_PER_SECOND * 300, seed=3)  # 5 minutes' worth
+    annotator = Annotator(stream.truth, delay=0.05)
+    annotating = asyncio.create_task(annotate(bootstrap, topics, annotator, stop))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        # dead letters from both sources, and labels that join nothing
+        await producer.send_and_wait(topics["items-topic"], b"not json", key=b"bad-item")
+        await producer.send_and_wait(topics["labels-topic"], b"{broken", key=b"bad-label")
+        await producer.send_and_wait(
+            topics["labels-topic"], encode_label(id="never-requested", label=1), key=b"x"
+        )
+        chunk = ITEMS_PER_SECOND // 10
+        for start in range(0, len(stream), chunk):
+            if stop.is_set():
+                break
+            for i in range(start, min(start + chunk, len(stream))):
+                value = encode_item(id=stream.ids[i], features=stream.X[i])
+                await producer.send(topics["items-topic"], value, key=stream.ids[i].encode())
+            await producer.flush()
+            await asyncio.sleep(0.1)
+    finally:
+        await producer.stop()
+        stop.set()
+        await annotating
+
+
+@pytest.fixture(scope="module")
+def service(kafka: Any, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """`streamer run` with traffic flowing until the module's tests are done."""
+    tag = uuid.uuid4().hex[:8]
+    topics = {
+        "items-topic": f"items-{tag}",
+        "label-requests-topic": f"label-requests-{tag}",
+        "labels-topic": f"labels-{tag}",
+        "predictions-topic": f"predictions-{tag}",
+        "dead-letters-topic": f"dead-letters-{tag}",
+        "group-id": f"streamer-{tag}",
+    }
+    workdir = tmp_path_factory.mktemp("service")
+    process = ServiceProcess(kafka.bootstrap_servers, {
+        **topics, "budget": 0.1, "redis-url": redis_url, "redis-prefix": f"test-prom-{tag}",
+        "checkpoint-every-seconds": 2,
+    }, workdir / "service.log")
+    process.start()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    thread = threading.Thread(
+        target=loop.run_until_complete,
+        args=(traffic(kafka.bootstrap_servers, topics, stop),),
+        daemon=True,
+    )
+    thread.start()
+    try:
+        process.wait_for(
+            lambda s: s["items_seen"] >= 2 * ITEMS_PER_SECOND and s["labels_applied"] > 0,
+            timeout=60, what="items decided and labels learned",
+        )
+        yield process
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def exporter() -> Iterator[str]:
+    """Stand-in for danielqsj/kafka-exporter: its consumer-group series, made-up values."""
+    registry = CollectorRegistry()
+    labels = ["consumergroup", "topic", "partition"]
+    lag = Gauge("kafka_consumergroup_lag", "Current Approximate Lag of a ConsumerGroup at Topic/Partition", labels, registry=registry)
+    offset = Gauge("kafka_consumergroup_current_offset", "Current Offset of a ConsumerGroup at Topic/Partition", labels, registry=registry)
+    for partition, behind in enumerate((0, 12, 3)):
+        lag.labels(GROUP, "items", str(partition)).set(behind)
+        offset.labels(GROUP, "items", str(partition)).set(1000 + partition)
+    port = free_port()
+    server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
+    yield f"127.0.0.1:{port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def live(
+    service: ServiceProcess, exporter: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
+    """A real Prometheus scraping both every second, with alerts.yml loaded, once it has data."""
+    assert PROMETHEUS is not None
+    workdir = tmp_path_factory.mktemp("prometheus")
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: ['{ALERTS}']\n"
+        "scrape_configs:\n"
+        f"  - job_name: {JOB}\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{service.port}']}}]\n"
+        "  - job_name: kafka-exporter\n"
+        f"    static_configs: [{{targets: ['{exporter}']}}]\n"
+    )
+    port = free_port()
+    log = (workdir / "prometheus.log").open("w")
+    process = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_samples(base, process, workdir / "prometheus.log")
+        yield Live(service, exporter, base)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def wait_for_samples(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    expr = f"count_over_time(up[1m]) >= {SCRAPES_NEEDED}"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"prometheus exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if len(query(base, expr)["data"]["result"]) == 2:  # the service and the exporter
+                return
+        except (OSError, KeyError):
+            pass  # not listening yet
+        time.sleep(0.5)
+    pytest.fail(f"prometheus scraped fewer than {SCRAPES_NEEDED} times in 30 s:\n{log.read_text()}")
+
+
+# --- Prometheus HTTP API -------------------------------------------------------------------
 
 
 def get_json(url: str) -> dict[str, Any]:
@@ -52,157 +231,132 @@ def query(base: str, expr: str) -> dict[str, Any]:
 
 
 def as_grafana_would_send(expr: str) -> str:
-    return expr.replace("$__rate_interval", "10s").replace("$instance", ".+")
-
-
-def dashboard_targets() -> list[tuple[str, str]]:
-    dashboard = json.loads(DASHBOARD.read_text())
-    return [
-        (panel["title"], as_grafana_would_send(target["expr"]))
-        for panel in dashboard["panels"]
-        for target in panel.get("targets", [])
-    ]
-
-
-def alert_exprs() -> list[tuple[str, str]]:
-    yaml = pytest.importorskip("yaml", reason="PyYAML not installed (pip install pyyaml)")
-    groups = yaml.safe_load(ALERTS.read_text())["groups"]
-    return [(rule["alert"], rule["expr"]) for group in groups for rule in group["rules"]]
-
-
-def record_activity(metrics: Metrics) -> None:
-    """One micro-batch's worth of every metric the dashboard shows."""
-    metrics.items.inc(100)
-    metrics.predictions.inc(100)
-    metrics.decisions.labels(reason="skip").inc(95)
-    metrics.decisions.labels(reason="uncertainty").inc(5)
-    metrics.label_requests.inc(5)
-    metrics.labels.labels(outcome="joined").inc(4)
-    metrics.labels.labels(outcome="late").inc(1)
-    metrics.dead_letters.labels(source="items", reason="decode").inc()
-    metrics.pending_expired.inc()
-    metrics.decision_latency.observe(0.004)
-    metrics.item_latency.observe(0.02)
-    metrics.batch_size.observe(100)
-    metrics.label_delay.observe(3.0)
-    metrics.model_version.inc()
-
-
-@pytest.fixture(scope="module")
-def metrics_target() -> Iterator[str]:
-    """The service's registry served over HTTP, changing as a running service's would."""
-    metrics = Metrics()
-    metrics.ready.set(1)
-    metrics.budget.set(0.05)
-    metrics.spend.set(1.0)
-    metrics.threshold.set(0.42)
-    metrics.accuracy.set(0.9)
-    metrics.pending.set(12)
-    port = free_port()
-    server, _ = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.wait(0.2):
-            record_activity(metrics)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    yield f"127.0.0.1:{port}"
-    stop.set()
-    worker.join()
-    server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def prometheus(metrics_target: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Prometheus scraping the target every second; its base URL once it has data."""
-    assert PROMETHEUS is not None
-    workdir = tmp_path_factory.mktemp("prometheus")
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        "scrape_configs:\n"
-        "  - job_name: streamer\n"
-        f"    static_configs: [{{targets: ['{metrics_target}']}}]\n"
+    return (
+        expr.replace("$__rate_interval", RATE_WINDOW)
+        .replace("$instance", ".+")
+        .replace("$consumergroup", GROUP)
     )
-    port = free_port()
-    log = (workdir / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_samples(base, process, workdir / "prometheus.log")
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
-def wait_for_samples(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 25
-    expr = f"count_over_time(streamer_ready[1m]) >= {SCRAPES_NEEDED}"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"prometheus exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if query(base, expr)["data"]["result"]:
-                return
-        except (OSError, KeyError):
-            pass  # not listening yet
-        time.sleep(0.5)
-    pytest.fail(f"prometheus scraped fewer than {SCRAPES_NEEDED} times in 25 s:\n{log.read_text()}")
+def without_fallback(expr: str) -> str:
+    """A stat's ``or vector(0)`` shows 0 instead of "No data"; the query itself must have data."""
+    return expr.removesuffix(" or vector(0)")
 
 
-def test_every_dashboard_query_is_valid_and_returns_data(prometheus: str) -> None:
-    empty = []
+def problems_of(answer: dict[str, Any]) -> str | None:
+    """Why an answer would leave a panel empty or wrong, or None when it shows numbers."""
+    if answer["status"] != "success":
+        return f"error: {answer.get('error')}"
+    series = answer["data"]["result"]
+    if not series:
+        return "no data"
+    bad = [s["metric"] for s in series if not math.isfinite(float(s["value"][1]))]
+    return f"not a number for {bad}" if bad else None
+
+
+# --- the dashboard -------------------------------------------------------------------------
+
+
+def test_every_dashboard_query_returns_numbers(live: Live) -> None:
+    failures = []
     for title, expr in dashboard_targets():
-        answer = query(prometheus, expr)
-        assert answer["status"] == "success", f"{title}: {expr}\n{answer.get('error')}"
-        if not answer["data"]["result"]:
-            empty.append(f"{title}: {expr}")
-    assert not empty, "queries with no data although every metric was set:\n" + "\n".join(empty)
+        sent = without_fallback(as_grafana_would_send(expr))
+        problem = problems_of(query(live.prometheus, sent))
+        if problem:
+            failures.append(f"{title}: {problem}\n    {sent}")
+    assert not failures, "dashboard queries that would show no numbers:\n" + "\n".join(failures)
 
 
-def test_key_panels_show_the_values_the_service_set(prometheus: str) -> None:
+def test_score_heatmap_has_a_row_per_bucket_with_items_in_them(live: Live) -> None:
+    (expr,) = [e for title, e in dashboard_targets() if title == "Score distribution"]
+    series = query(live.prometheus, as_grafana_would_send(expr))["data"]["result"]
+    buckets = {s["metric"]["le"]: float(s["value"][1]) for s in series}
+    assert len(buckets) == 21 and "+Inf" in buckets  # 0.05 .. 1.0 and +Inf
+    assert buckets["+Inf"] > 0, "items were scored in the window"
+
+
+def test_key_panels_show_the_values_of_a_running_loop(live: Live) -> None:
     def value(expr: str) -> float:
-        (series,) = query(prometheus, expr)["data"]["result"]
+        (series,) = query(live.prometheus, expr)["data"]["result"]
         return float(series["value"][1])
 
     assert value("streamer_ready") == 1
-    assert value("streamer_budget_spend_ratio") == 1.0
-    assert value("sum(rate(streamer_items_total[10s]))") > 0
-    assert value('sum(rate(streamer_decisions_total{reason="uncertainty"}[10s]))') > 0
-    assert (
-        0.0025
-        < value(
-            "histogram_quantile(0.5, sum by (le) (rate(streamer_decision_latency_seconds_bucket[10s])))"
+    assert value("streamer_budget_ratio") == 0.1
+    assert value(f"sum(rate(streamer_items_total[{RATE_WINDOW}]))") > 0
+    assert value(f"sum(rate(streamer_label_requests_total[{RATE_WINDOW}]))") > 0
+    assert value('streamer_labels_total{outcome="joined"}') > 0
+    assert value('streamer_labels_total{outcome="unknown"}') >= 1  # "never-requested"
+    assert value("sum(streamer_dead_letters_total)") >= 2  # one bad item, one bad label
+    assert value("sum(streamer_prequential_labels_total)") > 0
+    assert value("streamer_model_version") >= 1
+    assert 0 < value(
+        f"histogram_quantile(0.99, sum by (le) (rate(streamer_decision_latency_seconds_bucket[{RATE_WINDOW}])))"
+    ) <= 2.5
+
+
+def test_dashboard_variables_list_the_scraped_service_and_consumer_group(live: Live) -> None:
+    variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+
+    def label_values(definition: str) -> list[str]:
+        metric, label = definition.removeprefix("label_values(").removesuffix(")").split(", ")
+        url = f"{live.prometheus}/api/v1/label/{label}/values?" + urllib.parse.urlencode(
+            {"match[]": metric}
         )
-        <= 0.005
+        return get_json(url)["data"]
+
+    assert label_values(variables["instance"]["definition"]) == [f"127.0.0.1:{live.service.port}"]
+    assert variables["consumergroup"]["current"]["value"] in label_values(
+        variables["consumergroup"]["definition"]
     )
 
 
-def test_instance_variable_lists_the_scraped_service(prometheus: str, metrics_target: str) -> None:
-    url = f"{prometheus}/api/v1/label/instance/values?" + urllib.parse.urlencode(
-        {"match[]": "streamer_ready"}
-    )
-    assert get_json(url)["data"] == [metrics_target]
+# --- the alert rules -----------------------------------------------------------------------
 
 
-def test_every_alert_expression_is_valid(prometheus: str) -> None:
-    for name, expr in alert_exprs():
-        answer = query(prometheus, expr)
-        assert answer["status"] == "success", f"{name}: {answer.get('error')}"
+def test_every_alert_rule_is_loaded_and_evaluates_without_error(live: Live) -> None:
+    expected = {rule["alert"] for rule in alert_rules(yaml)}
+    deadline = time.monotonic() + 10
+    while True:
+        groups = get_json(f"{live.prometheus}/api/v1/rules?type=alert")["data"]["groups"]
+        rules = {rule["name"]: rule for group in groups for rule in group["rules"]}
+        evaluated = all(r["lastEvaluation"] > "2000" for r in rules.values())  # not the zero time
+        if evaluated or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert set(rules) == expected
+    broken = {name: r.get("lastError") for name, r in rules.items() if r["health"] != "ok"}
+    assert not broken, f"rules that fail to evaluate: {broken}"
+
+
+def test_every_alert_expression_is_valid(live: Live) -> None:
+    for rule in alert_rules(yaml):
+        answer = query(live.prometheus, rule["expr"])
+        assert answer["status"] == "success", f"{rule['alert']}: {answer.get('error')}"
+
+
+def test_every_selector_of_every_alert_matches_series(live: Live) -> None:
+    # An alert whose metric name or label value is misspelt evaluates fine and never fires.
+    empty = []
+    for rule in alert_rules(yaml):
+        found = selectors(rule["expr"])
+        assert found, f"{rule['alert']}: no selector found in {rule['expr']}"
+        for selector in found:
+            if not query(live.prometheus, f"count({selector})")["data"]["result"]:
+                empty.append(f"{rule['alert']}: {selector}")
+    assert not empty, "alert selectors matching no series:\n" + "\n".join(empty)
+
+
+def test_dead_letters_from_the_service_fire_their_alert(live: Live) -> None:
+    deadline = time.monotonic() + 15
+    firing: list[dict[str, Any]] = []
+    while not firing and time.monotonic() < deadline:
+        alerts = get_json(f"{live.prometheus}/api/v1/alerts")["data"]["alerts"]
+        firing = [
+            alert["labels"]
+            for alert in alerts
+            if alert["labels"]["alertname"] == "StreamerDeadLettersAppearing"
+            and alert["state"] == "firing"
+        ]
+        time.sleep(0.5)
+    sources = {(labels["job"], labels["source"]) for labels in firing}
+    assert sources == {(JOB, "items"), (JOB, "labels")}

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from streamer.metrics import Metrics
+from tests.deploy_queries import alert_rules, dashboard_panels, dashboard_targets, metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -59,27 +60,6 @@ needs_promtool = pytest.mark.skipif(
 
 # --- helpers -------------------------------------------------------------------------------
 
-_STRINGS = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
-_VARIABLES = re.compile(r"\$\{[^}]*\}|\$\w+")
-_MATCHERS = re.compile(r"\{[^}]*\}")
-_RANGES = re.compile(r"\[[^\]]*\]")
-_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
-_IDENTIFIER = re.compile(r"(?<![\w.])([A-Za-z_:][\w:]*+)(?!\s*\()")
-_KEYWORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "offset", "bool", "inf", "nan",
-}  # fmt: skip
-
-
-def metric_names(expr: str) -> set[str]:
-    """Metric names a PromQL expression selects (not functions, labels, keywords or durations)."""
-    text = _STRINGS.sub(" ", expr)
-    text = _VARIABLES.sub(" ", text)
-    text = _MATCHERS.sub(" ", text)
-    text = _RANGES.sub(" ", text)
-    text = _GROUPING.sub(" ", text)
-    return {name for name in _IDENTIFIER.findall(text) if name.lower() not in _KEYWORDS}
-
 
 def registered_series() -> set[str]:
     """Every series name the service exposes, with the suffixes Prometheus adds per type."""
@@ -95,25 +75,9 @@ def registered_series() -> set[str]:
     return names
 
 
-def dashboard_targets() -> list[tuple[str, str]]:
-    """(panel title, expr) of every query in the committed dashboard."""
-    return [(panel["title"], target["expr"]) for panel in dashboard_panels() for target in panel["targets"]]
-
-
-def dashboard_panels() -> list[dict[str, Any]]:
-    """Every panel of the committed dashboard but the row headers, in reading order."""
-    dashboard = json.loads(DASHBOARD.read_text())
-    return [panel for panel in dashboard["panels"] if panel["type"] != "row"]
-
-
 def panel(title: str) -> dict[str, Any]:
     (found,) = [p for p in dashboard_panels() if p["title"] == title]
     return found
-
-
-def alert_rules(yaml: Any) -> list[dict[str, Any]]:
-    groups = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
-    return [rule for group in groups for rule in group["rules"]]
 
 
 def load_generator() -> Any:
