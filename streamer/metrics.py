@@ -134,14 +134,15 @@ class Metrics:
         >>> m.observe_scores({"margin": np.array([0.1, 0.9])})
         >>> m.observe_scores({"margin": np.array([0.2]), "novelty": np.array([0.4]),
         ...                   "policy": np.array([0.4])})
+        >>> m.observe_scores({"margin": np.array([np.nan, 0.5])})
         >>> m.registry.get_sample_value("streamer_score_count")
-        3.0
+        4.0
         """
         score = scores.get("policy")
         if score is None and len(scores) == 1:
             (score,) = scores.values()
-        if score is not None:
-            observe_many(self.score, score)
+        if score is not None:  # a NaN has no bucket: never let it stop the items loop
+            observe_many(self.score, score[np.isfinite(score)])
 
     def observe_prequential(self, correct: int, learned: int) -> None:
         """Count ``learned`` labels, ``correct`` of which the model had predicted right."""
