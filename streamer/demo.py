@@ -243,10 +243,17 @@ async def _run(settings, feed: DemoFeed, label_delay: float, say) -> dict[str, A
         asyncio.create_task(scorer.run(predictions, stop_clients)),
     ]
     say("waiting for the consumer groups to join (Tansu takes ~5 s)...")
-    while not service.consuming:
+    joined_at = None
+    # the annotator and the scorer too: an annotator joining after a short stream has passed
+    # would label it too late to learn anything from (accuracy at chance)
+    while not (service.consuming and requests.assignment() and predictions.assignment()):
         if service_task.done():
             service_task.result()
+        if service.consuming and joined_at is None:
+            joined_at = time.monotonic()
         await asyncio.sleep(0.1)
+    if joined_at is not None and time.monotonic() - joined_at > 1:
+        say(f"the annotator joined {time.monotonic() - joined_at:.1f} s after the service")
 
     started_at = time.monotonic()
     progress = asyncio.create_task(_progress(service, scorer, annotator, feed.total, say))
