@@ -214,12 +214,15 @@ class CsvRowDecoder:
         """The row of ``record`` (its first line is ``line``; ``index`` counts data rows from 0)."""
         if len(record) != self.width:
             return BadRow(line, f"{len(record)} values, the header has {self.width}")
-        features: list[float] = []
-        for name, position in zip(self.feature_names, self.feature_indices, strict=True):
-            number = _number(record[position])
-            if number is None:
-                return BadRow(line, _not_a_number(name, record[position]))
-            features.append(number)
+        try:  # the common case in one pass; a sum is finite only if every term is
+            features = [float(record[i]) for i in self.feature_indices]
+            good = math.isfinite(sum(features))
+        except ValueError:
+            good = False
+        if not good:
+            for name, position in zip(self.feature_names, self.feature_indices, strict=True):
+                if _number(record[position]) is None:
+                    return BadRow(line, _not_a_number(name, record[position]))
         ts = None
         if self.ts_index is not None:
             ts = _timestamp(record[self.ts_index])

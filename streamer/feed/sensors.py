@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+import orjson
 from aiokafka import AIOKafkaProducer
 
 from streamer.feed.background import in_background
@@ -48,13 +49,21 @@ def encoded_rows(
     stop: threading.Event | None = None,
 ) -> Iterator[Outgoing | Skipped]:
     """Each row of ``source`` as an encoded item, or the reason it cannot be one."""
-    raw_float32 = normalize_content_type(content_type) == FLOAT32
+    kind = normalize_content_type(content_type)
+    dumps = orjson.dumps
     for row in read_rows(source, spec, fmt, stop):
         if isinstance(row, BadRow):
             yield Skipped(str(row))
             continue
         try:
-            if raw_float32:  # features only: the id is the key, ts paces but is not sent
+            if kind == JSON and type(row.features) is list and row.payload_uri is None and row.meta is None:
+                # what encode_item writes, without its per-item option handling (a third of the cost)
+                item = {"id": row.id, "features": row.features}
+                if row.ts is not None:
+                    item["ts"] = row.ts
+                item["stream"] = row.stream or spec.stream
+                value = dumps(item)
+            elif kind == FLOAT32:  # features only: the id is the key, ts paces but is not sent
                 value = encode_item(row.id, row.features, content_type=FLOAT32)
             else:
                 value = encode_item(row.id, row.features, ts=row.ts, stream=row.stream or spec.stream,

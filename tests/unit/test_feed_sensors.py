@@ -483,3 +483,14 @@ def test_a_missing_file_fails_before_connecting_to_kafka(tmp_path: Path,
     code = main(["feed", "sensors", str(tmp_path / "nope.csv"), "--bootstrap-servers", "127.0.0.1:1"])
     assert code == 1 and time.monotonic() - started < 1.0  # no connection attempt
     assert capsys.readouterr().err.strip() == f"streamer feed: no such file: {tmp_path / 'nope.csv'}"
+
+
+def test_items_are_the_bytes_encode_item_writes(tmp_path: Path) -> None:
+    from streamer.kafka.codecs import encode_item
+
+    path = write(tmp_path / "a.jsonl", '{"x": 1.5, "ts": 3}\n{"features": [2], "stream": "s9"}\n'
+                                       '{"features": {"a": 1}, "meta": {"k": 1}, "payload_uri": "u"}\n')
+    got = [o.value for o in encoded_rows(path, SPEC)]  # type: ignore[union-attr]
+    assert got == [encode_item("plant-0000000", [1.5], ts=3.0, stream="plant"),
+                   encode_item("plant-0000001", [2.0], stream="s9"),
+                   encode_item("plant-0000002", {"a": 1.0}, stream="plant", payload_uri="u", meta={"k": 1})]
