@@ -161,7 +161,7 @@ def test_builtin_embeddings_tell_digits_apart_by_their_shapes() -> None:
     similarity = X @ X.T
     np.fill_diagonal(similarity, -np.inf)
     nearest = labels[similarity.argmax(axis=1)]
-    assert (nearest == labels).mean() > 0.85  # 1-nearest neighbour; chance is 0.1
+    assert (nearest == labels).mean() > 0.95  # 1-nearest neighbour (0.99 measured); chance is 0.1
 
 
 def test_unknown_extractor_names_list_the_choices() -> None:
