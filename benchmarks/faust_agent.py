@@ -232,19 +232,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_app(args: argparse.Namespace) -> faust.App:
-    brokers = [f"kafka://{server}" for server in args.bootstrap.split(",")]
-    app = LowWaitApp(
-        args.group,
-        broker=brokers,
+def tansu_app(group: str, bootstrap: str, partitions: int = 4, fetch_max_wait_ms: int = 10) -> LowWaitApp:
+    """A faust app with the settings above (raw codecs, at least once, Tansu's timeouts).
+
+    The streamer.faust ``sampling_agent`` pipeline of the throughput benchmark and its
+    integration test run in one of these too, so that the faust rows differ only in the agents.
+    """
+    return LowWaitApp(
+        group,
+        broker=[f"kafka://{server}" for server in bootstrap.split(",")],
         key_serializer="raw",
         value_serializer="raw",
-        topic_partitions=args.partitions,
+        topic_partitions=partitions,
         topic_disable_leader=True,
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
-        fetch_max_wait_ms=args.fetch_max_wait_ms,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         # As our service's producer: acks=all, 2 ms linger (aiokafka: no idempotence by default).
         producer_acks=-1,
         producer_linger=0.002,
@@ -253,6 +257,18 @@ def build_app(args: argparse.Namespace) -> faust.App:
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=10.0,
     )
+
+
+def run_worker(app: faust.App, loglevel: str = "WARNING") -> None:
+    """Run ``app`` as a faust worker until SIGTERM (or the app stops itself)."""
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # Its spinner sets the root logger to DEBUG (every record built) and writes escape codes.
+    worker.spinner = None
+    worker.execute_from_commandline()
+
+
+def build_app(args: argparse.Namespace) -> faust.App:
+    app = tansu_app(args.group, args.bootstrap, args.partitions, args.fetch_max_wait_ms)
     items = app.topic(args.items_topic, partitions=args.partitions)
     predictions = app.topic(args.predictions_topic, partitions=args.partitions)
     requests = app.topic(args.requests_topic, partitions=args.partitions)
@@ -290,11 +306,7 @@ def build_app(args: argparse.Namespace) -> faust.App:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    app = build_app(args)
-    worker = faust.Worker(app, loglevel=args.log_level, quiet=True)
-    # Its spinner sets the root logger to DEBUG (every record built) and writes escape codes.
-    worker.spinner = None
-    worker.execute_from_commandline()
+    run_worker(build_app(args), args.log_level)
 
 
 if __name__ == "__main__":

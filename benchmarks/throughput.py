@@ -13,6 +13,9 @@ loopback), every pipeline below runs as its own process, one at a time:
   produce the prediction (and a label request for the least certain 5%) -> next.
 - ``faust-event`` / ``faust-take``: the same per-item logic as a faust-streaming agent,
   per event and with ``stream.take()`` (benchmarks/faust_agent.py).
+- ``faust-sampling``: our Faust integration, ``streamer.faust.sampling_agent``, in the same
+  faust app as the two above (the service's batch code, model and Redis store behind
+  ``stream.take_events``), warmed like ``streamer``, emitting predictions and label requests.
 
 Full speed: the items are produced first; each pipeline then drains them from the start and
 its rate is ``outputs / (last output time - first output time)`` from the output records'
@@ -320,7 +323,44 @@ async def worker_streamer(cfg: dict[str, Any]) -> None:
                                                                     "dead_letters", "spend")}}))
 
 
-WORKERS = {"ceiling": worker_ceiling, "naive": worker_naive, "streamer": worker_streamer}
+def worker_faust_sampling(cfg: dict[str, Any]) -> None:
+    """Not a coroutine: the faust worker runs its own event loop."""
+    from faust_agent import run_worker, tansu_app
+
+    from streamer.faust import sampling_agent
+
+    app = tansu_app(cfg["group"], cfg["bootstrap"], PARTITIONS)
+    app.conf.datadir = str(LOGS / f"{cfg['group']}-data")  # not in the checkout
+    handle = sampling_agent(
+        app, cfg["items"], labels_topic=cfg["labels"], label_requests_topic=cfg["requests"],
+        predictions_topic=cfg["out"], dead_letters_topic=cfg["dead"], store=cfg.get("redis_url"),
+        settings={"budget": BUDGET, "n_features": cfg["d"], **cfg.get("settings", {})},
+    )
+    X, y = warm_data(cfg["d"])
+    handle.sampler.model.observe(X)
+    handle.sampler.learn(X, y)
+
+    done = False
+
+    @app.timer(0.05)
+    async def until_done() -> None:
+        nonlocal done
+        if handle.ready:
+            Path(cfg["ready"]).touch()
+        status = handle.status()
+        if not done and status.get("items_seen", 0) + status.get("dead_letters", 0) >= cfg["n"]:
+            done = True
+            # faust sends print() to its log; the harness reads this line from stdout
+            sys.__stdout__.write(json.dumps({"status": {k: status[k] for k in (
+                "items_seen", "label_requests", "dead_letters", "spend")}}) + "\n")
+            sys.__stdout__.flush()
+            os.kill(os.getpid(), signal.SIGTERM)  # the worker's graceful stop, as faust_agent's
+
+    run_worker(app)
+
+
+WORKERS = {"ceiling": worker_ceiling, "naive": worker_naive, "streamer": worker_streamer,
+           "faust-sampling": worker_faust_sampling}
 
 
 # -- the harness -----------------------------------------------------------------------------------
@@ -341,7 +381,7 @@ class Run:
 
 
 def _worker_cmd(kind: str, cfg: dict[str, Any]) -> tuple[list[str], dict[str, str] | None]:
-    if kind.startswith("faust"):
+    if kind in ("faust-event", "faust-take"):
         from faust_agent import agent_command
 
         return agent_command(
@@ -368,6 +408,8 @@ async def run_pipeline(kind: str, bootstrap: str, d: int, items_topic: str, n: i
     if name == "streamer" and redis_url:
         cfg["settings"] = {**cfg.get("settings", {}), "redis_url": redis_url, "redis_prefix": f"bench:{tag}:{time.time_ns()}",
                            "checkpoint_key": "throughput-benchmark-key"}
+    if name == "faust-sampling" and redis_url:  # the same store, opened by sampling_agent
+        cfg["redis_url"], cfg["settings"] = redis_url, {"redis_prefix": f"bench:{tag}:{time.time_ns()}"}
     argv, env = _worker_cmd(name, cfg)
     run = Run(pipeline=kind, features=d, load=load, items=n)
     log = open(LOGS / f"{tag}.log", "w")  # noqa: SIM115
@@ -416,7 +458,7 @@ def plan(quick: bool) -> dict[int, int]:
     return {16: 20_000} if quick else {16: 600_000, 64: 300_000, 512: 50_000}
 
 
-PIPELINES = ["ceiling", "streamer", "naive", "faust-event", "faust-take"]
+PIPELINES = ["ceiling", "streamer", "naive", "faust-event", "faust-take", "faust-sampling"]
 SLOW = {"naive", "faust-event", "faust-take"}  # per-item pipelines: fewer items, same rate
 
 
@@ -534,6 +576,11 @@ def ratios(runs: list[Run]) -> dict[str, Any]:
         for f in ("faust-event", "faust-take"):
             if s and full.get((f, d)):
                 out[f"streamer/{f}@{d}"] = round(s / full[(f, d)], 2)
+        sampling = full.get(("faust-sampling", d))
+        if sampling and full.get(("faust-take", d)):
+            out[f"faust-sampling/faust-take@{d}"] = round(sampling / full[("faust-take", d)], 2)
+        if sampling and s:
+            out[f"faust-sampling/streamer@{d}"] = round(sampling / s, 3)
     if full.get(("streamer-f32", 16)):
         out["streamer-f32@16 items/s"] = full[("streamer-f32", 16)]
     return out
@@ -553,6 +600,14 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"  {name}: {value}")
 
 
+def _run_worker(kind: str, cfg: dict[str, Any]) -> None:
+    work = WORKERS[kind]
+    if asyncio.iscoroutinefunction(work):
+        asyncio.run(work(cfg))
+    else:  # faust-sampling: faust's worker runs the loop
+        work(cfg)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "worker":
@@ -565,10 +620,10 @@ def main(argv: list[str] | None = None) -> int:
             from pyinstrument import Profiler
 
             with Profiler(async_mode="disabled", interval=0.0005) as profiler:
-                asyncio.run(WORKERS[kind](cfg))
+                _run_worker(kind, cfg)
             Path(profile).write_text(profiler.output_text(unicode=False, show_all=False))
         else:
-            asyncio.run(WORKERS[kind](cfg))
+            _run_worker(kind, cfg)
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 16 features, 20k items")

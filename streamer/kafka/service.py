@@ -188,6 +188,12 @@ class Service:
         await self._items.start()
         await self._labels.start()
 
+    def attach_producer(self, producer: AIOKafkaProducer, max_request_size: int = _MAX_REQUEST_BYTES) -> None:
+        """Produce through a producer another runtime started and owns (the Faust integration
+        feeds :meth:`process_items` and :meth:`process_labels` from its own consumer)."""
+        self._producer = producer
+        self._bulk = BulkProducer(producer, max_request_size)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then finish the batch in hand, flush and commit."""
         await self.start()
@@ -595,21 +601,25 @@ class Service:
 
     async def _sweep_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            try:
-                expired = await self.store.sweep(time.time())
-                self.counts["expired"] += expired
-                self.metrics.pending_expired.inc(expired)
-                self.pending = await self.store.pending_count()
-                self._asked_since_sweep = 0
-                self.metrics.pending.set(self.pending)
-            except STORE_ERRORS as exc:  # a store outage must not stop deciding
-                self._degrade("store", exc)
-            else:
-                self._recover("store")
+            await self.sweep()
             if self.durable and self._checkpoint_due():
                 await self.checkpoint("timer")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=_SWEEP_SECONDS)
+
+    async def sweep(self) -> None:
+        """Expire overdue pending items and refresh the pending count (every ``_SWEEP_SECONDS``)."""
+        try:
+            expired = await self.store.sweep(time.time())
+            self.counts["expired"] += expired
+            self.metrics.pending_expired.inc(expired)
+            self.pending = await self.store.pending_count()
+            self._asked_since_sweep = 0
+            self.metrics.pending.set(self.pending)
+        except STORE_ERRORS as exc:  # a store outage must not stop deciding
+            self._degrade("store", exc)
+        else:
+            self._recover("store")
 
     def _checkpoint_due(self) -> bool:
         elapsed = time.monotonic() - self._last_checkpoint

@@ -39,3 +39,20 @@ def test_quick_throughput_run_measures_every_pipeline(tmp_path: Path, redis_url:
     assert {"cpu", "cpu_count", "git_commit"} <= set(report["machine"])
     assert "streamer/ceiling@16" in report["ratios"] and "streamer/naive@16" in report["ratios"]
     assert "streamer" in proc.stdout and "items/s" in proc.stdout
+
+
+def test_quick_throughput_run_measures_the_faust_sampling_agent(tmp_path: Path, redis_url: str) -> None:
+    pytest.importorskip("faust", reason="the faust pipelines need faust-streaming")
+    out = tmp_path / "throughput.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--items", "6000",
+         "--pipelines", "faust-sampling", "--out", str(out)],
+        capture_output=True, text=True, timeout=200,
+        env={**__import__("os").environ, "STREAMER_BENCH_REDIS": redis_url},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["pipeline"] == "faust-sampling"
+    assert run["outputs"] == 6000 and run["items_per_s"] > 0  # one prediction per item
+    status = run["extra"]["status"]
+    assert status["items_seen"] == 6000 and 0.02 * 6000 < status["label_requests"] < 0.1 * 6000
