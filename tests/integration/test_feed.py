@@ -19,7 +19,9 @@ from tests.integration.harness import ServiceProcess, consume_all
 
 pytestmark = pytest.mark.integration
 
-av = pytest.importorskip("av", reason="the video feeder needs PyAV (pip install 'streamer[video]')")
+
+def require_av():
+    return pytest.importorskip("av", reason="the video feeder needs PyAV (pip install 'streamer[video]')")
 
 
 def feed(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -124,6 +126,7 @@ def _clip(path: Path, frames: int = 40, fps: int = 10) -> Path:
 
 
 def test_a_video_is_fed_one_item_per_sampled_frame_with_its_stored_frame(kafka, topics, tmp_path: Path) -> None:
+    av = require_av()
     clip = _clip(tmp_path / "door.mp4")  # 4 s at 10 fps
     frames_dir = tmp_path / "frames"
     result = feed("video", str(clip), "--fps", "2", "--frames-dir", str(frames_dir),
@@ -151,6 +154,7 @@ def test_a_video_is_fed_one_item_per_sampled_frame_with_its_stored_frame(kafka, 
 async def test_annotators_get_label_requests_pointing_at_the_stored_frames(kafka, topics, tmp_path: Path) -> None:
     from streamer.feed.video import feed_video
 
+    require_av()
     clip = _clip(tmp_path / "cam.mp4", frames=60)
     service = ServiceProcess(kafka.bootstrap_servers, {**topics, "budget": 0.3, "explore": 0.5},
                              tmp_path / "service.log")
