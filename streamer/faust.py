@@ -25,11 +25,13 @@ join outcomes).
 What it guarantees (compared with ``streamer run``):
 
 - **Items, at least once.** A batch's events are acknowledged to Faust only once the broker
-  acknowledged every output of the batch; Faust commits acknowledged offsets itself (every
+  acknowledged every output of the batch (the next batches are decided meanwhile, at most
+  :data:`MAX_UNACKED_BATCHES` ahead); Faust commits acknowledged offsets itself (every
   ``broker_commit_every`` messages or ``broker_commit_interval`` seconds), so a crash
   re-decides the items since its last commit. If the outputs of a batch cannot be delivered,
   its events are never acknowledged (Faust commits nothing past them) and the app crashes, as
-  the service stops; a restarted worker decides them again.
+  the service stops; a restarted worker decides them again. Label requests carry the item
+  id, so consumers can drop the duplicates.
 - **Labels, at most once per item.** A label claims its pending item and is committed as
   applied in the store right after the model learned it, so a label read twice (a restart
   before Faust committed its offset) is a ``duplicate``, never learned twice.

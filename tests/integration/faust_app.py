@@ -15,30 +15,23 @@ Redis key prefix among them).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-AGENT = Path(__file__).resolve().parents[2] / "benchmarks" / "faust_agent.py"
-
-
-def _faust_baseline() -> Any:
-    spec = importlib.util.spec_from_file_location("faust_agent", AGENT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def build_app(config: dict[str, Any]) -> Any:
     """The user's app (here: the baseline's) with the sampling agents registered on it."""
+    sys.path.insert(0, str(BENCHMARKS))
+    from faust_agent import tansu_app
+
     from streamer.faust import sampling_agent
 
-    app = _faust_baseline().tansu_app(config["group"], config["bootstrap"], config["partitions"])
+    app = tansu_app(config["group"], config["bootstrap"], config["partitions"])
     app.conf.datadir = config["datadir"]  # faust's own files: not in the working directory
     sampling_agent(
         app,

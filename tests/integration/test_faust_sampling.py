@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from aiokafka import AIOKafkaConsumer
 
 pytest.importorskip("faust", reason="the Faust integration needs faust-streaming: "
                     "pip install -e '.[faust]'")
@@ -49,9 +50,48 @@ BAD_ITEMS = [
 class FaustWorker(ServiceProcess):
     """``python faust_app.py worker``: the user's app, ready when ``/readyz`` answers 200."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, config: dict[str, Any], log_path: Path) -> None:
         super().__init__("unused", {}, log_path)
         self.args = [sys.executable, str(APP), "worker", "--loglevel", "warn"]
+        self.config = {**config, "http_port": self.port}
+
+    def start(self, ready_timeout: float = 90.0) -> ServiceProcess:
+        with pytest.MonkeyPatch.context() as env:  # the app reads its configuration from here
+            env.setenv("SAMPLING_APP", json.dumps(self.config))
+            return super().start(ready_timeout)
+
+
+def _deployment(bootstrap: str, redis_url: str, prefix: str, workdir: Path,
+                n_features: int) -> tuple[dict[str, str], dict[str, Any]]:
+    """Fresh topics (created, 4 partitions) and the app's configuration for them."""
+    tag = uuid.uuid4().hex[:8]
+    topics = {name: f"{name.removesuffix('-topic')}-{tag}" for name in (
+        "items-topic", "label-requests-topic", "labels-topic", "predictions-topic",
+        "dead-letters-topic")}
+    asyncio.run(ensure_topics(Settings(bootstrap_servers=bootstrap, topic_partitions=PARTITIONS),
+                              list(topics.values())))
+    config = {
+        "bootstrap": bootstrap, "group": f"faust-sampling-{tag}", "partitions": PARTITIONS,
+        "items": topics["items-topic"], "labels": topics["labels-topic"],
+        "requests": topics["label-requests-topic"], "predictions": topics["predictions-topic"],
+        "dead_letters": topics["dead-letters-topic"], "redis_url": redis_url,
+        "datadir": str(workdir / "{conf.id}-data"),
+        "settings": {"budget": BUDGET, "seed": 1, "n_features": n_features, "redis_prefix": prefix},
+    }
+    return topics, config
+
+
+@pytest.fixture(scope="module")
+def stream() -> LabelledStream:
+    """A learnable binary stream: the first 3,000 items of SEA (before its drift)."""
+    from streamer.demo import default_demo_data
+
+    return load_stream(default_demo_data(), max_items=N_ITEMS, seed=7)
+
+
+def _items(stream: LabelledStream) -> list[tuple[bytes, bytes]]:
+    return [(stream.ids[i].encode(), encode_item(id=stream.ids[i], features=stream.X[i]))
+            for i in range(len(stream))]
 
 
 @dataclass
@@ -72,10 +112,7 @@ class Run:
     exit_code: int
 
 
-async def _produce_with_bad_items(bootstrap: str, topic: str, stream: LabelledStream) -> None:
-    items = [(stream.ids[i].encode(), encode_item(id=stream.ids[i], features=stream.X[i]))
-             for i in range(len(stream))]
-    items[100:100] = [(b"bad", value) for value in BAD_ITEMS]
+async def _produce_in_slices(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) -> None:
     for start in range(0, len(items), 250):  # slices: labels come back while items flow
         await produce(bootstrap, topic, items[start:start + 250])
         await asyncio.sleep(0.1)
@@ -92,7 +129,9 @@ async def _run_scenario(worker: FaustWorker, bootstrap: str, topics: dict[str, s
     stop = asyncio.Event()
     annotating = asyncio.create_task(annotate(bootstrap, topics, annotator, stop))
     try:
-        await _produce_with_bad_items(bootstrap, topics["items-topic"], stream)
+        items = _items(stream)
+        items[100:100] = [(b"bad", value) for value in BAD_ITEMS]
+        await _produce_in_slices(bootstrap, topics["items-topic"], items)
         await _wait(worker, lambda s: s["items_seen"] + s["dead_letters"] >= N_ITEMS + len(BAD_ITEMS),
                     90, "every item decided or dead-lettered")
         await _wait(worker, lambda s: sum(s["join_outcomes"].values()) >= annotator.sent > 0
@@ -104,36 +143,18 @@ async def _run_scenario(worker: FaustWorker, bootstrap: str, topics: dict[str, s
 
 
 @pytest.fixture(scope="module")
-def run(kafka, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    from streamer.demo import default_demo_data
-
-    stream = load_stream(default_demo_data(), max_items=N_ITEMS, seed=7)
-    tag = uuid.uuid4().hex[:8]
-    topics = {name: f"{name.removesuffix('-topic')}-{tag}" for name in (
-        "items-topic", "label-requests-topic", "labels-topic", "predictions-topic",
-        "dead-letters-topic")}
-    prefix = f"test-faust-{tag}"
+def run(kafka, redis_url: str, stream: LabelledStream,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     bootstrap = kafka.bootstrap_servers
-    asyncio.run(ensure_topics(Settings(bootstrap_servers=bootstrap, topic_partitions=PARTITIONS),
-                              list(topics.values())))
     workdir = tmp_path_factory.mktemp("faust")
-    worker = FaustWorker(workdir / "worker.log")
-    config = {
-        "bootstrap": bootstrap, "group": f"faust-sampling-{tag}", "partitions": PARTITIONS,
-        "items": topics["items-topic"], "labels": topics["labels-topic"],
-        "requests": topics["label-requests-topic"], "predictions": topics["predictions-topic"],
-        "dead_letters": topics["dead-letters-topic"], "redis_url": redis_url,
-        "http_port": worker.port, "datadir": str(workdir / "{conf.id}-data"),
-        "settings": {"budget": BUDGET, "seed": 1, "n_features": stream.X.shape[1],
-                     "redis_prefix": prefix},
-    }
+    prefix = f"test-faust-{uuid.uuid4().hex[:8]}"
+    topics, config = _deployment(bootstrap, redis_url, prefix, workdir, stream.X.shape[1])
+    worker = FaustWorker(config, workdir / "worker.log")
     started = time.time()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("SAMPLING_APP", json.dumps(config))
-        try:
-            status, metrics, annotator = asyncio.run(_run_scenario(worker, bootstrap, topics, stream))
-        finally:
-            exit_code = worker.stop()
+    try:
+        status, metrics, annotator = asyncio.run(_run_scenario(worker, bootstrap, topics, stream))
+    finally:
+        exit_code = worker.stop()
     stopped = time.time()
 
     async def outputs() -> list[list[dict[str, Any]]]:
@@ -215,3 +236,45 @@ def test_the_metrics_endpoint_counts_items_labels_and_dead_letters(run: Run) -> 
 
 def test_the_worker_stops_cleanly_on_sigterm(run: Run) -> None:
     assert run.exit_code == 0
+
+
+async def _predicted(bootstrap: str, topic: str, ids: set[str], timeout: float) -> Counter[str]:
+    """How often each item was predicted, read until every one of ``ids`` was (or timeout)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=10)
+    await consumer.start()
+    counts: Counter[str] = Counter()
+    try:
+        deadline = time.monotonic() + timeout
+        while not ids <= counts.keys() and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                counts.update(orjson.loads(r.value)["id"] for r in records)
+    finally:
+        await consumer.stop()
+    return counts
+
+
+def test_a_worker_killed_midway_loses_no_item(kafka, redis_url: str, redis_prefix: str,
+                                              stream: LabelledStream, tmp_path: Path) -> None:
+    bootstrap = kafka.bootstrap_servers
+    topics, config = _deployment(bootstrap, redis_url, redis_prefix, tmp_path, stream.X.shape[1])
+    first = FaustWorker(config, tmp_path / "first.log")
+    second = FaustWorker(config, tmp_path / "second.log")
+
+    async def scenario() -> tuple[int, Counter[str]]:
+        await asyncio.to_thread(first.start)
+        feeding = asyncio.create_task(_produce_in_slices(bootstrap, topics["items-topic"], _items(stream)))
+        status = await _wait(first, lambda s: s["items_seen"] >= N_ITEMS // 4, 60, "a quarter decided")
+        first.kill9()  # no handler runs: the offsets since Faust's last commit stay uncommitted
+        await asyncio.to_thread(second.start)
+        await feeding
+        predicted = await _predicted(bootstrap, topics["predictions-topic"], set(stream.ids), 90)
+        return status["items_seen"], predicted
+
+    try:
+        seen_by_first, predicted = asyncio.run(scenario())
+    finally:
+        exit_codes = [worker.stop() for worker in (first, second) if worker.process is not None]
+    assert seen_by_first < N_ITEMS  # the kill came midway
+    assert set(predicted) == set(stream.ids)  # each item predicted, some twice (at least once)
+    assert exit_codes[-1] == 0  # the second worker stopped cleanly
