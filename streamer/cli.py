@@ -67,6 +67,13 @@ _RUN_FLAGS: dict[str, dict] = {
     "n-features": {"type": int, "help": "expected feature count (default: fixed by the first item)"},
     "max-batch": {"type": int, "help": "items per micro-batch at most (1024)"},
     "fetch-max-wait-ms": {"type": int, "help": "broker fetch wait; sets latency (10)"},
+    "role": {"choices": ["all", "scorer", "learner"],
+             "help": "all (default): decide items, and learn while holding the learner lease; "
+                     "scorer: decide only; learner: learn only (needs --redis-url)"},
+    "model-staleness-seconds": {"type": float,
+                                "help": "scorers use the learner's model within this (1.0)"},
+    "learner-lease-seconds": {"type": float,
+                              "help": "a standby learner takes over this long after the learner died (5)"},
     "session-timeout-ms": {"type": int, "help": "a silent consumer's partitions move after this (10000)"},
     "group-instance-id": {"help": "static group membership id, e.g. the pod name: a restart "
                           "gets its partitions back at once"},
@@ -108,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument(f"--{name}", default=None, **kwargs)
     run.add_argument("--drift-boost", dest="drift_boost", action="store_const", const=True,
                      default=None, help="ask more right after a drift of the error, paid back later")
+    run.add_argument("--no-global-budget", dest="global_budget", action="store_const",
+                     const=False, default=None,
+                     help="each replica holds the budget alone (no Redis budget ledger)")
     run.add_argument("--no-predictions", dest="emit_predictions", action="store_const", const=False,
                      default=None, help="do not produce to the predictions topic")
     run.add_argument("--no-create-topics", dest="create_topics", action="store_const", const=False,

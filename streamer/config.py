@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(1_000_000, ge=64)  # bigger items/labels are dead letters
     max_abs_feature: float | None = Field(1e15, gt=0)  # larger finite features: out_of_range
 
+    # scale-out (Redis store): roles, the learner lease, model staleness, the shared budget
+    # all = scorer and learner candidate (one replica learns: the lease holder); scorer =
+    # decide items only; learner = learn from labels only
+    role: Literal["all", "scorer", "learner"] = "all"
+    model_staleness_seconds: float = Field(1.0, gt=0, le=3600)  # scorers reload within this
+    learner_lease_seconds: float = Field(5.0, ge=0.5, le=300)  # a standby learns after this
+    global_budget: bool = True  # replicas hold the budget together (a Redis ledger)
+
     # sampling
     budget: float = Field(0.05, gt=0, le=1)
     model: str | None = None  # None = streamer.models.DEFAULT_MODEL
@@ -217,6 +225,11 @@ class Settings(BaseSettings):
                 "a Redis store needs checkpoint_key (STREAMER_CHECKPOINT_KEY, or a file named by "
                 "STREAMER_CHECKPOINT_KEY_FILE): checkpoints of the model are signed with it and "
                 "refused when the signature does not match"
+            )
+        if self.role != "all" and self.redis_url is None:
+            raise ValueError(
+                f"role={self.role} shares the model through Redis: set redis_url (a single "
+                "process without Redis runs role=all)"
             )
         self._check_kafka_security()
         self._check_redis_security()

@@ -118,6 +118,27 @@ class Metrics:
             "Labels learned, by whether the model predicted them right just before learning.",
             ["result"], registry=r,
         )
+        # scale-out: which replica learns, and how old the model a scorer picked up was
+        self.learner = Gauge(
+            "streamer_learner",
+            "1 while this replica holds the learner lease (learns and checkpoints), else 0.",
+            registry=r,
+        )
+        self.model_staleness = Histogram(
+            "streamer_model_staleness_seconds",
+            "Age of a model version the learner published when this scorer started using it.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=r,
+        )
+        self.budget_replicas = Gauge(
+            "streamer_budget_replicas",
+            "Replicas sharing the label budget through the Redis ledger (as of the last sync).",
+            registry=r,
+        )
+        self.global_spend = Gauge(
+            "streamer_global_spend_ratio",
+            "Labels asked by every replica over labels their budget allowed (1.0 = on budget).",
+            registry=r,
+        )
         self.degraded.labels(component="store")
         for result in ("correct", "wrong"):
             self.prequential.labels(result=result)

@@ -203,6 +203,8 @@ class BudgetController:
         when :meth:`decide` is given per-item budget multipliers (a drift boost).
     """
 
+    external = 0.0  # class default: controllers pickled before the ledger existed
+
     def __init__(
         self,
         budget: float,
@@ -250,6 +252,9 @@ class BudgetController:
         self.asked = 0
         self.planned = 0.0
         self.forfeited = 0.0  # budget given up under backpressure (labels nobody could answer)
+        # Labels other replicas are behind (ahead of, < 0) the shared budget, as this replica's
+        # share: set by the service from the Redis budget ledger; 0 in a single process.
+        self.external = 0.0
 
     @property
     def budget(self) -> float:
@@ -276,8 +281,9 @@ class BudgetController:
 
     @property
     def deficit(self) -> float:
-        """Labels behind the budget (negative when ahead)."""
-        return self.planned - self.asked
+        """Labels behind the budget (negative when ahead), with this replica's share of the
+        other replicas' deficit (:attr:`external`)."""
+        return self.planned - self.asked + self.external
 
     @property
     def spend_ratio(self) -> float:
@@ -349,6 +355,7 @@ class BudgetController:
         slack, per_label = self._slack, self._gain_per_label
         keep = 1.0 - 1.0 / self._window
         theta, asked, planned, spend = self._threshold, self.asked, self.planned, self._window_spend
+        planned += self.external  # the gate sees the shared deficit; the counters stay local
         forfeited = self.forfeited
         quota_next = self._quota.next
         uncertainty_on = target > 0.0  # explore=1 is pure random sampling
@@ -379,7 +386,9 @@ class BudgetController:
                 cap -= 1
             spend = keep * spend + (1.0 - keep) * ask[i]
 
-        self._threshold, self.asked, self.planned, self._window_spend = theta, asked, planned, spend
+        self._threshold, self.asked, self.planned, self._window_spend = (
+            theta, asked, planned - self.external, spend
+        )
         self.forfeited = forfeited
         self.seen += n
         return np.array(ask, dtype=bool), reasons

@@ -213,6 +213,20 @@ class Sampler:
         """The model the sampler predicts with and teaches."""
         return self._model
 
+    def use_model(self, model: Model) -> None:
+        """Predict with ``model`` from now on: a newer version the learner published.
+
+        The budget, the in-flight ids and the novelty memory stay: they describe this
+        sampler's stream, not the model.
+        """
+        old = self._model.n_features
+        if old is not None and model.n_features is not None and model.n_features != old:
+            raise ValueError(
+                f"the new model expects {model.n_features} features, this sampler's {old}; "
+                "replicas of one deployment must share the feature width"
+            )
+        self._model = model
+
     @property
     def controller(self) -> BudgetController:
         """The budget controller (read-only use: its counters and threshold)."""

@@ -29,7 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -55,8 +58,9 @@ from streamer.kafka.codecs import (
 )
 from streamer.kafka.produce import BulkProducer, encode_predictions
 from streamer.metrics import Metrics, observe_many
-from streamer.store.base import JoinOutcome, PendingStore
-from streamer.store.checkpoint import Checkpoint, dumps
+from streamer.store.base import JoinOutcome, LeaseLostError, PendingStore
+from streamer.store.checkpoint import Checkpoint, CheckpointError, dumps, loads
+from streamer.store.coordination import BudgetLedger, LearnerLease, LedgerTotals, ModelBoard
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,7 @@ _COMMIT_SECONDS = 0.0  # acked items offsets are committed as soon as the last c
 _LEARN_SLICE_SECONDS = 0.005  # learning yields to the items loop this often
 _LEARN_SLICE_MAX = 4096
 _RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)  # backoff while the store is down
+_LEDGER_SECONDS = 0.25  # replicas add their spend to the shared budget this often
 # what a failing store raises (redis-py errors, sockets, timeouts)
 STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
@@ -133,8 +138,35 @@ class Service:
         # degraded mode and backpressure
         self.degraded: dict[str, str] = {}  # component -> error
         self._asked_since_sweep = 0
+        # scale-out: one learner (the lease holder), scorers pick up the models it publishes
+        self.role = settings.role
+        self.learning = False  # this replica consumes labels and learns now
+        self._lease: LearnerLease | None = None
+        self._board: ModelBoard | None = None
+        self._ledger: BudgetLedger | None = None
+        client = getattr(store, "client", None)
+        if client is not None and self.durable:
+            token = settings.group_instance_id or (
+                f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+            )
+            prefix = settings.redis_prefix
+            self._lease = LearnerLease(client, prefix, token, settings.learner_lease_seconds)
+            self._board = ModelBoard(client, prefix)
+            if settings.global_budget and self.role != "learner":
+                self._ledger = BudgetLedger(client, prefix, token)
+        self.ledger: LedgerTotals | None = None  # the shared budget as of the last sync
+        self._model_sequence: int | None = None  # publication in use (or last published)
+        self._published_version: int | None = None
+        self._last_publish = 0.0
+        self._renewed_at = 0.0
+        self._keeper: asyncio.Task[None] | None = None  # renews the lease while we hold it
         if checkpoint is not None:
             self._restore(checkpoint)
+        ctl = sampler.controller
+        # the ledger gets what this process decides; what a restored controller counted
+        # before was added by the process that decided it
+        self._pushed = (0.0, 0)
+        self._counted_at_start = (ctl.planned, ctl.asked)
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         self._positions = {TopicPartition(t, p): o for (t, p), o in checkpoint.label_offsets.items()}
@@ -175,17 +207,28 @@ class Service:
             heartbeat_interval_ms=max(100, s.session_timeout_ms // 3),
         )
         instance = s.group_instance_id
-        self._items = AIOKafkaConsumer(
-            s.items_topic, group_id=s.group_id, max_poll_records=s.max_batch,
-            group_instance_id=instance, **consumer_kwargs,
-        )
+        self._consumer_kwargs = consumer_kwargs
+        await self._producer.start()
+        # the learner reads labels before items flow, so the first items' labels are learned
+        if self.role != "scorer" and await self._try_lease():
+            await self._become_learner()
+        if self.role != "learner":
+            if not self.learning:
+                await self._refresh_model()  # a scorer starts with the learner's newest model
+            self._items = AIOKafkaConsumer(
+                s.items_topic, group_id=s.group_id, max_poll_records=s.max_batch,
+                group_instance_id=instance, **consumer_kwargs,
+            )
+            await self._items.start()
+
+    async def _start_labels(self) -> None:
+        s = self.settings
+        instance = s.group_instance_id
         self._labels = AIOKafkaConsumer(
             group_id=f"{s.group_id}-labels", group_instance_id=instance and f"{instance}-labels",
-            **consumer_kwargs,
+            **self._consumer_kwargs,
         )
         self._labels.subscribe([s.labels_topic], listener=_LabelPositions(self))
-        await self._producer.start()
-        await self._items.start()
         await self._labels.start()
 
     def attach_producer(self, producer: AIOKafkaProducer, max_request_size: int = _MAX_REQUEST_BYTES) -> None:
@@ -198,10 +241,15 @@ class Service:
         """Consume until ``stop`` is set, then finish the batch in hand, flush and commit."""
         await self.start()
         tasks = [
-            asyncio.create_task(self._items_loop(stop), name="items"),
-            asyncio.create_task(self._labels_loop(stop), name="labels"),
+            asyncio.create_task(self._learner_loop(stop), name="learner"),
             asyncio.create_task(self._sweep_loop(stop), name="sweep"),
         ]
+        if self._items is not None:
+            tasks.append(asyncio.create_task(self._items_loop(stop), name="items"))
+        if self._board is not None:
+            tasks.append(asyncio.create_task(self._model_loop(stop), name="model"))
+        if self._ledger is not None:
+            tasks.append(asyncio.create_task(self._ledger_loop(stop), name="ledger"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -236,6 +284,15 @@ class Service:
     async def close(self) -> None:
         self.consuming = False
         self.metrics.ready.set(0)
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LeaseLostError):
+                await self._keeper
+        if self.learning and self._lease is not None:
+            with contextlib.suppress(*STORE_ERRORS):  # a standby takes over at once
+                await self._lease.release()
+            self.learning = False
+            self.metrics.learner.set(0)
         for client in (self._items, self._labels, self._producer):
             if client is not None:
                 with contextlib.suppress(Exception):
@@ -486,6 +543,204 @@ class Service:
         )
         return await self._producer.send(self.settings.dead_letters_topic, value, key=record.key)
 
+    # ------------------------------------------------------------------ roles
+
+    async def _learner_loop(self, stop: asyncio.Event) -> None:
+        """Learn when this replica may: at once in one process, else while holding the lease."""
+        if self.role == "scorer":
+            return
+        period = 1.0 if self._lease is None else self._lease.seconds / 3.0
+        while not self.learning and not stop.is_set():  # a standby: wait for the lease
+            if await self._try_lease():
+                await self._become_learner()
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=period)
+        if not self.learning:
+            return
+        labels = asyncio.create_task(self._labels_loop(stop), name="labels")
+        try:
+            waiting = {labels} if self._keeper is None else {labels, self._keeper}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if self._keeper in done:
+                self._keeper.result()  # raises LeaseLostError
+            await labels
+        finally:
+            if not labels.done():
+                labels.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await labels
+
+    async def hold_learner_lease(self) -> bool:
+        """Become the learner without consuming labels (e.g. to checkpoint a model trained
+        offline); True when this replica holds the lease. :meth:`close` gives it back."""
+        if not self.learning and await self._try_lease():
+            self.learning = True
+        return self.learning
+
+    async def _try_lease(self) -> bool:
+        """Take the learner lease if it is free (always True without a shared store)."""
+        if self._lease is None:
+            return True
+        try:
+            held = await self._lease.acquire()
+        except STORE_ERRORS as exc:
+            self._degrade("store", exc)
+            return False
+        if held:
+            self._renewed_at = time.monotonic()
+            self._keeper = asyncio.create_task(self._keep_lease(), name="lease")
+        return held
+
+    async def _keep_lease(self) -> None:
+        """Renew the lease until the service closes; raise when another replica took it."""
+        assert self._lease is not None
+        while True:
+            await asyncio.sleep(self._lease.seconds / 3.0)
+            if not await self._renew():
+                raise LeaseLostError(
+                    f"the learner lease {self._lease.key} was lost (another replica holds it): "
+                    "this replica stops so that only one model learns; restart it"
+                )
+
+    async def _renew(self) -> bool:
+        """Renew the lease; False only when another replica holds it.
+
+        While Redis is down nobody can take the lease over, and nothing we write lands
+        (checkpoints are fenced): the lease is renewed -- or taken again -- once it answers.
+        """
+        assert self._lease is not None
+        try:
+            held = await self._lease.renew()
+        except STORE_ERRORS as exc:
+            self._degrade("store", exc)
+            return True
+        if held:
+            self._renewed_at = time.monotonic()
+        return held
+
+    async def _become_learner(self) -> None:
+        """Take over from the newest checkpoint, then consume labels from its offsets."""
+        if self._lease is not None and self.durable:
+            assert self._key is not None
+            blob = await self._store_retry(self.store.load_checkpoint)
+            if blob is not None:
+                checkpoint = loads(blob, self._key)
+                if checkpoint.sequence > self._sequence:  # written after the one we started from
+                    self._take_over(checkpoint)
+        self.learning = True
+        self.metrics.learner.set(1)
+        log.info("learning (role %s): labels from %s", self.role, self.settings.labels_topic)
+        await self._start_labels()
+        if self.role == "learner":
+            self.consuming = True
+            self.metrics.ready.set(1)
+        await self._publish_model(force=True)
+
+    def _take_over(self, checkpoint: Checkpoint) -> None:
+        spec = getattr(self.sampler.model, "spec", None)
+        if spec is not None and checkpoint.model_spec != spec:
+            raise CheckpointError(
+                f"the newest checkpoint holds model {checkpoint.model_spec!r}, this replica "
+                f"runs {spec!r}: every replica of a deployment must run the same --model"
+            )
+        self.sampler.use_model(checkpoint.sampler.model)
+        self._restore(checkpoint)
+        self._model_sequence = None  # publish the restored model as the newest
+
+    # ------------------------------------------------------------------ model versions
+
+    async def _model_loop(self, stop: asyncio.Event) -> None:
+        """The learner publishes new versions; the other replicas pick them up."""
+        period = self.settings.model_staleness_seconds / 4.0
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=period)
+            if stop.is_set():
+                return
+            if self.learning:
+                await self._publish_model()
+            elif self.role != "learner":
+                await self._refresh_model()
+
+    async def _publish_model(self, force: bool = False) -> None:
+        """Publish the model if it changed, at most every half staleness bound."""
+        if self._board is None or not self.learning:
+            return
+        model = self.sampler.model
+        now = time.monotonic()
+        if not force and (
+            model.version == self._published_version
+            or now - self._last_publish < self.settings.model_staleness_seconds / 2.0
+        ):
+            return
+        assert self._key is not None
+        blob = model.to_bytes(self._key)
+        try:
+            self._model_sequence = await self._board.publish(model.version, blob)
+        except STORE_ERRORS as exc:
+            self._degrade("store", exc)
+            return
+        self._published_version, self._last_publish = model.version, now
+        log.debug("published model version %d (%d bytes)", model.version, len(blob))
+
+    async def _refresh_model(self) -> None:
+        """Use the learner's newest published model, if it is not the one in use."""
+        if self._board is None:
+            return
+        try:
+            latest = await self._board.latest()
+            if latest is None or latest.sequence == self._model_sequence:
+                return
+            published = await self._board.fetch()
+        except STORE_ERRORS as exc:
+            self._degrade("store", exc)
+            return
+        if published is None or published.blob is None:
+            return
+        assert self._key is not None
+        try:
+            model = type(self.sampler.model).from_bytes(published.blob, self._key)
+            self.sampler.use_model(model)
+        except ValueError as exc:  # refused (signature, width): keep scoring with ours
+            log.error("the published model version %d was refused: %s", published.version, exc)
+            self._model_sequence = published.sequence  # not retried until the next one
+            return
+        self._model_sequence = published.sequence
+        self.metrics.model_staleness.observe(max(0.0, time.time() - published.published_at))
+        self.metrics.model_version.set(model.version)
+
+    # ------------------------------------------------------------------ the shared budget
+
+    async def _ledger_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._sync_budget()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=_LEDGER_SECONDS)
+        await self._sync_budget()  # the last batches count too
+
+    async def _sync_budget(self) -> None:
+        """Add this replica's spend to the ledger; steer by its share of the others' deficit."""
+        assert self._ledger is not None
+        ctl = self.sampler.controller
+        (planned0, asked0), (pushed_planned, pushed_asked) = self._counted_at_start, self._pushed
+        planned = ctl.planned - planned0 - pushed_planned
+        asked = ctl.asked - asked0 - pushed_asked
+        try:
+            totals = await self._ledger.sync(planned, asked)
+        except STORE_ERRORS as exc:
+            self._degrade("store", exc)
+            return
+        self._pushed = (pushed_planned + planned, pushed_asked + asked)
+        # the controller already counts its own deficit, including what a restored checkpoint
+        # carried (which the process before us added to the ledger): the rest is the others'
+        others = totals.deficit - (ctl.planned - ctl.asked)
+        ctl.external = others / totals.replicas
+        self.ledger = totals
+        self.metrics.budget_replicas.set(totals.replicas)
+        if totals.planned > 0:
+            self.metrics.global_spend.set(totals.asked / totals.planned)
+
     # ------------------------------------------------------------------ labels
 
     async def _labels_loop(self, stop: asyncio.Event) -> None:
@@ -538,6 +793,7 @@ class Service:
                 # learned (or dead-lettered): never claimed again by this process
                 self._uncommitted.update(dict.fromkeys(joined_ids))
                 self._advance(records)
+            await self._publish_model()
         else:
             self._advance(records)
         self._dirty = True
@@ -569,6 +825,8 @@ class Service:
             stop = min(len(labels), start + size)
             began = time.perf_counter()
             try:
+                if self._items is None:  # a learner that decides no item: its scalers learn here
+                    self.sampler.model.observe(X[start:stop])
                 correct = self.sampler.learn(X[start:stop], labels[start:stop], ids=ids[start:stop])
             except Exception as exc:  # joined labels are claimed: keep them, never drop them
                 log.exception("learning from %d joined labels failed", stop - start)
@@ -630,8 +888,8 @@ class Service:
 
         Returns False (and retries at the next occasion) when the store is down.
         """
-        if not self.durable:
-            return False
+        if not self.durable or not self.learning:
+            return False  # only the learner checkpoints
         assert self._key is not None
         async with self._checkpoint_lock:
             # One synchronous snapshot: sampler, offsets and ids describe the same moment.
@@ -650,11 +908,19 @@ class Service:
             blob = dumps(state, self._key)
             self._dirty = False
             try:
-                await self.store.commit(ids, blob)
+                fence = None if self._lease is None else self._lease.fence()
+                await self.store.commit(ids, blob, fence=fence)
             except STORE_ERRORS as exc:
                 self._dirty = True
                 self.metrics.checkpoint_failures.inc()
                 self._degrade("store", exc)
+                return False
+            except LeaseLostError:
+                log.error("checkpoint %d not written: another replica took the learner lease "
+                          "over and learns these labels again from its checkpoint", self._sequence + 1)
+                self.learning = False
+                self.metrics.learner.set(0)
+                self.metrics.checkpoint_failures.inc()
                 return False
             self._recover("store")
             for item_id in ids:
@@ -757,6 +1023,14 @@ class Service:
                 "sequence": self._sequence,
                 "written": self.counts["checkpoints"],
                 "uncommitted_labels": len(self._uncommitted),
+            },
+            "role": self.role,
+            "learner": self.learning,
+            "model_publication": self._model_sequence,
+            "global_budget": None if self.ledger is None else {
+                "planned": round(self.ledger.planned, 3),
+                "asked": self.ledger.asked,
+                "replicas": self.ledger.replicas,
             },
             "error": self.error,
         }

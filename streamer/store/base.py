@@ -20,6 +20,10 @@ class JoinOutcome(StrEnum):
     INVALID = "invalid"  # the label message itself was unusable
 
 
+class LeaseLostError(RuntimeError):
+    """A fenced write by a learner whose lease another replica has taken over."""
+
+
 @dataclass(frozen=True, slots=True)
 class Joined:
     """A label matched with its pending item's features."""
@@ -68,9 +72,17 @@ class PendingStore(Protocol):
         """
         ...
 
-    async def commit(self, applied_ids: Sequence[str], checkpoint: bytes | None = None) -> None:
+    async def commit(
+        self,
+        applied_ids: Sequence[str],
+        checkpoint: bytes | None = None,
+        fence: tuple[str, bytes] | None = None,
+    ) -> None:
         """In one atomic step: mark ``applied_ids`` applied, forget their features, and
-        store ``checkpoint`` (the model and label offsets that include them) as the newest."""
+        store ``checkpoint`` (the model and label offsets that include them) as the newest.
+
+        ``fence``: ``(lease key, token)``; a shared store writes nothing and raises
+        :class:`LeaseLostError` unless that lease is still held with that token."""
         ...
 
     async def take(self, item_id: str, now: float) -> tuple[JoinOutcome, Joined | None]:

@@ -147,8 +147,14 @@ class MemoryPendingStore:
         self._claimed[item_id] = (owner, self._pending.pop(item_id))
         return JoinOutcome.JOINED, Joined(item_id, entry.features, entry.requested_at)
 
-    async def commit(self, applied_ids: Sequence[str], checkpoint: bytes | None = None) -> None:
-        """Mark ``applied_ids`` applied and keep ``checkpoint`` (see ``PendingStore.commit``)."""
+    async def commit(
+        self,
+        applied_ids: Sequence[str],
+        checkpoint: bytes | None = None,
+        fence: tuple[str, bytes] | None = None,
+    ) -> None:
+        """Mark ``applied_ids`` applied and keep ``checkpoint`` (see ``PendingStore.commit``;
+        one process has no other learner to be fenced from, so ``fence`` is not checked)."""
         for item_id in applied_ids:
             self._claimed.pop(item_id, None)
             self._pending.pop(item_id, None)

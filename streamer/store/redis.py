@@ -27,7 +27,7 @@ import numpy as np
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from streamer.store.base import Joined, JoinOutcome
+from streamer.store.base import Joined, JoinOutcome, LeaseLostError
 from streamer.store.memory import check_put
 
 _FEATURES_DTYPE = "<f8"  # explicit byte order: replicas may run on different machines
@@ -82,6 +82,23 @@ for i = 5, #ARGV, 2 do
   end
 end
 return skipped
+"""
+
+# KEYS: lease, deadlines zset, checkpoint
+# ARGV: lease token, applied ttl ms, key prefix, checkpoint ('' = none), then the applied ids
+_FENCED_COMMIT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+for i = 5, #ARGV do
+  redis.call('SET', ARGV[3] .. 'a:' .. ARGV[i], '1', 'PX', ARGV[2])
+  redis.call('DEL', ARGV[3] .. 'p:' .. ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+end
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[4])
+end
+return 1
 """
 
 # KEYS: deadlines zset, expired counter
@@ -157,6 +174,12 @@ class RedisPendingStore:
         self._put = self._client.register_script(_PUT)
         self._checkpoint_key = self._keys + "checkpoint"
         self._sweep = self._client.register_script(_SWEEP)
+        self._fenced_commit = self._client.register_script(_FENCED_COMMIT)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The Redis client, shared with :mod:`streamer.store.coordination`."""
+        return self._client
 
     def _pending_key(self, item_id: str) -> str:
         return f"{self._keys}p:{item_id}"
@@ -203,9 +226,31 @@ class RedisPendingStore:
         features = np.frombuffer(reply[1], dtype=_FEATURES_DTYPE).astype(np.float64)
         return outcome, Joined(item_id, features, float(reply[2]))
 
-    async def commit(self, applied_ids: Sequence[str], checkpoint: bytes | None = None) -> None:
-        """Applied marks, deleted features and the checkpoint, in one MULTI/EXEC."""
+    async def commit(
+        self,
+        applied_ids: Sequence[str],
+        checkpoint: bytes | None = None,
+        fence: tuple[str, bytes] | None = None,
+    ) -> None:
+        """Applied marks, deleted features and the checkpoint, in one MULTI/EXEC.
+
+        With ``fence = (lease key, token)`` nothing is written unless the lease is still ours
+        (one script): a learner whose lease was taken over raises :class:`LeaseLostError`.
+        """
         if not applied_ids and checkpoint is None:
+            return
+        if fence is not None:
+            key, token = fence
+            written = await self._fenced_commit(
+                keys=[key, self._deadlines_key, self._checkpoint_key],
+                args=[token, self._applied_ms, self._keys, b"" if checkpoint is None else bytes(checkpoint),
+                      *applied_ids],
+            )
+            if not written:
+                raise LeaseLostError(
+                    "the learner lease was taken over by another replica: this replica's "
+                    "checkpoint was not written (its labels are learned again by the new learner)"
+                )
             return
         async with self._client.pipeline(transaction=True) as pipe:
             for item_id in applied_ids:

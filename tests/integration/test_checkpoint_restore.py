@@ -41,8 +41,10 @@ async def _checkpointed(redis_url: str, prefix: str):
     """A trained service whose checkpoint is in Redis; its store is closed again."""
     service, X = await _trained_service(redis_url, prefix)
     assert service.durable and service.restored is None
+    assert not await service.checkpoint("test")  # only the learner checkpoints
+    assert await service.hold_learner_lease()
     assert await service.checkpoint("test")
-    await service.store.close()
+    await service.close()  # gives the lease back
     return service, X
 
 
