@@ -278,3 +278,14 @@ def test_a_worker_killed_midway_loses_no_item(kafka, redis_url: str, redis_prefi
     assert seen_by_first < N_ITEMS  # the kill came midway
     assert set(predicted) == set(stream.ids)  # each item predicted, some twice (at least once)
     assert exit_codes[-1] == 0  # the second worker stopped cleanly
+
+
+def test_an_unreachable_store_stops_the_worker_saying_what_to_check(kafka, tmp_path: Path) -> None:
+    _, config = _deployment(kafka.bootstrap_servers, "redis://127.0.0.1:1/0", "unused", tmp_path, 3)
+    worker = FaustWorker(config, tmp_path / "worker.log")
+    try:
+        with pytest.raises(RuntimeError, match=r"exited with 1") as failure:
+            worker.start(60.0)
+    finally:
+        worker.stop()
+    assert "cannot reach Redis at redis://127.0.0.1:1/0" in str(failure.value)
