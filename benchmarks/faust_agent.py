@@ -60,6 +60,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -238,6 +239,8 @@ def tansu_app(group: str, bootstrap: str, partitions: int = 4, fetch_max_wait_ms
     The streamer.faust ``sampling_agent`` pipeline of the throughput benchmark and its
     integration test run in one of these too, so that the faust rows differ only in the agents.
     """
+    data = Path(tempfile.gettempdir()) / "streamer-faust"  # faust's own files, not ./<id>-data
+    data.mkdir(exist_ok=True)
     return LowWaitApp(
         group,
         broker=[f"kafka://{server}" for server in bootstrap.split(",")],
@@ -248,6 +251,7 @@ def tansu_app(group: str, bootstrap: str, partitions: int = 4, fetch_max_wait_ms
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
+        datadir=str(data / "{conf.id}-data"),
         fetch_max_wait_ms=fetch_max_wait_ms,
         # As our service's producer: acks=all, 2 ms linger (aiokafka: no idempotence by default).
         producer_acks=-1,

@@ -330,7 +330,6 @@ def worker_faust_sampling(cfg: dict[str, Any]) -> None:
     from streamer.faust import sampling_agent
 
     app = tansu_app(cfg["group"], cfg["bootstrap"], PARTITIONS)
-    app.conf.datadir = str(LOGS / f"{cfg['group']}-data")  # not in the checkout
     handle = sampling_agent(
         app, cfg["items"], labels_topic=cfg["labels"], label_requests_topic=cfg["requests"],
         predictions_topic=cfg["out"], dead_letters_topic=cfg["dead"], store=cfg.get("redis_url"),

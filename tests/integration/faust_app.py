@@ -9,8 +9,8 @@ line runs any app::
     SAMPLING_APP='{"bootstrap": "127.0.0.1:9092", ...}' python tests/integration/faust_app.py worker
 
 ``SAMPLING_APP`` (JSON) names the broker, the group, the five topics, the Redis URL, the HTTP
-port of ``/metrics`` and ``/status``, faust's data directory, and the sampling settings (the
-Redis key prefix among them).
+port of ``/metrics`` and ``/status``, and the sampling settings (the Redis key prefix among
+them).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ def build_app(config: dict[str, Any]) -> Any:
     from streamer.faust import sampling_agent
 
     app = tansu_app(config["group"], config["bootstrap"], config["partitions"])
-    app.conf.datadir = config["datadir"]  # faust's own files: not in the working directory
     sampling_agent(
         app,
         config["items"],

@@ -61,7 +61,7 @@ class FaustWorker(ServiceProcess):
             return super().start(ready_timeout)
 
 
-def _deployment(bootstrap: str, redis_url: str, prefix: str, workdir: Path,
+def _deployment(bootstrap: str, redis_url: str, prefix: str,
                 n_features: int) -> tuple[dict[str, str], dict[str, Any]]:
     """Fresh topics (created, 4 partitions) and the app's configuration for them."""
     tag = uuid.uuid4().hex[:8]
@@ -75,7 +75,6 @@ def _deployment(bootstrap: str, redis_url: str, prefix: str, workdir: Path,
         "items": topics["items-topic"], "labels": topics["labels-topic"],
         "requests": topics["label-requests-topic"], "predictions": topics["predictions-topic"],
         "dead_letters": topics["dead-letters-topic"], "redis_url": redis_url,
-        "datadir": str(workdir / "{conf.id}-data"),
         "settings": {"budget": BUDGET, "seed": 1, "n_features": n_features, "redis_prefix": prefix},
     }
     return topics, config
@@ -148,7 +147,7 @@ def run(kafka, redis_url: str, stream: LabelledStream,
     bootstrap = kafka.bootstrap_servers
     workdir = tmp_path_factory.mktemp("faust")
     prefix = f"test-faust-{uuid.uuid4().hex[:8]}"
-    topics, config = _deployment(bootstrap, redis_url, prefix, workdir, stream.X.shape[1])
+    topics, config = _deployment(bootstrap, redis_url, prefix, stream.X.shape[1])
     worker = FaustWorker(config, workdir / "worker.log")
     started = time.time()
     try:
@@ -257,7 +256,7 @@ async def _predicted(bootstrap: str, topic: str, ids: set[str], timeout: float) 
 def test_a_worker_killed_midway_loses_no_item(kafka, redis_url: str, redis_prefix: str,
                                               stream: LabelledStream, tmp_path: Path) -> None:
     bootstrap = kafka.bootstrap_servers
-    topics, config = _deployment(bootstrap, redis_url, redis_prefix, tmp_path, stream.X.shape[1])
+    topics, config = _deployment(bootstrap, redis_url, redis_prefix, stream.X.shape[1])
     first = FaustWorker(config, tmp_path / "first.log")
     second = FaustWorker(config, tmp_path / "second.log")
 
@@ -281,7 +280,7 @@ def test_a_worker_killed_midway_loses_no_item(kafka, redis_url: str, redis_prefi
 
 
 def test_an_unreachable_store_stops_the_worker_saying_what_to_check(kafka, tmp_path: Path) -> None:
-    _, config = _deployment(kafka.bootstrap_servers, "redis://127.0.0.1:1/0", "unused", tmp_path, 3)
+    _, config = _deployment(kafka.bootstrap_servers, "redis://127.0.0.1:1/0", "unused", 3)
     worker = FaustWorker(config, tmp_path / "worker.log")
     try:
         with pytest.raises(RuntimeError, match=r"exited with 1") as failure:
