@@ -825,7 +825,7 @@ class Service:
             stop = min(len(labels), start + size)
             began = time.perf_counter()
             try:
-                if self._items is None:  # a learner that decides no item: its scalers learn here
+                if self.role == "learner":  # decides no item: its scalers learn here
                     self.sampler.model.observe(X[start:stop])
                 correct = self.sampler.learn(X[start:stop], labels[start:stop], ids=ids[start:stop])
             except Exception as exc:  # joined labels are claimed: keep them, never drop them
