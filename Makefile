@@ -22,8 +22,13 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[test,bench]'
 	@touch $@
 
-install-torch: install
+$(VENV)/.torch-installed: $(VENV)/.installed
 	$(BIN)/pip install -q '$(TORCH_SPEC)'
+	$(BIN)/pip install -q -e '.[torch]'
+	@touch $@
+
+# the torch head (streamer[torch]); river-only deployments do without it
+install-torch: $(VENV)/.torch-installed
 
 demo: install
 	$(BIN)/streamer demo
@@ -42,7 +47,7 @@ services: install
 lint: install
 	$(BIN)/ruff check streamer tests benchmarks deploy
 
-test: services lint $(VENV)/.bench-installed
+test: services lint $(VENV)/.bench-installed $(VENV)/.torch-installed
 	$(BIN)/pytest -q
 
 unit: install
