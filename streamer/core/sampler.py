@@ -18,6 +18,13 @@ One decision, per batch of items:
    asked again; requested items join the novelty memory at once, so near-duplicates of an
    unanswered item look familiar.
 
+A model that scores on its own device (``score_batch(X, terms) -> {"proba", term: scores}``
+and ``remember(X)``, e.g. :class:`~streamer.models.torch_head.TorchHead`) gives the
+probabilities and every policy term it lists in ``score_terms`` from one pass; the sampler
+uses those arrays instead of computing the same terms in numpy, and hands the rows it asks for
+to ``remember`` (the model's novelty bank) instead of its own memory. Everything else --
+ranking, class balance, budget, reasons -- is the same code for every model.
+
 The reason for every ask is recorded (``uncertainty``, ``disagreement``, ``novelty``,
 ``explore``, ``cold_start``, ``catch_up``, ``random``).
 
@@ -258,7 +265,15 @@ class Sampler:
         X = self._check(X)
         model = self._model
         classes = list(model.classes)
-        proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+        device_terms = self._device_terms()
+        device_scores: dict[str, np.ndarray] = {}
+        if device_terms is not None:
+            wanted = self._terms if len(classes) >= 2 else []
+            device_scores = dict(model.score_batch(X, terms=wanted))  # type: ignore[attr-defined]
+            proba = np.asarray(device_scores.pop("proba"), dtype=np.float64)
+        else:
+            proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+            device_terms = frozenset()
         B, C = X.shape[0], len(classes)
         if proba.shape != (B, C):
             raise ValueError(
@@ -276,7 +291,7 @@ class Sampler:
         if ids is not None and len(ids) != B:
             raise ValueError(f"got {B} rows but {len(ids)} ids; pass one id per row")
         blocked = self._in_flight_mask(ids, B)
-        memory = self._memory_for(X) if set(self._terms) & MEMORY_TERMS else None
+        memory = self._memory_for(X) if (set(self._terms) & MEMORY_TERMS) - device_terms else None
         Z = self._scaled(X) if memory is not None else X  # the rows the memory sees
         ctl = self._controller
         scale = None if self._boost is None else self._boost.multipliers(B)
@@ -294,7 +309,7 @@ class Sampler:
                 np.zeros(B), scale=scale, limit=limit, blocked=blocked, capacity=capacity
             )
         else:
-            signals = self._signals(X, Z, proba, memory)
+            signals = self._signals(X, Z, proba, memory, device_scores)
             scores.update(signals)
             score, term_reasons = self._policy.evaluate(signals)
             if len(signals) > 1 or len(self._terms) > 1:
@@ -315,6 +330,8 @@ class Sampler:
         if asked.size:
             if memory is not None:
                 memory.add(Z[asked])
+            if "novelty" in device_terms:
+                model.remember(X[asked])  # type: ignore[attr-defined]
             if ids is not None:
                 self._remember([ids[i] for i in asked.tolist()])
             if self._bucket is not None:
@@ -336,12 +353,15 @@ class Sampler:
         )
 
     def _signals(
-        self, X: np.ndarray, Z: np.ndarray, proba: np.ndarray, memory: Any
+        self, X: np.ndarray, Z: np.ndarray, proba: np.ndarray, memory: Any,
+        device_scores: dict[str, np.ndarray],
     ) -> dict[str, np.ndarray]:
         signals: dict[str, np.ndarray] = {}
         committee = None
         for name in self._terms:
-            if name in SCORES:
+            if name in device_scores:
+                signals[name] = np.asarray(device_scores[name], dtype=np.float64)
+            elif name in SCORES:
                 signals[name] = SCORES[name](proba)
             elif name in COMMITTEE_TERMS:
                 if committee is None:
@@ -354,6 +374,12 @@ class Sampler:
             elif name == "density":
                 signals[name] = memory.density_weight(Z)
         return signals
+
+    def _device_terms(self) -> frozenset[str] | None:
+        """The policy terms the model scores itself (``score_batch``), or ``None`` if it does not."""
+        if not callable(getattr(self._model, "score_batch", None)):
+            return None
+        return frozenset(getattr(self._model, "score_terms", ()))
 
     def _committee(self, X: np.ndarray) -> np.ndarray:
         members = self._model.committee_proba(X)  # type: ignore[attr-defined]
