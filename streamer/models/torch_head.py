@@ -134,9 +134,9 @@ _MAGIC = b"streamer.torch.v1\n"
 _DIGEST = hashlib.sha256().digest_size
 _ADAM_BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8
-# (query x bank) similarities computed at once: ~32 MB in float64 on a CPU, ~1 GB in float32 on a GPU.
-_CPU_CELLS = 4_000_000
-_CUDA_CELLS = 256_000_000
+# Most bytes of (query x bank) similarities computed at once, on a CPU and on a GPU.
+_CPU_BLOCK_BYTES = 64 * 2**20
+_CUDA_BLOCK_BYTES = 2**30
 _FILE_DTYPES = {"<f4": np.float32, "<f8": np.float64, "<i8": np.int64}
 
 
@@ -607,10 +607,15 @@ class TorchHead:
         return (Xt - self._mean) / std
 
     def _logits(self, Z: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``(K, B, C)`` logits of every member for the standardised rows ``Z`` ``(B, d)``."""
+        """``(K, B, C)`` logits of every member for the standardised rows ``Z`` ``(B, d)``.
+
+        Every member reads the same rows, so the first layer of all ``K`` members is one GEMM
+        against their weights side by side (``(d, K * h)``); the MLP's second layer is one
+        batched GEMM over the members.
+        """
         if "w" in params:
-            return torch.einsum("bd,kdc->kbc", Z, params["w"]) + params["b"][:, None, :]
-        hidden = torch.relu(torch.einsum("bd,kdh->kbh", Z, params["w1"]) + params["b1"][:, None, :])
+            return _side_by_side(Z, params["w"], params["b"])
+        hidden = torch.relu(_side_by_side(Z, params["w1"], params["b1"]))
         return torch.baddbmm(params["b2"][:, None, :], hidden, params["w2"])
 
     def _members(self, Xt: torch.Tensor) -> torch.Tensor:
@@ -633,8 +638,8 @@ class TorchHead:
             return torch.ones(B, dtype=self.dtype, device=self.device)
         Q = _unit_rows(Xt)
         bank = self._bank[: self._bank_size]
-        cells = _CUDA_CELLS if self.device.type == "cuda" else _CPU_CELLS
-        step = max(1, cells // self._bank_size)
+        block = _CUDA_BLOCK_BYTES if self.device.type == "cuda" else _CPU_BLOCK_BYTES
+        step = max(1, block // (bank.element_size() * self._bank_size))
         best = torch.empty(B, dtype=self.dtype, device=self.device)
         for start in range(0, B, step):  # chunks of rows bound the similarity matrix's memory
             best[start : start + step] = (Q[start : start + step] @ bank.T).amax(dim=1)
@@ -844,6 +849,13 @@ def _uncertainty(name: str, P: torch.Tensor) -> torch.Tensor:
     else:  # entropy
         score = -torch.special.xlogy(P, P).sum(dim=1) / math.log(C)
     return score.clamp(0.0, 1.0) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def _side_by_side(Z: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``Z @ W[k] + b[k]`` for every ``k`` as one GEMM: ``(B, d)``, ``(K, d, n)``, ``(K, n)`` -> ``(K, B, n)``."""
+    K, d, n = W.shape
+    out = torch.addmm(b.reshape(K * n), Z, W.permute(1, 0, 2).reshape(d, K * n))
+    return out.view(Z.shape[0], K, n).transpose(0, 1)
 
 
 def _hard_votes(members: torch.Tensor) -> torch.Tensor:
