@@ -329,6 +329,18 @@ def test_build_model_spec_runs_in_the_sampler() -> None:
     assert sampler.snapshot()["asked"] > 0 and sampler.model.version > 0
 
 
+def test_a_service_checkpoint_of_the_sampler_restores_the_head() -> None:
+    from streamer.store.checkpoint import Checkpoint, dumps, loads
+
+    X, y = blobs(200)
+    sampler = Sampler(TorchHead("mlp", hidden=8, heads=3, memory=32), budget=0.3, policy="margin or novelty")
+    run_sampler(sampler, X[:100], y[:100])
+    restored = loads(dumps(Checkpoint(sampler), KEY), KEY).sampler
+    a, b = sampler.decide(X[100:]), restored.decide(X[100:])
+    np.testing.assert_array_equal(a.proba, b.proba)
+    np.testing.assert_array_equal(a.scores["novelty"], b.scores["novelty"])
+
+
 # -- label efficiency -------------------------------------------------------------------------
 
 
