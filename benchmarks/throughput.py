@@ -544,7 +544,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "throughput",
         "machine": machine(**_versions()),
         "setup": {"partitions": PARTITIONS, "budget": BUDGET, "broker": "Tansu (embedded, loopback)",
-                  "redis": url is not None, "quick": args.quick, "load_seconds": args.load_seconds},
+                  "redis": url is not None, "quick": args.quick, "load_seconds": args.load_seconds,
+                  # settings the streamer pipelines ran with beyond the defaults (e.g. the model)
+                  "streamer_settings": json.loads(os.environ.get("STREAMER_BENCH_SETTINGS", "{}"))},
         "runs": [r.__dict__ for r in runs],
         "ratios": ratios(runs),
     }
