@@ -47,7 +47,7 @@ class ItemSink:
         self.topic = topic
         kind = normalize_content_type(content_type)
         self.headers = [] if kind == JSON else content_type_headers(kind)
-        self._sizes = BulkProducer(producer, max_request_size)
+        self._bulk = BulkProducer(producer, max_request_size)
         self.max_in_flight = max_in_flight
         self._in_flight: deque[tuple[asyncio.Future[Any], int]] = deque()
         self.sent = 0
@@ -61,36 +61,17 @@ class ItemSink:
         FeedError
             The broker failed an earlier batch (the message says how many were acknowledged).
         """
-        producer = self.producer
         try:
-            n = len(await producer.partitions_for(self.topic))
+            n = len(await self.producer.partitions_for(self.topic))
         except KafkaError as exc:
             raise FeedError(f"no partitions for topic {self.topic!r}: {exc}") from exc
-        by_partition: dict[int, list[int]] = {}
-        for i, key in enumerate(keys):
-            by_partition.setdefault(zlib.crc32(key) % n, []).append(i)
-        refused: list[int] = []
-        for partition, positions in by_partition.items():
-            batch = producer.create_batch()
-            filled = 0
-            for i in positions:
-                key, value = keys[i], values[i]
-                if self._sizes.too_large(key, value):
-                    refused.append(i)
-                    continue
-                if batch.append(key=key, value=value, timestamp=None, headers=self.headers) is None:
-                    await self._submit(batch, partition, filled)
-                    batch = producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None, headers=self.headers)
-                    filled = 0
-                filled += 1
-            if filled:
-                await self._submit(batch, partition, filled)
-        refused.sort()
+        _, refused = await self._bulk.send_many(
+            self.topic, keys, values, [zlib.crc32(key) for key in keys],
+            headers=self.headers, partitions=n, on_batch=self._submitted,
+        )
         return refused
 
-    async def _submit(self, batch: Any, partition: int, count: int) -> None:
-        future = await self.producer.send_batch(batch, self.topic, partition=partition)
+    async def _submitted(self, future: asyncio.Future[Any], count: int) -> None:
         self._in_flight.append((future, count))
         self.sent += count
         while self._in_flight and (self._in_flight[0][0].done() or len(self._in_flight) > self.max_in_flight):

@@ -15,7 +15,7 @@ caller can shrink them (a label request without its features) or dead-letter the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,21 +57,36 @@ class BulkProducer:
         keys: Sequence[bytes | None],
         values: Sequence[bytes],
         source_partitions: Sequence[int],
+        *,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partitions: int | None = None,
+        on_batch: Callable[[asyncio.Future[Any], int], Awaitable[None]] | None = None,
     ) -> tuple[list[asyncio.Future[Any]], list[int]]:
         """Queue ``values`` on ``topic``; return the ack futures and the positions refused.
 
-        Every future resolves when the broker acknowledged its record batch. The positions
-        refused (over ``max_request_size``) were not queued.
+        Record ``i`` goes to partition ``source_partitions[i] % partitions`` (``partitions``:
+        the topic's count, looked up when not given). Every future resolves when the broker
+        acknowledged its record batch; ``on_batch(future, records)`` is awaited after each
+        batch is handed over (e.g. to bound the batches in flight). The positions refused
+        (over ``max_request_size``) were not queued.
         """
         if not values:
             return [], []
         producer = self.producer
-        n = len(await producer.partitions_for(topic))
+        n = partitions or len(await producer.partitions_for(topic))
         by_partition: dict[int, list[int]] = {}
         for i, p in enumerate(source_partitions):
             by_partition.setdefault(p % n, []).append(i)
         futures: list[asyncio.Future[Any]] = []
         refused: list[int] = []
+        extra = list(headers)
+
+        async def submit(batch: Any, partition: int, count: int) -> None:
+            future = await producer.send_batch(batch, topic, partition=partition)
+            futures.append(future)
+            if on_batch is not None:
+                await on_batch(future, count)
+
         for partition, positions in by_partition.items():
             batch = producer.create_batch()
             filled = 0
@@ -80,14 +95,14 @@ class BulkProducer:
                 if self.too_large(key, value):
                     refused.append(i)
                     continue
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                if batch.append(key=key, value=value, timestamp=None, headers=extra) is None:
+                    await submit(batch, partition, filled)
                     batch = producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None)  # the first always fits
+                    batch.append(key=key, value=value, timestamp=None, headers=extra)  # the first always fits
                     filled = 0
                 filled += 1
             if filled:
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                await submit(batch, partition, filled)
         refused.sort()
         return futures, refused
 
