@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from streamer.core.budget import BudgetController, TokenBucket
+from streamer.core.checks import as_batch
 from streamer.core.decisions import (
     COLD_START,
     EXPLORE,
@@ -559,16 +560,5 @@ class Sampler:
         }
 
     def _check(self, X: np.ndarray) -> np.ndarray:
-        arr = np.asarray(X, dtype=np.float64)
-        if arr.ndim == 1:
-            raise ValueError(
-                f"X must be a 2-d (batch, features) array, got shape {arr.shape}; "
-                "wrap a single item as X[None, :]"
-            )
-        if arr.ndim != 2:
-            raise ValueError(f"X must be a 2-d (batch, features) array, got shape {arr.shape}")
-        expected = self._model.n_features
-        if expected is not None and arr.shape[1] != expected:
-            raise ValueError(f"features has {arr.shape[1]} values, the model expects {expected}")
-        return arr
+        return as_batch(X, self._model.n_features)
 

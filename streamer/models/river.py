@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 from river import base, compose, multiclass
 
+from streamer.core.checks import as_batch
 from streamer.core.model import Label
 from streamer.models.fast import FastPath, compile_fast
 
@@ -274,17 +275,10 @@ class RiverModel:
         return self._fast if isinstance(self._fast, FastPath) else None
 
     def _array(self, X: np.ndarray) -> np.ndarray:
-        arr = np.asarray(X, dtype=np.float64)
-        if arr.ndim != 2:
-            raise ValueError(
-                f"X must be a 2-d (batch, features) array, got shape {arr.shape}; "
-                "wrap a single item as X[None, :]"
-            )
+        arr = as_batch(X, self.n_features)
         d = arr.shape[1]
         if self.n_features is None:
             self.n_features = d
-        elif d != self.n_features:
-            raise ValueError(f"features has {d} values, the model expects {self.n_features}")
         if self.feature_names is None:
             self.feature_names = [f"x{j}" for j in range(d)]
         return arr

@@ -114,6 +114,7 @@ try:
 except ImportError:  # the torch extra is not installed: TorchHead() says how to add it
     torch = None  # type: ignore[assignment]
 
+from streamer.core.checks import as_batch
 from streamer.core.model import Label
 
 __all__ = [
@@ -551,20 +552,13 @@ class TorchHead:
     # -- internals: shapes, forward pass, scores ------------------------------------------------
 
     def _array(self, X: np.ndarray) -> np.ndarray:
-        arr = np.asarray(X, dtype=self._np_dtype)
-        if arr.ndim != 2:
-            raise ValueError(
-                f"X must be a 2-d (batch, features) array, got shape {arr.shape}; "
-                "wrap a single item as X[None, :]"
-            )
+        arr = as_batch(X, self.n_features, self._np_dtype)
         d = arr.shape[1]
         if self.n_features is None:
             if d < 1:
                 raise ValueError("X has no feature columns; the model needs at least one")
             self.n_features = d
             self._allocate(d)
-        elif d != self.n_features:
-            raise ValueError(f"features has {d} values, the model expects {self.n_features}")
         if not np.isfinite(arr).all():
             raise ValueError("X contains NaN or infinite values; impute or drop those rows")
         return arr
