@@ -158,7 +158,6 @@ class Service:
         self._model_sequence: int | None = None  # publication in use (or last published)
         self._published_version: int | None = None
         self._last_publish = 0.0
-        self._renewed_at = 0.0
         self._keeper: asyncio.Task[None] | None = None  # renews the lease while we hold it
         if checkpoint is not None:
             self._restore(checkpoint)
@@ -588,7 +587,6 @@ class Service:
             self._degrade("store", exc)
             return False
         if held:
-            self._renewed_at = time.monotonic()
             self._keeper = asyncio.create_task(self._keep_lease(), name="lease")
         return held
 
@@ -611,17 +609,14 @@ class Service:
         """
         assert self._lease is not None
         try:
-            held = await self._lease.renew()
+            return await self._lease.renew()
         except STORE_ERRORS as exc:
             self._degrade("store", exc)
             return True
-        if held:
-            self._renewed_at = time.monotonic()
-        return held
 
     async def _become_learner(self) -> None:
         """Take over from the newest checkpoint, then consume labels from its offsets."""
-        if self._lease is not None and self.durable:
+        if self._lease is not None:  # a lease exists only with a durable store and a key
             assert self._key is not None
             blob = await self._store_retry(self.store.load_checkpoint)
             if blob is not None:
@@ -646,7 +641,6 @@ class Service:
             )
         self.sampler.use_model(checkpoint.sampler.model)
         self._restore(checkpoint)
-        self._model_sequence = None  # publish the restored model as the newest
 
     # ------------------------------------------------------------------ model versions
 
