@@ -160,3 +160,18 @@ async def annotate(bootstrap: str, topics: dict[str, str], annotator: Any, stop:
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+async def produce_steadily(bootstrap: str, topic: str, stream: Any, count: int, rate: int) -> None:
+    """Send the first ``count`` items of ``stream`` (a LabelledStream) at about ``rate`` items/s,
+    a tenth of a second's worth at a time, as a sensor would."""
+    from streamer.kafka.codecs import encode_item
+
+    step = max(1, rate // 10)
+    for start in range(0, count, step):
+        stop = min(count, start + step)
+        await produce(bootstrap, topic, [
+            (stream.ids[i].encode(), encode_item(id=stream.ids[i], features=stream.X[i]))
+            for i in range(start, stop)
+        ])
+        await asyncio.sleep(0.1)

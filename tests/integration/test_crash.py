@@ -26,10 +26,9 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from streamer.kafka.codecs import encode_item
 from streamer.replay import Annotator, LabelledStream, load_stream
 from streamer.store.checkpoint import Checkpoint, loads
-from tests.integration.harness import ServiceProcess, annotate, consume_all, produce
+from tests.integration.harness import ServiceProcess, annotate, consume_all, produce_steadily
 
 pytestmark = pytest.mark.integration
 
@@ -46,17 +45,6 @@ def stream() -> LabelledStream:
     from streamer.demo import default_demo_data
 
     return load_stream(default_demo_data(), max_items=STREAMED + HELD_OUT, seed=11)
-
-
-async def _produce_steadily(bootstrap: str, topic: str, stream: LabelledStream) -> None:
-    step = RATE // 10
-    for start in range(0, STREAMED, step):
-        stop = min(STREAMED, start + step)
-        await produce(bootstrap, topic, [
-            (stream.ids[i].encode(), encode_item(id=stream.ids[i], features=stream.X[i]))
-            for i in range(start, stop)
-        ])
-        await asyncio.sleep(0.1)
 
 
 async def _scenario(kafka, redis_url: str, stream: LabelledStream, tmp_path: Path,
@@ -84,7 +72,7 @@ async def _scenario(kafka, redis_url: str, stream: LabelledStream, tmp_path: Pat
     annotator = Annotator(stream.truth, delay=0.05)
     stop_annotating = asyncio.Event()
     annotating = asyncio.create_task(annotate(bootstrap, topics, annotator, stop_annotating))
-    producing = asyncio.create_task(_produce_steadily(bootstrap, topics["items-topic"], stream))
+    producing = asyncio.create_task(produce_steadily(bootstrap, topics["items-topic"], stream, STREAMED, RATE))
     restored: list[int | None] = []
     downtimes: list[float] = []
     try:

@@ -25,10 +25,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from streamer.kafka.codecs import encode_item
 from streamer.replay import Annotator, LabelledStream, load_stream
 from streamer.store.checkpoint import loads
-from tests.integration.harness import ServiceProcess, annotate, consume_all, produce
+from tests.integration.harness import ServiceProcess, annotate, consume_all, produce_steadily
 
 pytestmark = pytest.mark.integration
 
@@ -46,17 +45,6 @@ def stream() -> LabelledStream:
     from streamer.demo import default_demo_data
 
     return load_stream(default_demo_data(), max_items=ITEMS, seed=5)
-
-
-async def _produce_steadily(bootstrap: str, topic: str, stream: LabelledStream) -> None:
-    step = RATE // 10
-    for start in range(0, ITEMS, step):
-        stop = min(ITEMS, start + step)
-        await produce(bootstrap, topic, [
-            (stream.ids[i].encode(), encode_item(id=stream.ids[i], features=stream.X[i]))
-            for i in range(start, stop)
-        ])
-        await asyncio.sleep(0.1)
 
 
 def _seen(replicas: list[ServiceProcess]) -> int:
@@ -91,7 +79,7 @@ async def test_replicas_share_items_one_learner_fails_over_and_the_budget_holds_
     annotator = Annotator(stream.truth, delay=0.05)
     stop_annotating = asyncio.Event()
     annotating = asyncio.create_task(annotate(bootstrap, topics, annotator, stop_annotating))
-    producing = asyncio.create_task(_produce_steadily(bootstrap, topics["items-topic"], stream))
+    producing = asyncio.create_task(produce_steadily(bootstrap, topics["items-topic"], stream, ITEMS, RATE))
     events: dict[str, Any] = {}
     try:
         learners = [r for r in replicas if r.status()["learner"]]
