@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.data import iter_csv_batches
+from streamer.data import BUNDLED_STREAMS, bundled_stream, iter_csv_batches
 
 __all__ = ["SYNTHETIC", "Stream", "from_file", "load_streams", "synthetic"]
 
@@ -101,10 +101,13 @@ def synthetic(name: str, n: int) -> Stream:
 
 def load_streams(data_dir: Path | None, synthetic_items: int, *, names: Iterable[str] | None = None,
                  max_items: int | None = None) -> list[Stream]:
-    """The data dir's ``*.csv*`` files (sorted) then :data:`SYNTHETIC`, filtered by ``names``."""
+    """The data dir's ``*.csv*`` files and the package's bundled streams it lacks (sorted by
+    name), then :data:`SYNTHETIC`, filtered by ``names``."""
     wanted = set(names) if names is not None else None
     streams: list[Stream] = []
-    files = sorted(data_dir.glob("*.csv*")) if data_dir is not None else []
+    files = list(data_dir.glob("*.csv*")) if data_dir is not None else []
+    files += [bundled_stream(name) for name in BUNDLED_STREAMS if name not in {p.name for p in files}]
+    files.sort(key=lambda path: path.name)
     for path in files:
         if wanted is None or path.name.split(".")[0] in wanted:
             streams.append(from_file(path, max_items))

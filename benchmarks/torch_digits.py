@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from machine import machine  # noqa: E402
 
-from streamer.data import default_data_dir  # noqa: E402
+from streamer.data import find_stream  # noqa: E402
 from streamer.models import DEFAULT_MODEL  # noqa: E402
 from streamer.simulate import run_simulation  # noqa: E402
 
@@ -40,9 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one seed, 600 items")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    data = default_data_dir() / "digits_frames.csv.gz"
-    if not data.exists():
-        raise SystemExit(f"{data} not found: the torch head's digits benchmark needs ../shared/data")
+    data = find_stream("digits_frames.csv.gz")  # $STREAMER_DATA_DIR's copy, else the bundled one
     seeds = range(1 if args.quick else args.seeds)
     results: list[dict[str, Any]] = []
     for budget in args.budgets:

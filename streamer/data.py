@@ -21,10 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LABEL_COLUMN", "Batch", "default_data_dir", "iter_csv_batches", "synthetic_stream"]
+__all__ = [
+    "BUNDLED_STREAMS", "LABEL_COLUMN", "Batch", "bundled_stream", "default_data_dir",
+    "find_stream", "iter_csv_batches", "synthetic_stream",
+]
 
 LABEL_COLUMN = "label"
 Batch = tuple[np.ndarray, np.ndarray, list[str]]
+
+# small labelled streams shipped inside the package (sources and licenses: datasets/README.md)
+BUNDLED_DIR = Path(__file__).resolve().parent / "datasets"
+BUNDLED_STREAMS = ("digits_frames.csv.gz", "phishing.csv.gz")
 
 
 def default_data_dir() -> Path | None:
@@ -38,6 +45,25 @@ def default_data_dir() -> Path | None:
     override = os.environ.get("STREAMER_DATA_DIR")
     candidate = Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "data"
     return candidate if candidate.is_dir() else None
+
+
+def bundled_stream(name: str) -> Path:
+    """A stream shipped with the package: ``digits_frames.csv.gz`` or ``phishing.csv.gz``.
+
+    >>> bundled_stream("phishing.csv.gz").name
+    'phishing.csv.gz'
+    """
+    if name not in BUNDLED_STREAMS:
+        raise ValueError(f"no bundled stream {name!r}; the package ships {', '.join(BUNDLED_STREAMS)}")
+    return BUNDLED_DIR / name
+
+
+def find_stream(name: str) -> Path | None:
+    """``name`` in :func:`default_data_dir` when it is there, else the bundled copy, else None."""
+    directory = default_data_dir()
+    if directory is not None and (directory / name).is_file():
+        return directory / name
+    return bundled_stream(name) if name in BUNDLED_STREAMS else None
 
 
 def iter_csv_batches(path: str | Path, batch_size: int = 1) -> Iterator[Batch]:

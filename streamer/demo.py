@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from streamer.app import build_service, serve
 from streamer.broker import EmbeddedBroker
 from streamer.config import Settings, load_settings
-from streamer.data import default_data_dir
+from streamer.data import default_data_dir, find_stream
 from streamer.feed.errors import FeedError
 from streamer.kafka.client import client_kwargs
 from streamer.replay import Annotator, LabelledStream, load_stream, produce_items
@@ -164,13 +164,9 @@ async def run_video_demo(
 
 
 def default_digits_data() -> Path:
-    """``../shared/data/digits_frames.csv.gz``, or a :class:`FeedError` saying where to put it."""
-    directory = default_data_dir()
-    path = Path(directory) / DIGITS_FILE if directory is not None else None
-    if path is None or not path.is_file():
-        raise FeedError(f"no {DIGITS_FILE} to render the demo video from: set STREAMER_DATA_DIR "
-                        "to the folder holding it, or pass --data FILE (64 pixel columns px_r_c "
-                        "of 8x8 digits 0..16 and a label column)")
+    """The digits the video demo renders: ``$STREAMER_DATA_DIR``'s copy, else the bundled one."""
+    path = find_stream(DIGITS_FILE)
+    assert path is not None, "the package ships digits_frames.csv.gz"
     return path
 
 

@@ -19,6 +19,19 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamer.broker import free_port
+from streamer.replay import LabelledStream, load_stream
+
+SEA_ITEMS = 20_000  # the generated SEA stream's length: its drift sits at item 10,000
+
+
+def sea_stream(items: int, seed: int) -> LabelledStream:
+    """The first ``items`` of a seeded, generated SEA stream whose drift is at item 10,000.
+
+    Generated in process, so every checkout (a lone clone too) tests on the same items.
+    """
+    whole = load_stream(None, max_items=SEA_ITEMS, seed=seed)
+    return LabelledStream(whole.name, whole.ids[:items], whole.X[:items], whole.y[:items],
+                          None, seed)
 
 
 class ServiceProcess:

@@ -26,9 +26,15 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from streamer.replay import Annotator, LabelledStream, load_stream
+from streamer.replay import Annotator, LabelledStream
 from streamer.store.checkpoint import Checkpoint, loads
-from tests.integration.harness import ServiceProcess, annotate, consume_all, produce_steadily
+from tests.integration.harness import (
+    ServiceProcess,
+    annotate,
+    consume_all,
+    produce_steadily,
+    sea_stream,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -42,9 +48,7 @@ KILLS = 3
 
 @pytest.fixture(scope="module")
 def stream() -> LabelledStream:
-    from streamer.demo import default_demo_data
-
-    return load_stream(default_demo_data(), max_items=STREAMED + HELD_OUT, seed=11)
+    return sea_stream(STREAMED + HELD_OUT, seed=11)
 
 
 async def _scenario(kafka, redis_url: str, stream: LabelledStream, tmp_path: Path,

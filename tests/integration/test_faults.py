@@ -24,10 +24,10 @@ from streamer.broker import EmbeddedBroker
 from streamer.config import Settings
 from streamer.kafka.client import ensure_topics
 from streamer.kafka.codecs import encode_item, encode_label
-from streamer.replay import Annotator, LabelledStream, load_stream
+from streamer.replay import Annotator, LabelledStream
 from streamer.store.checkpoint import loads
 from tests.fixtures_redis import RedisServer
-from tests.integration.harness import ServiceProcess, annotate, consume_all, produce
+from tests.integration.harness import ServiceProcess, annotate, consume_all, produce, sea_stream
 
 pytestmark = pytest.mark.integration
 
@@ -37,9 +37,7 @@ PARTITIONS = 3  # the service's default --topic-partitions
 
 @pytest.fixture(scope="module")
 def stream() -> LabelledStream:
-    from streamer.demo import default_demo_data
-
-    return load_stream(default_demo_data(), max_items=6000, seed=13)
+    return sea_stream(6000, seed=13)
 
 
 # ---------------------------------------------------------------------------------- helpers

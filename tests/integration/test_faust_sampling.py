@@ -30,8 +30,14 @@ pytest.importorskip("faust", reason="the Faust integration needs faust-streaming
 from streamer.config import Settings  # noqa: E402
 from streamer.kafka.client import ensure_topics  # noqa: E402
 from streamer.kafka.codecs import encode_item  # noqa: E402
-from streamer.replay import Annotator, LabelledStream, load_stream  # noqa: E402
-from tests.integration.harness import ServiceProcess, annotate, consume_all, produce  # noqa: E402
+from streamer.replay import Annotator, LabelledStream  # noqa: E402
+from tests.integration.harness import (  # noqa: E402
+    ServiceProcess,
+    annotate,
+    consume_all,
+    produce,
+    sea_stream,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -83,9 +89,7 @@ def _deployment(bootstrap: str, redis_url: str, prefix: str,
 @pytest.fixture(scope="module")
 def stream() -> LabelledStream:
     """A learnable binary stream: the first 3,000 items of SEA (before its drift)."""
-    from streamer.demo import default_demo_data
-
-    return load_stream(default_demo_data(), max_items=N_ITEMS, seed=7)
+    return sea_stream(N_ITEMS, seed=7)
 
 
 def _items(stream: LabelledStream) -> list[tuple[bytes, bytes]]:

@@ -25,9 +25,15 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from streamer.replay import Annotator, LabelledStream, load_stream
+from streamer.replay import Annotator, LabelledStream
 from streamer.store.checkpoint import loads
-from tests.integration.harness import ServiceProcess, annotate, consume_all, produce_steadily
+from tests.integration.harness import (
+    ServiceProcess,
+    annotate,
+    consume_all,
+    produce_steadily,
+    sea_stream,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -42,9 +48,7 @@ STALENESS = 1.0
 
 @pytest.fixture(scope="module")
 def stream() -> LabelledStream:
-    from streamer.demo import default_demo_data
-
-    return load_stream(default_demo_data(), max_items=ITEMS, seed=5)
+    return sea_stream(ITEMS, seed=5)
 
 
 def _seen(replicas: list[ServiceProcess]) -> int:

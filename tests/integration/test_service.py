@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from streamer.kafka.codecs import encode_item, encode_label
-from streamer.replay import Annotator, LabelledStream, load_stream
-from tests.integration.harness import ServiceProcess, annotate, consume_all, produce
+from streamer.replay import Annotator, LabelledStream
+from tests.integration.harness import ServiceProcess, annotate, consume_all, produce, sea_stream
 
 pytestmark = pytest.mark.integration
 
@@ -21,9 +21,7 @@ BUDGET = 0.05
 @pytest.fixture(scope="module")
 def stream() -> LabelledStream:
     """A learnable binary stream: the first 8,000 items of SEA (before its drift)."""
-    from streamer.demo import default_demo_data
-
-    return load_stream(default_demo_data(), max_items=8000, seed=7)
+    return sea_stream(8000, seed=7)
 
 
 def _items(stream: LabelledStream, start: int = 0, stop: int | None = None):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from streamer.core.budget import BudgetController, RandomQuota, TokenBucket
 from streamer.core.sampler import Sampler
-from streamer.data import default_data_dir, iter_csv_batches, synthetic_stream
+from streamer.data import synthetic_stream
 from streamer.models import DEFAULT_MODEL, build_model
 from streamer.simulate import worst_window_deviation
 
@@ -211,10 +211,7 @@ def test_random_quota_is_exact_and_spread_over_the_stream() -> None:
 
 
 def sea_batches(batch_size: int):
-    data_dir = default_data_dir()
-    path = data_dir / "sea_abrupt.csv.gz" if data_dir else None
-    if path is not None and path.exists():
-        return iter_csv_batches(path, batch_size)
+    # generated, not read from ../shared/data: the same stream in every checkout
     return synthetic_stream(N, seed=0, batch_size=batch_size)
 
 

@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamer.data import default_data_dir, iter_csv_batches, synthetic_stream
+from streamer.data import (
+    bundled_stream,
+    default_data_dir,
+    find_stream,
+    iter_csv_batches,
+    synthetic_stream,
+)
 
 CSV = "a,b,label\n1,2,0\n3,4.5,1\n-1,0,2\n"
 
@@ -93,3 +99,25 @@ def test_data_dir_can_be_overridden_by_environment(monkeypatch: pytest.MonkeyPat
     assert default_data_dir() == tmp_path
     monkeypatch.setenv("STREAMER_DATA_DIR", str(tmp_path / "absent"))
     assert default_data_dir() is None
+
+
+@pytest.mark.parametrize(("name", "shape", "classes"), [
+    ("digits_frames.csv.gz", (1797, 64), 10),
+    ("phishing.csv.gz", (1250, 9), 2),
+])
+def test_the_package_ships_its_small_streams_whole(name: str, shape: tuple[int, int], classes: int) -> None:
+    X, y, names = next(iter_csv_batches(bundled_stream(name), batch_size=10_000))
+    assert X.shape == shape and len(names) == shape[1]
+    assert sorted(set(y.tolist())) == list(range(classes))
+
+
+def test_a_stream_missing_from_the_data_dir_is_found_in_the_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("STREAMER_DATA_DIR", str(tmp_path))
+    assert find_stream("phishing.csv.gz") == bundled_stream("phishing.csv.gz")
+    (tmp_path / "phishing.csv.gz").write_bytes(gzip.compress(CSV.encode()))
+    assert find_stream("phishing.csv.gz") == tmp_path / "phishing.csv.gz"
+    assert find_stream("weather.csv.gz") is None  # a development stream, not shipped
+    with pytest.raises(ValueError, match="ships digits_frames.csv.gz, phishing.csv.gz"):
+        bundled_stream("weather.csv.gz")

@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 import pytest
 
-from streamer.data import default_data_dir
+from streamer.data import bundled_stream
 from streamer.feed.errors import FeedError
 from streamer.feed.extractors import BuiltinExtractor, TorchScriptExtractor, make_extractor
 from streamer.feed.frame_store import FrameStore, encode_image
@@ -153,10 +153,7 @@ def test_builtin_accepts_grayscale_and_rgba_frames_as_rgb() -> None:
 
 
 def test_builtin_embeddings_tell_digits_apart_by_their_shapes() -> None:
-    data = default_data_dir()
-    if data is None or not (data / "digits_frames.csv.gz").is_file():
-        pytest.skip("needs shared/data/digits_frames.csv.gz")
-    frames, labels = digit_frames(data / "digits_frames.csv.gz", max_digits=400)
+    frames, labels = digit_frames(bundled_stream("digits_frames.csv.gz"), max_digits=400)
     X = BuiltinExtractor()(list(frames))
     similarity = X @ X.T
     np.fill_diagonal(similarity, -np.inf)
@@ -321,10 +318,7 @@ def test_stream_names_are_safe_for_file_names_and_ids(clip: Path) -> None:
 
 
 def test_rendered_digit_video_labels_every_frame_and_shows_each_digit_twice(tmp_path: Path) -> None:
-    data = default_data_dir()
-    if data is None or not (data / "digits_frames.csv.gz").is_file():
-        pytest.skip("needs shared/data/digits_frames.csv.gz")
-    labels = render_digits_video(data / "digits_frames.csv.gz", tmp_path / "d.mp4", max_digits=12)
+    labels = render_digits_video(bundled_stream("digits_frames.csv.gz"), tmp_path / "d.mp4", max_digits=12)
     source = open_source(tmp_path / "d.mp4")
     assert len(labels) == source.total == 24 and source.fps == 20.0
     assert labels[:6].tolist() == [0, 0, 1, 1, 2, 2]

@@ -345,16 +345,14 @@ def test_a_service_checkpoint_of_the_sampler_restores_the_head() -> None:
 
 
 def test_beats_random_sampling_on_the_digits() -> None:
-    from streamer.data import default_data_dir
+    from streamer.data import bundled_stream
 
-    data_dir = default_data_dir()
-    if data_dir is None or not (data_dir / DIGITS).exists():
-        pytest.skip(f"no {DIGITS} (../shared/data or $STREAMER_DATA_DIR)")
+    digits = bundled_stream(DIGITS)
     # 900 items, budget 0.1, three seeds: margin 0.788/0.769/0.742 vs random 0.666/0.676/0.679
     margin, random = [], []
     for seed in range(3):
         for policy, out in (("margin", margin), ("random", random)):
-            result = run_simulation(data_dir / DIGITS, budget=0.1, model="torch:mlp", policy=policy,
+            result = run_simulation(digits, budget=0.1, model="torch:mlp", policy=policy,
                                     seed=seed, max_items=900, batch_size=10)
             out.append(result["accuracy"])
     assert np.mean(margin) > np.mean(random) + 0.03
