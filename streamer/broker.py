@@ -46,6 +46,19 @@ def tansu_binary() -> str:
         ) from exc
 
 
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket() as probe:
+        # SO_REUSEADDR: a port left in TIME_WAIT is free; only a listener makes bind fail
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise BrokerError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} (another broker or "
+                f"program already uses it?); stop it, or pick another port with --port"
+            ) from None
+
+
 class EmbeddedBroker:
     """A Tansu broker process on a free loopback port.
 
@@ -67,6 +80,9 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
+        # Otherwise the readiness probe below would connect to whoever holds the port, and
+        # report a broker whose Tansu child has already exited.
+        _check_port_free(self.host, self.port)
         if self._log_path is None:
             handle, name = tempfile.mkstemp(prefix="tansu-", suffix=".log")
             os.close(handle)
@@ -116,6 +132,17 @@ class EmbeddedBroker:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def wait(self, poll_seconds: float = 0.5) -> int:
+        """Block while Tansu runs; its exit code (``streamer broker`` exits when it does)."""
+        assert self._process is not None, "start() the broker first"
+        while (code := self._process.poll()) is None:
+            time.sleep(poll_seconds)
+        return code
+
+    @property
+    def log_path(self) -> Path | None:
+        return self._log_path
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

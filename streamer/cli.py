@@ -235,14 +235,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
-    from streamer.broker import EmbeddedBroker
+    from streamer.broker import BrokerError, EmbeddedBroker
 
-    with EmbeddedBroker(port=args.port, host=args.host) as broker:
+    broker = EmbeddedBroker(port=args.port, host=args.host)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        print(f"streamer broker: {exc}", file=sys.stderr)
+        return 1
+    try:
         print(f"Tansu listening on {broker.bootstrap_servers}; Ctrl-C or SIGTERM stops it",
               file=sys.stderr, flush=True)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
         with contextlib.suppress(KeyboardInterrupt):
-            signal.pause()
+            code = broker.wait()
+            print(f"streamer broker: Tansu exited with code {code}; see {broker.log_path}",
+                  file=sys.stderr)
+            return 1
+    finally:
+        broker.stop()
     return 0
 
 

@@ -191,6 +191,16 @@ class Settings(BaseSettings):
             raise ValueError(f"scheme {scheme!r} is not redis://, rediss:// or unix://")
         return value
 
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from streamer.models import check_model_spec
+
+        check_model_spec(value)  # raises ValueError naming the unknown estimator or bad option
+        return value
+
     @field_validator("policy", "strategy")
     @classmethod
     def _policy(cls, value: str | None) -> str | None:

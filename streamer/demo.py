@@ -361,6 +361,8 @@ def main(args) -> int:
     options = dict(budget=args.budget, duration=args.duration, label_delay=args.label_delay,
                    metrics_port=args.metrics_port, redis_url=args.redis_url, max_items=args.max_items,
                    model=args.model, strategy=args.strategy, seed=args.seed)
+    # a bad --model, --strategy or --budget: exit 2 (ConfigError) before the broker starts
+    load_settings(budget=args.budget, model=args.model, strategy=args.strategy, seed=args.seed)
     video = getattr(args, "video", None)
     if video is None:
         data = None if args.synthetic else (Path(args.data) if args.data else default_demo_data())

@@ -70,6 +70,7 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib
+import importlib.util
 import inspect
 from functools import cache
 from typing import Any
@@ -79,7 +80,10 @@ from river import base
 from streamer.core.model import Model
 from streamer.models.river import RiverModel
 
-__all__ = ["COMMITTEE_MODEL", "DEFAULT_MODEL", "SEARCHED_MODULES", "RiverModel", "build_model"]
+__all__ = [
+    "COMMITTEE_MODEL", "DEFAULT_MODEL", "SEARCHED_MODULES", "RiverModel", "build_model",
+    "check_model_spec",
+]
 
 DEFAULT_MODEL = "StandardScaler | LogisticRegression"
 
@@ -138,6 +142,31 @@ def build_model(spec: str, *, seed: int = 0) -> Model:
     return RiverModel(estimator, spec=spec)
 
 
+def check_model_spec(spec: str) -> None:
+    """Raise the ``ValueError`` :func:`build_model` would, without building a torch head.
+
+    Settings call it so that a bad ``--model`` is reported with the other bad settings, before
+    anything starts.
+
+    >>> check_model_spec("StandardScaler | NoSuchModel")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown river estimator 'NoSuchModel'
+    """
+    if isinstance(spec, str) and spec.strip().startswith("torch:"):
+        from streamer.models.torch_head import parse_spec
+
+        parse_spec(spec.strip(), seed=0)
+        if importlib.util.find_spec("torch") is None:
+            raise ValueError(_torch_missing(spec.strip()))
+        return
+    build_model(spec)
+
+
+def _torch_missing(spec: str) -> str:
+    return f"torch models ({spec!r}) need PyTorch, which is not installed: pip install 'streamer[torch]'"
+
+
 def _build_torch(spec: str, seed: int) -> Model:
     from streamer.models.torch_head import TorchHead, parse_spec
 
@@ -145,10 +174,7 @@ def _build_torch(spec: str, seed: int) -> Model:
     try:
         return TorchHead.from_spec(spec, seed=seed)
     except ImportError:
-        raise ValueError(
-            f"torch models ({spec!r}) need PyTorch, which is not installed: "
-            "pip install 'streamer[torch]'"
-        ) from None
+        raise ValueError(_torch_missing(spec)) from None
 
 
 def _build_step(text: str, seed: int) -> Any:

@@ -123,3 +123,45 @@ def test_run_flags_cover_the_policy_settings() -> None:
     s = _settings_from_args(args)
     assert (s.policy, s.class_balance, s.drift_boost, s.labels_per_second, s.budget_window,
             s.budget_tolerance) == ("entropy * density", 0.5, True, 2.0, 5000, 0.05)
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("NoSuchModel", "unknown river estimator 'NoSuchModel'"),
+        ("StandardScaler | LogisticRegresion", "did you mean LogisticRegression"),
+        ("StandardScaler | LogisticRegression(l3=1)", "unexpected keyword argument 'l3'"),
+        ("StandardScaler |", "empty step"),
+        ("torch:mlp(hiden=3)", "did you mean hidden"),
+        ("torch:cnn", "--model / STREAMER_MODEL"),
+    ],
+)
+def test_a_bad_model_spec_is_reported_with_the_other_settings(model: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings(model=model, budget=2)
+    assert "--budget / STREAMER_BUDGET" in str(caught.value)  # every problem at once
+
+
+def test_good_model_specs_pass_the_settings_check() -> None:
+    for spec in ("StandardScaler | LogisticRegression(l2=0.001)", "tree.HoeffdingTreeClassifier"):
+        assert load_settings(model=spec).model == spec
+
+
+def test_a_torch_spec_passes_with_torch_and_says_how_to_install_it_without() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        assert load_settings(model="torch:linear(heads=2)").model == "torch:linear(heads=2)"
+    else:
+        with pytest.raises(ConfigError, match=r"pip install 'streamer\[torch\]'"):
+            load_settings(model="torch:linear(heads=2)")
+
+
+def test_streamer_run_with_an_unknown_model_exits_2_before_it_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from streamer.cli import main
+
+    assert main(["run", "--model", "NoSuchModel", "--bootstrap-servers", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown river estimator 'NoSuchModel'" in err and "starting with" not in err
