@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # the only torch build to install here: a local CPU wheel (any other spec pulls GBs of CUDA)
 TORCH_SPEC := torch==2.13.0
 
-.PHONY: install install-torch demo test unit integration lint bench bench-throughput services clean
+.PHONY: install install-torch demo test unit integration lint bench bench-throughput services clean shell
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,3 +66,8 @@ bench-throughput: $(VENV)/.bench-installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
+
+# a shell with the project's venv on PATH (`streamer ...` works in it); exit to leave
+shell: install
+	@echo "streamer is on PATH in this shell; 'exit' leaves it"
+	@VIRTUAL_ENV="$(abspath $(VENV))" PATH="$(abspath $(BIN)):$$PATH" $${SHELL:-/bin/bash}

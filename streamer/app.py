@@ -121,5 +121,10 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-    log.info("stopped: %s", {k: v for k, v in service.status().items() if k != "settings"})
+    status = service.status()
+    log.info("stopped: %d items decided, %d label requests, %d labels applied, %d dead letters "
+             "(the full status: GET /status while it runs, or --log-level DEBUG)",
+             status["items_seen"], status["label_requests"], status["labels_applied"],
+             status["dead_letters"])
+    log.debug("final status: %s", status)
     return service

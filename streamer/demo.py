@@ -252,6 +252,8 @@ async def _run(settings, feed: DemoFeed, label_delay: float, say) -> dict[str, A
         say(f"the annotator joined {time.monotonic() - joined_at:.1f} s after the service")
 
     started_at = time.monotonic()
+    say("progress every 2 s; 'accuracy' is prequential: each item is predicted before its label "
+        "could be known, over every item so far")
     progress = asyncio.create_task(_progress(service, scorer, annotator, feed.total, say))
     try:
         await feed.send(producer, settings.items_topic)
@@ -326,7 +328,7 @@ async def _progress(service, scorer: PredictionScorer, annotator: Annotator, tot
         last_items, last_time = s["items_seen"], now
         say(f"[{s['items_seen']:>7,}/{total:,}] {rate:7,.0f} items/s | label requests "
             f"{s['label_requests']:,} ({s['spend']:.2%} of items, budget {s['budget']:.0%}) | "
-            f"labels applied {s['labels_applied']:,} | threshold {s['threshold']:.3f} | "
+            f"labels applied {s['labels_applied']:,} | model v{s['model_version']} | "
             f"accuracy {scorer.accuracy:.3f}")
 
 
@@ -342,12 +344,42 @@ def _print_summary(summary: dict[str, Any], say) -> None:
     say(f"labels sent / applied  {summary['labels_sent']:,} / {summary['labels_applied']:,}   "
         f"join outcomes {summary['join_outcomes']}")
     say(f"dead letters           {summary['dead_letters']}")
-    say(f"prequential accuracy   {summary['accuracy']:.4f} over all items ({summary['strategy']})")
-    say(f"random sampling        {summary['random_accuracy']:.4f} at {summary['random_query_rate']:.2%} "
-        f"of items (same budget, label delay {summary['label_delay_items']} items, offline)")
+    say(f"prequential accuracy   {summary['accuracy']:.4f}  every item predicted before its label "
+        f"could be known ({summary['strategy']})")
+    say(f"random sampling        {summary['random_accuracy']:.4f}  the same, asking a random "
+        f"{summary['random_query_rate']:.2%} of items (offline replay, label delay "
+        f"{summary['label_delay_items']} items)")
     gain = summary["accuracy"] - summary["random_accuracy"]
     say(f"difference             {gain:+.4f}")
+    if summary["labelled_accuracy"] is not None:
+        say(f"on the asked items     {summary['labelled_accuracy']:.4f}  the model's guess for the "
+            "items it asked about, before their label")
+        say("                               (the items it was least sure of, so not the accuracy "
+            "on the stream)")
+    say(f"gate threshold         {summary['threshold']:.3f}  on the randomised uncertainty rank "
+        "(0..1): at a small budget it sits")
+    say("                               near 1 and drops when the service falls behind its budget")
     say("=" * 72)
+    for line in _next_steps():
+        say(line)
+
+
+def _next_steps() -> list[str]:
+    """What to run after the demo, with the path the ``streamer`` command really has."""
+    command = Path(sys.argv[0])
+    here = Path.cwd()
+    if command.name == "streamer" and command.parent.is_dir():
+        bin_dir = command.parent.resolve()
+        shown = bin_dir.relative_to(here) if bin_dir.is_relative_to(here) else bin_dir
+        activate = f". {shown}/activate"
+    else:
+        activate = ". .venv/bin/activate"
+    return [
+        "next:",
+        f"  {activate}      # puts `streamer` on your PATH (or: make shell)",
+        "  streamer --help",
+        "  README.md, 'Run it yourself': your own broker, service, items and labels",
+    ]
 
 
 def _printer(out):

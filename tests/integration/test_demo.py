@@ -27,6 +27,25 @@ def test_the_demo_runs_the_whole_loop_and_summarises_it_next_to_random_sampling(
     assert "items/s" in result.stderr  # live progress was shown
 
 
+def test_the_demo_ends_with_its_summary_explained_and_the_next_commands() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "streamer.cli", "demo", "--max-items", "1500", "--duration", "4",
+         "--label-delay", "0.2", "--metrics-port", "0"],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    tail = result.stderr[result.stderr.index("demo summary"):]
+    assert " INFO " not in tail and " WARNING " not in tail  # no log line after the summary
+    assert "stopped: {" not in result.stderr  # the service's stop line is one short sentence
+    # each accuracy shown says what it measures
+    assert "every item predicted before its label" in tail
+    assert "the items it asked about, before their label" in tail
+    assert "gate threshold" in tail and "randomised uncertainty rank" in tail
+    assert "threshold 1.000" not in result.stderr  # the progress lines show what moves
+    last = result.stderr.rstrip().splitlines()[-4:]
+    assert last[0] == "next:" and "activate" in last[1] and last[2].strip() == "streamer --help"
+
+
 def test_the_video_demo_feeds_rendered_digits_through_the_video_feeder_and_learns_them() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "streamer.cli", "demo", "--video", "--max-items", "500", "--duration", "6",
