@@ -74,7 +74,8 @@ _RUN_FLAGS: dict[str, dict] = {
                                 "help": "scorers use the learner's model within this (1.0)"},
     "learner-lease-seconds": {"type": float,
                               "help": "a standby learner takes over this long after the learner died (5)"},
-    "session-timeout-ms": {"type": int, "help": "a silent consumer's partitions move after this (10000)"},
+    "session-timeout-ms": {"type": int, "help": "a silent consumer's partitions move after this "
+                           "(2000 on the embedded broker, else 10000)"},
     "group-instance-id": {"help": "static group membership id, e.g. the pod name: a restart "
                           "gets its partitions back at once"},
     "pending-ttl-seconds": {"type": float, "help": "how long a requested item waits for its label"},
@@ -302,8 +303,9 @@ async def _produce(producer: AIOKafkaProducer, topic: str, stream: LabelledStrea
 
 
 def _cmd_annotate(args: argparse.Namespace) -> int:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka import AIOKafkaProducer
 
+    from streamer.kafka.groups import start_group_consumer
     from streamer.replay import Annotator, load_stream
 
     stream = load_stream(Path(args.data) if args.data else None, args.max_items, args.seed)
@@ -315,11 +317,11 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap_servers)
-        consumer = AIOKafkaConsumer(args.label_requests_topic, bootstrap_servers=args.bootstrap_servers,
-                                    group_id=args.group_id, auto_offset_reset="earliest",
-                                    fetch_max_wait_ms=10)
         await producer.start()
-        await consumer.start()
+        consumer, _ = await start_group_consumer(
+            [args.label_requests_topic], group_id=args.group_id, name="annotator", log=log,
+            client={"bootstrap_servers": args.bootstrap_servers}, auto_offset_reset="earliest",
+            fetch_max_wait_ms=10)
         try:
             await annotator.run(consumer, producer, args.labels_topic, stop)
         finally:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import csv
 import json
+import logging
 import secrets
 import sys
 import tempfile
@@ -32,7 +33,10 @@ from streamer.config import Settings, load_settings
 from streamer.data import default_data_dir, find_stream
 from streamer.feed.errors import FeedError
 from streamer.kafka.client import client_kwargs
+from streamer.kafka.groups import start_group_consumer
 from streamer.replay import Annotator, LabelledStream, load_stream, produce_items
+
+log = logging.getLogger("streamer.demo")
 
 DEFAULT_DEMO_FILE = "sea_abrupt.csv.gz"
 DIGITS_FILE = "digits_frames.csv.gz"
@@ -227,18 +231,22 @@ async def _run(settings, feed: DemoFeed, label_delay: float, say) -> dict[str, A
 
     common = client_kwargs(settings)
     producer = AIOKafkaProducer(**common, linger_ms=5)
-    requests = AIOKafkaConsumer(settings.label_requests_topic, group_id="demo-annotator",
-                                auto_offset_reset="earliest", fetch_max_wait_ms=10, **common)
-    predictions = AIOKafkaConsumer(settings.predictions_topic, group_id="demo-scorer",
-                                   auto_offset_reset="earliest", fetch_max_wait_ms=10, **common)
-    await asyncio.gather(producer.start(), requests.start(), predictions.start())
+    (requests, _), (predictions, _), _ = await asyncio.gather(
+        start_group_consumer([settings.label_requests_topic], group_id="demo-annotator",
+                             name="demo annotator", client=common, log=log,
+                             auto_offset_reset="earliest", fetch_max_wait_ms=10),
+        start_group_consumer([settings.predictions_topic], group_id="demo-scorer",
+                             name="demo scorer", client=common, log=log,
+                             auto_offset_reset="earliest", fetch_max_wait_ms=10),
+        producer.start(),
+    )
     annotator = Annotator(feed.truth, delay=label_delay)
     scorer = PredictionScorer(feed.truth)
     side_tasks = [
         asyncio.create_task(annotator.run(requests, producer, settings.labels_topic, stop_clients)),
         asyncio.create_task(scorer.run(predictions, stop_clients)),
     ]
-    say("waiting for the consumer groups to join (Tansu takes ~5 s)...")
+    say("waiting for the consumer groups to get their partitions (~1 s on the embedded broker)...")
     joined_at = None
     # the annotator and the scorer too: an annotator joining after a short stream has passed
     # would label it too late to learn anything from (accuracy at chance)

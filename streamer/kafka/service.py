@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
 from redis.exceptions import RedisError
 
@@ -56,6 +55,8 @@ from streamer.kafka.codecs import (
     encode_label_request,
     header_content_type,
 )
+from streamer.kafka.groups import GroupWatch, group_timeouts, is_embedded_broker
+from streamer.kafka.label_positions import LabelPartitions
 from streamer.kafka.produce import BulkProducer, encode_predictions
 from streamer.metrics import Metrics, observe_many
 from streamer.store.base import JoinOutcome, LeaseLostError, PendingStore
@@ -116,6 +117,10 @@ class Service:
         self._producer: AIOKafkaProducer | None = None
         self._items: AIOKafkaConsumer | None = None
         self._labels: AIOKafkaConsumer | None = None
+        self._label_partitions: LabelPartitions | None = None
+        # what the consumers hold, for /status and the "joined after N s" log lines
+        self.items_watch = GroupWatch("items", settings.group_id, [settings.items_topic], log)
+        self.labels_watch = GroupWatch("labels", None, [settings.labels_topic], log)
         self._bulk: BulkProducer | None = None
         # items batches whose outputs are not acknowledged yet (in order), and their offsets
         self._unacked: deque[tuple[asyncio.Future[Any], dict[TopicPartition, int]]] = deque()
@@ -197,13 +202,13 @@ class Service:
             max_request_size=_MAX_REQUEST_BYTES,
         )
         self._bulk = BulkProducer(self._producer, _MAX_REQUEST_BYTES)
+        embedded = s.session_timeout_ms is None and await is_embedded_broker(**common)
         consumer_kwargs = dict(
             **common,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=s.fetch_max_wait_ms,
-            session_timeout_ms=s.session_timeout_ms,
-            heartbeat_interval_ms=max(100, s.session_timeout_ms // 3),
+            **group_timeouts(s.session_timeout_ms, embedded),
         )
         instance = s.group_instance_id
         self._consumer_kwargs = consumer_kwargs
@@ -215,20 +220,27 @@ class Service:
             if not self.learning:
                 await self._refresh_model()  # a scorer starts with the learner's newest model
             self._items = AIOKafkaConsumer(
-                s.items_topic, group_id=s.group_id, max_poll_records=s.max_batch,
+                group_id=s.group_id, max_poll_records=s.max_batch,
                 group_instance_id=instance, **consumer_kwargs,
             )
+            self._items.subscribe([s.items_topic], listener=self.items_watch)
+            self.items_watch.started()
             await self._items.start()
 
     async def _start_labels(self) -> None:
+        """Read every partition of the labels topic, without joining a group.
+
+        One replica learns at a time (the learner lease, or a single process), so no group
+        has to share the labels out, and a restarted or standby learner need not wait for a
+        dead member's session to expire: it reads labels within a second of starting. The
+        group id only keeps committed offsets (the in-process store's progress).
+        """
         s = self.settings
-        instance = s.group_instance_id
-        self._labels = AIOKafkaConsumer(
-            group_id=f"{s.group_id}-labels", group_instance_id=instance and f"{instance}-labels",
-            **self._consumer_kwargs,
-        )
-        self._labels.subscribe([s.labels_topic], listener=_LabelPositions(self))
+        self._labels = AIOKafkaConsumer(group_id=f"{s.group_id}-labels", **self._consumer_kwargs)
         await self._labels.start()
+        self._label_partitions = LabelPartitions(self._labels, s.labels_topic, self._positions,
+                                                 client_kwargs(s))
+        self.labels_watch.assigned_manually(await self._label_partitions.assign())
 
     def attach_producer(self, producer: AIOKafkaProducer, max_request_size: int = _MAX_REQUEST_BYTES) -> None:
         """Produce through a producer another runtime started and owns (the Faust integration
@@ -292,6 +304,7 @@ class Service:
                 await self._lease.release()
             self.learning = False
             self.metrics.learner.set(0)
+        self.items_watch.stop()
         for client in (self._items, self._labels, self._producer):
             if client is not None:
                 with contextlib.suppress(Exception):
@@ -331,6 +344,8 @@ class Service:
                 if consumer is self._items:
                     self._reap()
                     self._commit_acked(consumer)
+                elif self._label_partitions is not None and self._label_partitions.grown():
+                    self.labels_watch.assigned_manually(await self._label_partitions.assign())
                 if not batches:
                     continue
                 try:
@@ -1018,6 +1033,7 @@ class Service:
                 "written": self.counts["checkpoints"],
                 "uncommitted_labels": len(self._uncommitted),
             },
+            "consumers": {"items": self.items_watch.status(), "labels": self.labels_watch.status()},
             "role": self.role,
             "learner": self.learning,
             "model_publication": self._model_sequence,
@@ -1028,58 +1044,3 @@ class Service:
             },
             "error": self.error,
         }
-
-
-class _LabelPositions(ConsumerRebalanceListener):
-    """Labels are read from the checkpoint's offsets, not the group's committed ones."""
-
-    def __init__(self, service: Service) -> None:
-        self.service = service
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        service = self.service
-        if service.durable and revoked and not service.stopping:
-            await service.checkpoint("rebalance")  # the next owner starts where we are
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        service = self.service
-        log.debug("labels partitions assigned: %s", sorted(assigned))
-        consumer = service._labels
-        assert consumer is not None
-        saved = {tp: service._positions[tp] for tp in assigned if tp in service._positions}
-        # A log that ends before our offset lost its data (a memory-only broker restarted, or
-        # the topic was deleted and created again): waiting for that offset would skip (or
-        # never reach) the labels of the new log, so it is read from its start.
-        ends: dict[TopicPartition, int] = {}
-        starts: dict[TopicPartition, int] = {}
-        with contextlib.suppress(KafkaError):  # cannot tell: keep the checkpoint's offsets
-            ends = await consumer.end_offsets(list(saved)) if saved else {}
-            doubtful = [tp for tp, offset in saved.items() if offset > ends[tp]]
-            # Some brokers (Tansu) under-report end offsets, so read the last record we
-            # consumed before concluding the log lost it.
-            lost = [tp for tp in doubtful if not await self._has_record(tp, saved[tp] - 1)]
-            starts = await consumer.beginning_offsets(lost) if lost else {}
-        for tp, offset in saved.items():
-            if tp in starts:
-                log.warning("labels %s[%d] ends at %d, before the checkpoint's offset %d: the "
-                            "topic lost its data; reading it from offset %d", tp.topic,
-                            tp.partition, ends[tp], offset, starts[tp])
-                offset = service._positions[tp] = starts[tp]
-            consumer.seek(tp, offset)
-
-    async def _has_record(self, tp: TopicPartition, offset: int) -> bool:
-        """Whether the log still holds the record at ``offset`` (a short-lived probe consumer)."""
-        probe = AIOKafkaConsumer(
-            **client_kwargs(self.service.settings), enable_auto_commit=False,
-            auto_offset_reset="none", fetch_max_wait_ms=100,
-        )
-        await probe.start()
-        try:
-            probe.assign([tp])
-            probe.seek(tp, max(0, offset))
-            batches = await probe.getmany(tp, timeout_ms=2000, max_records=1)
-            return any(r.offset == offset for r in batches.get(tp, []))
-        except KafkaError:  # out of range (real Kafka): the record is gone
-            return False
-        finally:
-            await probe.stop()

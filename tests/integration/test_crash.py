@@ -67,9 +67,7 @@ async def _scenario(kafka, redis_url: str, stream: LabelledStream, tmp_path: Pat
     flags = {**topics, "group-id": f"g-{tag}", "budget": 0.05, "redis-url": redis_url,
              "redis-prefix": prefix, "seed": 1, "max-batch": MAX_BATCH,
              "checkpoint-every-labels": 40, "checkpoint-every-seconds": 1.0,
-             # the broker hands a killed consumer's partitions on after this: with the default
-             # 10 s, each restart of the two consumer groups took ~25 s of a 30 s stream
-             "session-timeout-ms": 3000, **(extra or {})}
+             **(extra or {})}
     rng = random.Random(seed)
     bootstrap = kafka.bootstrap_servers
     service = await asyncio.to_thread(ServiceProcess(bootstrap, flags, tmp_path / f"{tag}.log").start)
