@@ -224,8 +224,9 @@ class Service:
                 group_instance_id=instance, **consumer_kwargs,
             )
             self._items.subscribe([s.items_topic], listener=self.items_watch)
-            self.items_watch.started()
-            await self._items.start()
+            # started by the items loop: aiokafka's start() waits for the group's first
+            # assignment, which must not hold up the labels (a restart after kill -9 waits
+            # for the dead member's session to expire; labels need no group)
 
     async def _start_labels(self) -> None:
         """Read every partition of the labels topic, without joining a group.
@@ -317,6 +318,17 @@ class Service:
 
     async def _items_loop(self, stop: asyncio.Event) -> None:
         assert self._items is not None
+        self.items_watch.started()
+        joining = asyncio.ensure_future(self._items.start())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({joining, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not joining.done():  # stopped before the group gave this replica partitions
+            joining.cancel()
+            with contextlib.suppress(asyncio.CancelledError, KafkaError):
+                await joining
+            return
+        joining.result()  # raises a failed start (the broker refused us)
         await self._consume(self._items, self.settings.max_batch, self.process_items, stop)
 
     async def _consume(
