@@ -178,7 +178,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def print_table(report: dict[str, Any]) -> None:
     m = report["machine"]
-    print(f"\nkill -9 restarts on {m['cpu']} ({m['cpu_count']} cores), commit {m.get('commit')}")
+    print(f"\nkill -9 restarts on {m['cpu']} ({m['cpu_count']} cores), commit {m.get('git_commit')}")
     print(f"{'config':<26} {'ready (median/max)':>20} {'first item':>16} {'first label':>16}")
     for config, row in report["summary"].items():
         cells = [f"{row[k]['median']} / {row[k]['max']} s" for k in ("ready_s", "first_item_s", "first_label_s")]
