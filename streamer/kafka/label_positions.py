@@ -20,7 +20,9 @@ __all__ = ["LabelPartitions"]
 
 log = logging.getLogger(__name__)
 
-_GROWTH_CHECK_SECONDS = 10.0  # a labels topic given more partitions is read within about this
+# how often the assignment is checked: a labels topic given more partitions, or a log that
+# lost its data (a memory-only broker restarted), is noticed within about this
+_CHECK_SECONDS = 10.0
 
 
 class LabelPartitions:
@@ -52,13 +54,28 @@ class LabelPartitions:
         self._checked = time.monotonic()
         return partitions
 
-    def grown(self) -> bool:
-        """Whether the topic has partitions not assigned yet (checked every few seconds)."""
-        if time.monotonic() - self._checked < _GROWTH_CHECK_SECONDS:
-            return False
+    async def refresh(self) -> list[TopicPartition] | None:
+        """Every few seconds: assign again when the topic grew or a partition's log no longer
+        reaches our position (with a group, a rebalance did this). The new assignment, or None.
+        """
+        if time.monotonic() - self._checked < _CHECK_SECONDS:
+            return None
         self._checked = time.monotonic()
+        assigned = self.consumer.assignment()
         known = self.consumer.partitions_for_topic(self.topic) or set()
-        return len(known) > len(self.consumer.assignment())
+        if len(known) > len(assigned) or await self._behind_the_log(assigned):
+            return await self.assign()
+        return None
+
+    async def _behind_the_log(self, assigned: set[TopicPartition]) -> bool:
+        ahead = {tp: self.positions[tp] for tp in assigned if self.positions.get(tp, 0) > 0}
+        if not ahead:
+            return False
+        try:
+            ends = await self.consumer.end_offsets(list(ahead))
+        except KafkaError:
+            return False  # cannot tell now; the next check asks again
+        return any(offset > ends.get(tp, offset) for tp, offset in ahead.items())
 
     async def _resume_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         saved = {tp: self.positions[tp] for tp in partitions if tp in self.positions}

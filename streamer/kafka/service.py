@@ -356,8 +356,9 @@ class Service:
                 if consumer is self._items:
                     self._reap()
                     self._commit_acked(consumer)
-                elif self._label_partitions is not None and self._label_partitions.grown():
-                    self.labels_watch.assigned_manually(await self._label_partitions.assign())
+                elif self._label_partitions is not None and (
+                        reassigned := await self._label_partitions.refresh()) is not None:
+                    self.labels_watch.assigned_manually(reassigned)
                 if not batches:
                     continue
                 try:

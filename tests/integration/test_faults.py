@@ -413,7 +413,8 @@ async def test_sigterm_mid_stream_exits_cleanly_with_a_final_checkpoint_and_lose
     assert exit_code == 0 and exit_s <= shutdown_timeout + 2.0, (exit_code, exit_s)
     assert checkpoint.written_at >= signalled and checkpoint.applied > 0
     # the final checkpoint holds every label the stopped process had applied
-    stopped = re.search(r"stopped: .*'labels_applied': (\d+)", (tmp_path / "first.log").read_text())
+    stopped = re.search(r"stopped: \d+ items decided, \d+ label requests, (\d+) labels applied",
+                        (tmp_path / "first.log").read_text())
     assert stopped is not None and int(stopped[1]) == checkpoint.applied
     assert resumed["checkpoints"]["restored"] == checkpoint.sequence
     assert f"restored checkpoint {checkpoint.sequence} ({checkpoint.applied} labels applied" \
