@@ -364,9 +364,12 @@ def _print_summary(summary: dict[str, Any], say) -> None:
             "items it asked about, before their label")
         say("                               (the items it was least sure of, so not the accuracy "
             "on the stream)")
-    say(f"gate threshold         {summary['threshold']:.3f}  on the randomised uncertainty rank "
-        "(0..1): at a small budget it sits")
-    say("                               near 1 and drops when the service falls behind its budget")
+    say(f"gate threshold         {summary['threshold']:.3f}  the policy score an item must reach "
+        f"({summary['strategy']}: higher = the")
+    say("                               model is less sure); it follows the top few % of scores, "
+        "so at a small budget")
+    say("                               it sits near 1, higher while ahead of the budget, lower "
+        "while behind")
     say("=" * 72)
     for line in _next_steps():
         say(line)

@@ -40,7 +40,7 @@ def test_the_demo_ends_with_its_summary_explained_and_the_next_commands() -> Non
     # each accuracy shown says what it measures
     assert "every item predicted before its label" in tail
     assert "the items it asked about, before their label" in tail
-    assert "gate threshold" in tail and "randomised uncertainty rank" in tail
+    assert "gate threshold" in tail and "the policy score an item must reach" in tail
     assert "threshold 1.000" not in result.stderr  # the progress lines show what moves
     last = result.stderr.rstrip().splitlines()[-4:]
     assert last[0] == "next:" and "activate" in last[1] and last[2].strip() == "streamer --help"
