@@ -195,7 +195,10 @@ class Sampler:
         self._rng = np.random.default_rng([seed, 0x5EED])
         target = max(1e-6, budget * (1.0 - explore))
         self._power = max(0.0, 1.0 / target - 1.0)
-        self._in_flight: OrderedDict[str, None] = OrderedDict()
+        # asked-but-unanswered ids -> the probability the item had of being asked (1 / its
+        # importance weight: exploration picks ~budget * explore, the gate's picks ~1)
+        self._in_flight: OrderedDict[str, float] = OrderedDict()
+        self._explore_rate = budget * explore
         self._by_reason: Counter[str] = Counter()
         self._blocked = 0
 
@@ -334,7 +337,8 @@ class Sampler:
             if "novelty" in device_terms:
                 model.remember(X[asked])  # type: ignore[attr-defined]
             if ids is not None:
-                self._remember([ids[i] for i in asked.tolist()])
+                self._remember([ids[i] for i in asked.tolist()],
+                               [self._propensity(reasons[i]) for i in asked.tolist()])
             if self._bucket is not None:
                 self._bucket.take(int(asked.size))
         if memory is not None and self._memory_args[2]:
@@ -463,12 +467,22 @@ class Sampler:
         self._blocked += n_blocked
         return mask if n_blocked else None
 
-    def _remember(self, ids: Iterable[str]) -> None:
+    def _remember(self, ids: Iterable[str], propensities: Iterable[float]) -> None:
         flight = self._in_flight
-        for item_id in ids:
-            flight[item_id] = None
+        for item_id, propensity in zip(ids, propensities, strict=True):
+            flight[item_id] = propensity
         while len(flight) > self._max_in_flight:
             flight.popitem(last=False)
+
+    def _propensity(self, reason: str) -> float:
+        """How likely an asked item was to be asked: an exploration pick was one of a uniform
+        ``budget * explore`` share; the gate (and cold start, catch-up) would have asked it."""
+        rate = getattr(self, "_explore_rate", 0.0)  # samplers checkpointed before it existed
+        return rate if reason == EXPLORE and rate > 0 else 1.0
+
+    def importance_weights(self, ids: Sequence[str]) -> np.ndarray:
+        """``1 / P(asked)`` of each id still in flight; 1 for ids this sampler did not ask."""
+        return np.array([1.0 / (self._in_flight.get(item_id) or 1.0) for item_id in ids])
 
     def forget(self, ids: Iterable[str]) -> None:
         """Stop treating ``ids`` as in flight (their label expired or was given up)."""
@@ -518,6 +532,7 @@ class Sampler:
         X = self._check(X)
         if len(y) != X.shape[0]:
             raise ValueError(f"got {X.shape[0]} rows but {len(y)} labels; pass one label per row")
+        weights = self.importance_weights(ids) if ids is not None else None
         if ids is not None:
             self.forget(ids)
         correct = np.zeros(X.shape[0], dtype=bool)
@@ -530,7 +545,10 @@ class Sampler:
             correct[:] = [p == label for p, label in zip(predicted, y, strict=True)]
             if self._drift is not None and self._drift.update(correct):
                 self._boost.trigger()
-        self._model.learn(X, y)
+        if weights is not None and getattr(self._model, "weighs_labels", False):
+            self._model.learn(X, y, weights=weights)  # type: ignore[call-arg]
+        else:
+            self._model.learn(X, y)
         self._label_counts.update(y)
         return correct
 

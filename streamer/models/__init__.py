@@ -89,6 +89,16 @@ DEFAULT_MODEL = "StandardScaler | LogisticRegression"
 
 COMMITTEE_MODEL = "StandardScaler | BaggingClassifier(model=LogisticRegression, n_models=5)"
 
+# ``auto``: the portfolio's candidate members, in order of preference (the first leads until
+# the race shows another better); torch members join only where torch is installed.
+AUTO_MEMBERS = {
+    "logistic": DEFAULT_MODEL,
+    "softmax": "StandardScaler | SoftmaxRegression",
+    "gaussian_nb": "GaussianNB",
+    "hoeffding_tree": "HoeffdingAdaptiveTreeClassifier",
+}
+AUTO_TORCH_MEMBERS = {"torch_mlp": "torch:mlp"}
+
 SEARCHED_MODULES = (
     "preprocessing",
     "linear_model",
@@ -135,6 +145,8 @@ def build_model(spec: str, *, seed: int = 0) -> Model:
     spec = spec.strip()
     if spec.startswith("torch:"):
         return _build_torch(spec, seed)
+    if spec == "auto" or spec.startswith("auto("):
+        return _build_auto(spec, seed)
     steps = [_build_step(part.strip(), seed) for part in spec.split("|")]
     estimator = steps[0]
     for step in steps[1:]:
@@ -161,6 +173,36 @@ def check_model_spec(spec: str) -> None:
             raise ValueError(_torch_missing(spec.strip()))
         return
     build_model(spec)
+
+
+def _build_auto(spec: str, seed: int) -> Model:
+    """``auto`` or ``auto(vote='hedge', members=('logistic', 'softmax'), switch_sigmas=2.0)``."""
+    from streamer.models.portfolio import Portfolio
+
+    options: dict[str, Any] = {}
+    if spec != "auto":
+        try:
+            call = ast.parse(spec, mode="eval").body
+            assert isinstance(call, ast.Call) and not call.args
+            options = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+        except (SyntaxError, ValueError, AssertionError):
+            raise ValueError(f"cannot parse {spec!r}: write auto or auto(vote='hedge', "
+                             "members=('logistic', 'softmax'))") from None
+    unknown = set(options) - {"vote", "members", "switch_sigmas", "eta"}
+    if unknown:
+        raise ValueError(f"{spec!r}: unknown option(s) {', '.join(sorted(map(str, unknown)))}; "
+                         "auto takes vote, members, switch_sigmas, eta")
+    candidates = dict(AUTO_MEMBERS)
+    if importlib.util.find_spec("torch") is not None:
+        candidates.update(AUTO_TORCH_MEMBERS)
+    names = options.pop("members", None)
+    names = list(candidates) if names is None else [names] if isinstance(names, str) else list(names)
+    missing = [name for name in names if name not in candidates]
+    if missing or not names:
+        raise ValueError(f"{spec!r}: no member(s) {missing or names}; choose from "
+                         f"{', '.join(candidates)}")
+    members = {name: build_model(candidates[name], seed=seed) for name in names}
+    return Portfolio(members, spec=spec, **options)
 
 
 def _torch_missing(spec: str) -> str:

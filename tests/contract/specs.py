@@ -25,7 +25,11 @@ MODEL_SPECS = [
     "ARFClassifier(n_models=3)",
     # bagged one-vs-rest logistic regressions: a committee (committee_proba gives its members)
     COMMITTEE_MODEL,
+    # portfolios of river members raced on the labels (the leader predicts, or a Hedge vote)
+    "auto(members=('logistic', 'gaussian_nb', 'hoeffding_tree'))",
+    "auto(members=('softmax', 'gaussian_nb'), vote='hedge')",
     # torch heads (an ensemble scored in one batched pass), skipped without PyTorch
+    pytest.param("auto", marks=_needs_torch),
     pytest.param("torch:linear", marks=_needs_torch),
     pytest.param("torch:mlp(hidden=32, heads=4, memory=64)", marks=_needs_torch),
     pytest.param("torch:mlp(hidden=16, heads=3, optimizer='sgd', lr=0.05, memory=16, "
