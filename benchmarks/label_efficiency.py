@@ -36,6 +36,7 @@ if __name__ == "__main__":  # before numpy loads: one BLAS thread per worker, th
         os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import queue  # noqa: E402
@@ -68,7 +69,12 @@ OURS: dict[str, dict[str, Any]] = {
     "margin~": {"policy": "margin", "randomize": True},
     "entropy~": {"policy": "entropy", "randomize": True},
     "margin or novelty~": {"policy": "margin or novelty", "randomize": True},
+    # the portfolio (--model auto) and its vote, under the default policy
+    "auto": {"policy": "margin", "randomize": False, "model": "auto"},
+    "auto hedge": {"policy": "margin", "randomize": False, "model": "auto(vote='hedge')"},
 }
+if importlib.util.find_spec("torch") is not None:  # the learner that wins most cells alone
+    OURS["torch:mlp"] = {"policy": "margin", "randomize": False, "model": "torch:mlp"}
 DEFAULT_ROW = "margin"
 RANDOM_ROW = "random"
 RANDOM_KWARGS = {"strategy": "random"}
@@ -151,10 +157,13 @@ def execute(job: Job) -> dict[str, Any]:
             result = run_ours(job.sampler_kwargs or {}, job.learner)
         else:
             stream = _STREAMS[job.stream]
+            # a row of ours may name its own learner ("model"); the rest are Sampler arguments
+            kwargs = dict(job.sampler_kwargs or {})
+            model_spec = kwargs.pop("model", _SETTINGS["model"])
             result = run(stream, budget=job.budget, seed=job.seed, batch_size=_SETTINGS["batch_size"],
-                         sampler_kwargs=job.sampler_kwargs if job.kind == "ours" else None,
+                         sampler_kwargs=kwargs if job.kind == "ours" else None,
                          anchor=job.method if job.kind == "anchor" else None,
-                         anchor_params=job.anchor_params, model_spec=_SETTINGS["model"])
+                         anchor_params=job.anchor_params, model_spec=model_spec)
     except Exception as exc:  # a failing method is reported, not hidden
         result = {"error": f"{type(exc).__name__}: {exc}"}
     result["elapsed_s"] = result.get("elapsed_s", round(time.perf_counter() - started, 3))

@@ -55,8 +55,9 @@ def run(stream: Stream, *, budget: float, seed: int, batch_size: int,
     started = time.perf_counter()
     for start in range(0, n, batch_size):
         Xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+        ids = [str(i) for i in range(start, start + len(yb))]
         if sampler is not None:
-            decisions = sampler.decide(Xb)
+            decisions = sampler.decide(Xb, ids=ids)
             prediction, ask = decisions.prediction, np.asarray(decisions.ask, dtype=bool)
             reasons.update(r for r, a in zip(decisions.reason, ask.tolist(), strict=True) if a)
         else:
@@ -70,8 +71,9 @@ def run(stream: Stream, *, budget: float, seed: int, batch_size: int,
         asked[start:end] = ask
         if ask.any():
             labels = yb[ask]
-            if sampler is not None:
-                sampler.learn(Xb[ask], labels.tolist())
+            if sampler is not None:  # ids: the sampler weighs each label by 1 / P(asked)
+                sampler.learn(Xb[ask], labels.tolist(), ids=[i for i, a in zip(ids, ask.tolist(),
+                                                                               strict=True) if a])
             else:
                 model.learn(Xb[ask], labels.tolist())
         if policy is not None:
