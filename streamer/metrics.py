@@ -139,6 +139,17 @@ class Metrics:
             "Labels asked by every replica over labels their budget allowed (1.0 = on budget).",
             registry=r,
         )
+        # --model auto: the race of the portfolio's members
+        self.member_accuracy = Gauge(
+            "streamer_model_member_accuracy",
+            "Estimated accuracy over the stream of each member of an auto model (importance-"
+            "weighted test-then-train on the labels).", ["member"], registry=r,
+        )
+        self.member_leads = Gauge(
+            "streamer_model_member_leads",
+            "1 for the member of an auto model that predicts now, 0 for the others.", ["member"],
+            registry=r,
+        )
         self.degraded.labels(component="store")
         for result in ("correct", "wrong"):
             self.prequential.labels(result=result)
@@ -164,6 +175,21 @@ class Metrics:
             (score,) = scores.values()
         if score is not None:  # a NaN has no bucket: never let it stop the items loop
             observe_many(self.score, score[np.isfinite(score)])
+
+    def observe_race(self, race: dict | None) -> None:
+        """Publish an auto model's race (:meth:`streamer.models.portfolio.Portfolio.race`).
+
+        >>> m = Metrics()
+        >>> m.observe_race({"leader": "a", "estimates": {"a": 0.9, "b": None}})
+        >>> m.registry.get_sample_value("streamer_model_member_leads", {"member": "a"})
+        1.0
+        """
+        if not race:
+            return
+        for member, accuracy in race["estimates"].items():
+            if accuracy is not None:
+                self.member_accuracy.labels(member=member).set(accuracy)
+            self.member_leads.labels(member=member).set(1.0 if member == race["leader"] else 0.0)
 
     def observe_prequential(self, correct: int, learned: int) -> None:
         """Count ``learned`` labels, ``correct`` of which the model had predicted right."""

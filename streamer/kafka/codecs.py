@@ -186,11 +186,13 @@ def encode_label_request(
     features: Sequence[float] | Mapping[str, float] | np.ndarray | None = None,
     payload_uri: str | None = None,
     stream: str | None = None,
+    model_leader: str | None = None,
     content_type: str | None = None,
 ) -> bytes:
     """Encode a label request: enough for an annotation tool to show, pre-annotate and rank.
 
-    ``prediction`` is ``null`` while the model knows no class.
+    ``prediction`` is ``null`` while the model knows no class. ``model_leader`` (optional) is
+    the member of an ``auto`` model that made the prediction.
 
     Examples
     --------
@@ -212,6 +214,7 @@ def encode_label_request(
         features=_features(features) if features is not None else None,
         payload_uri=payload_uri,
         stream=stream,
+        model_leader=model_leader,
     )
     return dumps(msg, content_type)
 

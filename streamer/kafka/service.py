@@ -516,6 +516,7 @@ class Service:
         (they stay in the pending store); too large even then: a dead letter."""
         s, bulk = self.settings, self._bulk
         assert bulk is not None
+        leader = getattr(self.sampler.model, "leader", None)
 
         def request(i: int, with_features: bool) -> bytes:
             meta = batch.meta[i]
@@ -530,6 +531,7 @@ class Service:
                 reason=decisions.reason[i],
                 model_version=decisions.model_version,
                 requested_at=now,
+                model_leader=leader,
             )
 
         sends: list[asyncio.Future[Any]] = []
@@ -862,6 +864,7 @@ class Service:
                 self.counts["labels_applied"] += stop - start
                 m.accuracy.set(self._labelled_correct / self.counts["labels_applied"])
                 m.model_version.set(self.sampler.model.version)
+                m.observe_race(self._race())
             per_row = (time.perf_counter() - began) / (stop - start)
             size = max(1, min(_LEARN_SLICE_MAX, int(_LEARN_SLICE_SECONDS / max(per_row, 1e-9))))
             start = stop
@@ -1009,6 +1012,11 @@ class Service:
 
     # ------------------------------------------------------------------ status
 
+    def _race(self) -> dict[str, Any] | None:
+        """An auto model's leader and members' estimated accuracy; None for a single model."""
+        race = getattr(self.sampler.model, "race", None)
+        return race() if callable(race) else None
+
     def status(self) -> dict[str, Any]:
         snapshot = self.sampler.snapshot()
         applied = self.counts["labels_applied"]
@@ -1035,6 +1043,7 @@ class Service:
             "model": getattr(self.sampler.model, "spec", type(self.sampler.model).__name__),
             "model_version": self.sampler.model.version,
             "classes": [str(c) for c in self.sampler.model.classes],
+            "model_race": self._race(),
             "labelled_accuracy": (self._labelled_correct / applied) if applied else None,
             "degraded": dict(self.degraded),
             "requests_cancelled": self.counts["requests_cancelled"],
