@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 disable_created_metrics()  # *_created series only add noise to dashboards
 
 
+# sampler settings added after checkpoints were first written, with their default
+_SAMPLER_SETTINGS_ADDED: dict[str, Any] = {"warmup": 0}
+
+
 def sampler_config(settings: Settings) -> dict[str, Any]:
     """The Sampler's keyword arguments from the settings (a checkpoint records them)."""
     return {
@@ -38,6 +42,7 @@ def sampler_config(settings: Settings) -> dict[str, Any]:
         "drift": settings.drift_boost,
         "labels_per_second": settings.labels_per_second,
         "max_in_flight": settings.max_pending,
+        "warmup": settings.warmup_labels,
     }
 
 
@@ -74,12 +79,14 @@ async def build_service(settings: Settings, metrics: Metrics | None = None) -> S
     except BaseException:
         await store.close()
         raise
+    # a checkpoint from before a setting existed ran with that setting's default
+    saved = {**_SAMPLER_SETTINGS_ADDED, **checkpoint.sampler_config} if checkpoint else None
     if checkpoint is None:
         sampler = Sampler(build_model(spec, seed=settings.seed), **config)
-    elif checkpoint.sampler_config == config:
+    elif saved == config:
         sampler = checkpoint.sampler
     else:  # same model, new sampling settings: keep what the model learned
-        changed = sorted(k for k in config if checkpoint.sampler_config.get(k) != config[k])
+        changed = sorted(k for k in config if saved.get(k) != config[k])
         log.warning("sampling settings changed since the checkpoint (%s): the model is restored, "
                     "the sampler starts fresh", ", ".join(changed))
         sampler = Sampler(checkpoint.sampler.model, **config)

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     budget_window: int = Field(10_000, ge=1)  # the promise: any window of this many items ...
     budget_tolerance: float = Field(0.02, gt=0, le=1)  # ... holds the budget within this (relative)
     explore: float = Field(0.1, ge=0, lt=1)
+    # labels that may be spent ahead of the budget at the start, repaid afterwards (0 = off;
+    # a window of --budget-window items at the start then holds more than the budget)
+    warmup_labels: int = Field(0, ge=0, le=1_000_000)
     seed: int = 0
     n_features: int | None = Field(None, ge=1)
     include_features: bool = True  # label requests carry the features for pre-annotation

@@ -253,6 +253,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                              f"(default {DEFAULT_POLICY!r}; --strategy is its older name)")
     parser.add_argument("--explore", metavar="E", type=float, default=0.1,
                         help="share of the budget spent on random items (default 0.1)")
+    parser.add_argument("--warmup-labels", metavar="N", type=int, default=0,
+                        help="labels that may be asked ahead of the budget at the start, "
+                             "repaid afterwards (default 0)")
     parser.add_argument("--class-balance", metavar="S", type=float, default=0.0,
                         help="raise the ask rate for rare predicted classes (0 = off)")
     parser.add_argument("--drift-boost", action="store_true",
@@ -292,7 +295,7 @@ def _run_command(args: argparse.Namespace) -> int:
         "max_items": args.max_items, "label_delay": args.label_delay,
         "batch_size": args.batch_size, "rate": args.rate, "delay_jitter": args.delay_jitter,
     }
-    options = {"explore": args.explore, "class_balance": args.class_balance,
+    options = {"explore": args.explore, "warmup": args.warmup_labels, "class_balance": args.class_balance,
                "drift": args.drift_boost, "labels_per_second": args.labels_per_second}
     if args.synthetic is not None:
         kwargs["synthetic_items"] = args.synthetic

@@ -193,6 +193,13 @@ class BudgetController:
         Seed of the random exploration.
     explore_reason
         Reason recorded for random picks (the random baseline records ``random``).
+    warmup
+        Labels that may be spent ahead of ``budget * seen`` at the start (an initial labelled
+        set, granted at ``warmup_rate`` times the budget rate) and are repaid afterwards by
+        withholding ``repay`` of the budget until the debt is cleared. The count asked never
+        exceeds ``budget * seen + warmup + slack``; over a stream longer than the repayment
+        the share is the budget. Incompatible with the per-window promise: a window at the
+        start holds the warm-up.
 
     Attributes
     ----------
@@ -204,6 +211,10 @@ class BudgetController:
     """
 
     external = 0.0  # class default: controllers pickled before the ledger existed
+    _warmup_left = 0.0  # ... and before the warm-up
+    _owed = 0.0
+    _warmup_rate = 1.0
+    _repay = 0.0
 
     def __init__(
         self,
@@ -219,8 +230,16 @@ class BudgetController:
         initial_threshold: float = 0.5,
         seed: int = 0,
         explore_reason: str = EXPLORE,
+        warmup: float = 0.0,
+        warmup_rate: float = 10.0,
+        repay: float = 0.5,
     ) -> None:
         check_range("budget", budget, 0.0, 1.0, low_open=True)
+        check_range("repay", repay, 0.0, 1.0, low_open=True)
+        if not (isinstance(warmup, int | float) and warmup >= 0):
+            raise ValueError(f"warmup must be a number of labels >= 0, got {warmup!r}")
+        if not (isinstance(warmup_rate, int | float) and warmup_rate >= 1):
+            raise ValueError(f"warmup_rate must be >= 1 (times the budget rate), got {warmup_rate!r}")
         check_range("explore", explore, 0.0, 1.0)
         check_range("step", step, 0.0, 1.0, low_open=True)
         check_range("initial_threshold", initial_threshold, 0.0, 1.0)
@@ -252,6 +271,10 @@ class BudgetController:
         self.asked = 0
         self.planned = 0.0
         self.forfeited = 0.0  # budget given up under backpressure (labels nobody could answer)
+        self._warmup_left = float(warmup)  # warm-up credit not granted yet
+        self._owed = 0.0  # warm-up credit granted and not repaid yet
+        self._warmup_rate = float(warmup_rate)
+        self._repay = float(repay)
         # Labels other replicas are behind (ahead of, < 0) the shared budget, as this replica's
         # share: set by the service from the Redis budget ledger; 0 in a single process.
         self.external = 0.0
@@ -357,6 +380,8 @@ class BudgetController:
         theta, asked, planned, spend = self._threshold, self.asked, self.planned, self._window_spend
         planned += self.external  # the gate sees the shared deficit; the counters stay local
         forfeited = self.forfeited
+        warmup_left, owed = self._warmup_left, self._owed
+        boost, repay = self._warmup_rate - 1.0, self._repay
         quota_next = self._quota.next
         uncertainty_on = target > 0.0  # explore=1 is pure random sampling
 
@@ -368,6 +393,15 @@ class BudgetController:
                 spend = keep * spend
                 continue
             planned += budgets[i]
+            if warmup_left > 0.0:  # the warm-up: credit ahead of the budget ...
+                granted = min(warmup_left, budgets[i] * boost)
+                warmup_left -= granted
+                owed += granted
+                planned += granted
+            elif owed > 0.0:  # ... repaid afterwards
+                repaid = min(owed, budgets[i] * repay)
+                owed -= repaid
+                planned -= repaid
             picked = quota_next()
             if room > 0 and not block[i] and asked + 1 <= planned + slack + 1e-9:
                 if picked:
@@ -390,6 +424,7 @@ class BudgetController:
             theta, asked, planned - self.external, spend
         )
         self.forfeited = forfeited
+        self._warmup_left, self._owed = warmup_left, owed
         self.seen += n
         return np.array(ask, dtype=bool), reasons
 

@@ -119,6 +119,9 @@ class Sampler:
         Most item ids remembered as asked-but-unanswered (oldest forgotten first).
     rank_window
         Values each ``or``/``and`` operand is ranked against.
+    warmup
+        Labels that may be spent ahead of the budget at the start and are repaid afterwards
+        (:class:`~streamer.core.budget.BudgetController`).
     """
 
     def __init__(
@@ -145,6 +148,7 @@ class Sampler:
         max_in_flight: int = 100_000,
         rank_window: int = 1000,
         randomize: bool = False,
+        warmup: float = 0.0,
     ) -> None:
         if policy is not None and strategy is not None and policy != strategy:
             raise ValueError("give either policy or strategy (its older name), not both")
@@ -166,6 +170,7 @@ class Sampler:
             promise_window=promise_window,
             tolerance=tolerance,
             explore_reason=RANDOM if self._random else EXPLORE,
+            warmup=warmup,
         )
         if not (isinstance(class_balance, int | float) and class_balance >= 0):
             raise ValueError(f"class_balance must be >= 0 (0 = off), got {class_balance!r}")

@@ -275,3 +275,60 @@ def test_cancel_forgets_asks_that_were_never_requested() -> None:
     assert ctl.deficit == pytest.approx(planned - asked)  # nothing to catch up
     with pytest.raises(ValueError, match="cancel takes"):
         ctl.cancel(ctl.asked + 1)
+
+
+# -- the warm-up: labels ahead of the budget at the start, repaid afterwards ------------------
+
+
+def _asked_after_each(ctl: BudgetController, scores: np.ndarray, batch: int = 50) -> np.ndarray:
+    counts = []
+    for start in range(0, len(scores), batch):
+        ask, _ = ctl.decide(scores[start:start + batch])
+        counts.extend(np.cumsum(ask) + (counts[-1] if counts else 0))
+    return np.asarray(counts)
+
+
+@pytest.mark.parametrize("budget", [0.01, 0.05])
+def test_a_warm_up_front_loads_and_never_passes_its_bound(budget: float) -> None:
+    warmup, n = 30, 40_000
+    scores = np.random.default_rng(0).random(n)
+    ctl = BudgetController(budget, seed=0, warmup=warmup)
+    asked = _asked_after_each(ctl, scores)
+    seen = np.arange(1, n + 1)
+    assert np.all(asked <= budget * seen + warmup + ctl.slack + 1e-9)
+    early = int(warmup / (budget * 9)) + 1  # credit granted at 10x the budget rate
+    assert asked[early] >= 0.8 * (warmup + budget * early)  # the warm-up was spent early
+    assert abs(asked[-1] / (budget * n) - 1) <= 0.02  # repaid: the stream's share is the budget
+
+
+def test_no_warm_up_decides_exactly_as_before() -> None:
+    scores = np.random.default_rng(1).random(5_000)
+    plain = BudgetController(0.05, seed=3)
+    zero = BudgetController(0.05, seed=3, warmup=0)
+    for start in range(0, 5_000, 100):
+        a, ra = plain.decide(scores[start:start + 100])
+        b, rb = zero.decide(scores[start:start + 100])
+        assert a.tolist() == b.tolist() and ra == rb
+
+
+def test_bad_warm_up_settings_say_what_is_allowed() -> None:
+    with pytest.raises(ValueError, match="warmup must be a number of labels >= 0"):
+        BudgetController(0.05, warmup=-1)
+    with pytest.raises(ValueError, match="warmup_rate must be >= 1"):
+        BudgetController(0.05, warmup=5, warmup_rate=0.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    budget=st.floats(0.005, 0.5),
+    warmup=st.integers(0, 200),
+    seed=st.integers(0, 2**16),
+    batch=st.integers(1, 64),
+)
+def test_the_warm_up_bound_holds_for_any_scores(budget: float, warmup: int, seed: int, batch: int) -> None:
+    rng = np.random.default_rng(seed)
+    scores = rng.random(3_000) ** rng.uniform(0.2, 5.0)  # skewed either way
+    ctl = BudgetController(budget, seed=seed, warmup=warmup)
+    asked = _asked_after_each(ctl, scores, batch)
+    seen = np.arange(1, len(scores) + 1)
+    assert np.all(asked <= budget * seen + warmup + ctl.slack + 1e-9)
