@@ -14,10 +14,12 @@ COLD_START = "cold_start"  # the model knows fewer than two classes
 UNCERTAINTY = "uncertainty"  # margin / entropy / least-confidence decided it
 DISAGREEMENT = "disagreement"  # the committee decided it
 NOVELTY = "novelty"  # far from every labelled/requested item
+MODEL_CHANGE = "model_change"  # its label would move the model most (expected gradient length)
 EXPLORE = "explore"  # random exploration share of the budget
 RANDOM = "random"  # the random-sampling baseline strategy
 CATCH_UP = "catch_up"  # asked to keep the budget spent: the controller fell too far behind
-REASONS = (SKIP, COLD_START, UNCERTAINTY, DISAGREEMENT, NOVELTY, EXPLORE, RANDOM, CATCH_UP)
+REASONS = (SKIP, COLD_START, UNCERTAINTY, DISAGREEMENT, NOVELTY, MODEL_CHANGE, EXPLORE, RANDOM,
+           CATCH_UP)
 
 
 @dataclass(slots=True)

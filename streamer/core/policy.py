@@ -13,6 +13,7 @@ term                   per-item signal in ``[0, 1]``                            
 ``disagreement``       vote entropy of a committee (``model.committee_proba``)     ``disagreement``
 ``kl``                 mean KL of the members to the consensus (committee)         ``disagreement``
 ``novelty``            distance to the nearest labelled/requested item (memory)    ``novelty``
+``egl``                rank of the expected gradient length (model change)         ``model_change``
 ``density``            mean similarity to recent items (a weight; see ``*``)       --
 =====================  ===========================================================  ============
 
@@ -45,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamer.core.decisions import DISAGREEMENT, NOVELTY, UNCERTAINTY
+from streamer.core.decisions import DISAGREEMENT, MODEL_CHANGE, NOVELTY, UNCERTAINTY
 from streamer.core.scores import SCORES
 
 __all__ = [
@@ -69,6 +70,7 @@ TERMS: dict[str, str | None] = {
     "disagreement": DISAGREEMENT,
     "kl": DISAGREEMENT,
     "novelty": NOVELTY,
+    "egl": MODEL_CHANGE,
     "density": None,
 }
 COMMITTEE_TERMS = frozenset({"disagreement", "kl"})

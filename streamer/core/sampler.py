@@ -197,6 +197,8 @@ class Sampler:
         # the budget left after exploration (see _randomised).
         self._randomize = bool(randomize) and not self._random
         self._rank = RunningRank(rank_window)
+        self._rank_window = rank_window
+        self._egl: Any = None  # the expected-gradient-length term, built when a policy names it
         self._rng = np.random.default_rng([seed, 0x5EED])
         target = max(1e-6, budget * (1.0 - explore))
         self._power = max(0.0, 1.0 / target - 1.0)
@@ -381,6 +383,12 @@ class Sampler:
                 signals[name] = vote_entropy(committee) if name == "disagreement" else mean_kl(committee)
             elif name == "novelty":
                 signals[name] = memory.score(Z)
+            elif name == "egl":
+                if self._egl is None:
+                    from streamer.gates.model_change import ExpectedGradientLength
+
+                    self._egl = ExpectedGradientLength(self._rank_window)
+                signals[name] = self._egl(X, proba)
             elif name == "density":
                 signals[name] = memory.density_weight(Z)
         return signals
