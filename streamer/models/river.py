@@ -192,7 +192,7 @@ class RiverModel:
             fast.observe(self._array(X))
             return
         if not any(not step._supervised for step in self._transformers):
-            self._rows(X)  # still validate and fix the width
+            self._array(X)  # still validate and fix the width (no per-row dicts: nothing learns)
             return
         for x in self._rows(X):
             for step in self._transformers:
