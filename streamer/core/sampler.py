@@ -119,9 +119,10 @@ class Sampler:
         Most item ids remembered as asked-but-unanswered (oldest forgotten first).
     rank_window
         Values each ``or``/``and`` operand is ranked against.
-    warmup
-        Labels that may be spent ahead of the budget at the start and are repaid afterwards
-        (:class:`~streamer.core.budget.BudgetController`).
+    warmup, warmup_repay
+        Labels that may be spent ahead of the budget at the start, and the share of the
+        budget withheld afterwards until they are repaid
+        (:class:`~streamer.core.budget.BudgetController` ``warmup``, ``repay``).
     """
 
     def __init__(
@@ -149,6 +150,7 @@ class Sampler:
         rank_window: int = 1000,
         randomize: bool = False,
         warmup: float = 0.0,
+        warmup_repay: float = 0.5,
     ) -> None:
         if policy is not None and strategy is not None and policy != strategy:
             raise ValueError("give either policy or strategy (its older name), not both")
@@ -171,6 +173,7 @@ class Sampler:
             tolerance=tolerance,
             explore_reason=RANDOM if self._random else EXPLORE,
             warmup=warmup,
+            repay=warmup_repay,
         )
         if not (isinstance(class_balance, int | float) and class_balance >= 0):
             raise ValueError(f"class_balance must be >= 0 (0 = off), got {class_balance!r}")
