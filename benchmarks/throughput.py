@@ -400,10 +400,12 @@ async def run_pipeline(kind: str, bootstrap: str, d: int, items_topic: str, n: i
     cfg: dict[str, Any] = {"bootstrap": bootstrap, "items": items_topic, "out": out, "requests": requests,
                            "labels": f"labels-{tag}", "dead": f"dead-{tag}", "group": f"g-{tag}",
                            "d": d, "n": n, "ready": str(LOGS / f"{tag}.ready")}
-    name = kind.removesuffix("-f32").removesuffix("-requests")
+    name = kind.removesuffix("-f32").removesuffix("-requests").removesuffix("-auto")
     if kind == "streamer-requests":  # label requests only, like the ceiling: measured on them
         cfg["settings"] = {"emit_predictions": False}
         out = requests
+    if kind == "streamer-auto":  # the portfolio (--model auto) instead of the default model
+        cfg["settings"] = {"model": "auto"}
     if name == "streamer" and redis_url:
         cfg["settings"] = {**cfg.get("settings", {}), "redis_url": redis_url, "redis_prefix": f"bench:{tag}:{time.time_ns()}",
                            "checkpoint_key": "throughput-benchmark-key"}
@@ -509,6 +511,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             kinds = list(pipelines)
             if "streamer" in pipelines:
                 kinds.insert(2, "streamer-requests")
+                kinds.insert(2, "streamer-auto")
             if d == 16 and "streamer" in pipelines:
                 kinds.insert(2, "streamer-f32")
                 f32_topic = f"items-{d}-f32"
@@ -577,6 +580,8 @@ def ratios(runs: list[Run]) -> dict[str, Any]:
         for f in ("faust-event", "faust-take"):
             if s and full.get((f, d)):
                 out[f"streamer/{f}@{d}"] = round(s / full[(f, d)], 2)
+        if s and full.get(("streamer-auto", d)):
+            out[f"streamer-auto/streamer@{d}"] = round(full[("streamer-auto", d)] / s, 3)
         sampling = full.get(("faust-sampling", d))
         if sampling and full.get(("faust-take", d)):
             out[f"faust-sampling/faust-take@{d}"] = round(sampling / full[("faust-take", d)], 2)
