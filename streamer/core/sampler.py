@@ -63,6 +63,7 @@ from streamer.core.decisions import (
     Decisions,
 )
 from streamer.core.model import Label, Model
+from streamer.core.moments import RunningMoments
 from streamer.core.policy import COMMITTEE_TERMS, MEMORY_TERMS, Node, RunningRank, parse
 from streamer.core.scores import SCORES
 
@@ -182,9 +183,7 @@ class Sampler:
         self._memory_args = (novelty_capacity, novelty_metric, density_reservoir)
         self._standardize = bool(novelty_standardize)
         self._memory: Any = None  # built at the first batch, when the vector length is known
-        self._feature_count = 0
-        self._feature_mean: np.ndarray | float = 0.0
-        self._feature_m2: np.ndarray | float = 0.0
+        self._moments = RunningMoments()  # standardises the rows a Euclidean memory sees
         self._drift: Any = None
         self._boost: Any = None
         if drift:
@@ -418,20 +417,11 @@ class Sampler:
         Cosine memories (embeddings) see the rows as they are."""
         if self._memory_args[1] != "euclidean" or not self._standardize:
             return X
-        n, b = self._feature_count, X.shape[0]
-        if n >= 2:
-            Z = (X - self._feature_mean) / np.sqrt(np.maximum(self._feature_m2 / n, 1e-12))
-        else:
-            Z = X
-        # Chan et al.'s parallel update of the running mean and sum of squared deviations.
-        mean_b = X.mean(axis=0)
-        m2_b = ((X - mean_b) ** 2).sum(axis=0)
-        delta = mean_b - self._feature_mean
-        total = n + b
-        self._feature_mean = self._feature_mean + delta * (b / total)
-        self._feature_m2 = self._feature_m2 + m2_b + delta**2 * (n * b / total)
-        self._feature_count = total
-        return Z
+        if "_moments" not in self.__dict__:  # a sampler checkpointed before RunningMoments
+            self._moments = RunningMoments(self.__dict__.pop("_feature_count", 0),
+                                           self.__dict__.pop("_feature_mean", 0.0),
+                                           self.__dict__.pop("_feature_m2", 0.0))
+        return self._moments.standardise(X)
 
     def _memory_for(self, X: np.ndarray) -> Any:
         if self._memory is None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from streamer.core.moments import RunningMoments
 from streamer.core.policy import RunningRank
 
 __all__ = ["ExpectedGradientLength", "expected_gradient_length"]
@@ -49,23 +50,7 @@ class ExpectedGradientLength:
 
     def __init__(self, rank_window: int = 1000) -> None:
         self._rank = RunningRank(rank_window)
-        self._count = 0
-        self._mean: np.ndarray | float = 0.0
-        self._m2: np.ndarray | float = 0.0
+        self._moments = RunningMoments()
 
     def __call__(self, X: np.ndarray, proba: np.ndarray) -> np.ndarray:
-        return self._rank(expected_gradient_length(proba, self._standardised(X)))
-
-    def _standardised(self, X: np.ndarray) -> np.ndarray:
-        """Rows standardised with the moments of the items before them, which then absorb them
-        (Chan et al.'s parallel update)."""
-        n, b = self._count, X.shape[0]
-        Z = (X - self._mean) / np.sqrt(np.maximum(self._m2 / n, 1e-12)) if n >= 2 else X - X.mean(axis=0)
-        mean_b = X.mean(axis=0)
-        m2_b = ((X - mean_b) ** 2).sum(axis=0)
-        delta = mean_b - self._mean
-        total = n + b
-        self._mean = self._mean + delta * (b / total)
-        self._m2 = self._m2 + m2_b + delta**2 * (n * b / total)
-        self._count = total
-        return Z
+        return self._rank(expected_gradient_length(proba, self._moments.standardise(X)))
