@@ -27,8 +27,9 @@ def test_quick_throughput_run_measures_every_pipeline(tmp_path: Path, redis_url:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
     runs = {r["pipeline"]: r for r in report["runs"]}
-    assert set(runs) == {"ceiling", "streamer", "streamer-f32", "streamer-requests", "naive"}
-    for name in ("streamer", "streamer-f32", "naive"):  # one prediction per item, each counted
+    assert set(runs) == {"ceiling", "streamer", "streamer-f32", "streamer-auto", "streamer-requests",
+                         "naive"}
+    for name in ("streamer", "streamer-f32", "streamer-auto", "naive"):  # one prediction per item
         assert runs[name]["outputs"] == 6000, (name, runs[name])
         assert runs[name]["items_per_s"] > 0
     # 5%: the ceiling's threshold on a standard normal, the service's budget
@@ -38,6 +39,7 @@ def test_quick_throughput_run_measures_every_pipeline(tmp_path: Path, redis_url:
     assert report["setup"]["redis"] is True
     assert {"cpu", "cpu_count", "git_commit"} <= set(report["machine"])
     assert "streamer/ceiling@16" in report["ratios"] and "streamer/naive@16" in report["ratios"]
+    assert "streamer-auto/streamer@16" in report["ratios"]
     assert "streamer" in proc.stdout and "items/s" in proc.stdout
 
 
