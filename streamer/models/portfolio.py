@@ -39,8 +39,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import math
 import struct
@@ -51,11 +49,11 @@ import numpy as np
 
 from streamer.core.checks import as_batch
 from streamer.core.model import Label, Model
+from streamer.models.signed import seal, unseal
 
 __all__ = ["Portfolio"]
 
 _MAGIC = b"streamer.portfolio.v1\n"
-_DIGEST = hashlib.sha256().digest_size
 VOTES = ("leader", "hedge")
 
 
@@ -250,18 +248,12 @@ class Portfolio:
         }
         head = json.dumps(header).encode()
         payload = struct.pack(">I", len(head)) + head + b"".join(blobs)
-        return _MAGIC + _sign(key, payload) + payload
+        return seal(_MAGIC, key, payload)
 
     @classmethod
     def from_bytes(cls, data: bytes, key: bytes) -> Portfolio:
         """Restore :meth:`to_bytes`; ``ValueError`` unless every signature matches ``key``."""
-        if not isinstance(data, bytes | bytearray) or not data.startswith(_MAGIC):
-            raise ValueError("not a streamer portfolio checkpoint (wrong header)")
-        body = bytes(data[len(_MAGIC):])
-        signature, payload = body[:_DIGEST], body[_DIGEST:]
-        if not hmac.compare_digest(signature, _sign(key, payload)):
-            raise ValueError("portfolio checkpoint failed its integrity check: it was modified, "
-                             "truncated or signed with a different key; refusing to load it")
+        payload = unseal(_MAGIC, key, data, "portfolio")
         (size,) = struct.unpack(">I", payload[:4])
         header = json.loads(payload[4:4 + size])
         offset, members = 4 + size, {}
@@ -304,8 +296,3 @@ def _model_class(name: str) -> Any:
         return TorchHead
     raise ValueError(f"a portfolio member of unknown type {name!r}")
 
-
-def _sign(key: bytes, payload: bytes) -> bytes:
-    if not isinstance(key, bytes | bytearray) or not key:
-        raise ValueError("key must be non-empty bytes (the secret that signs model checkpoints)")
-    return hmac.new(bytes(key), payload, hashlib.sha256).digest()

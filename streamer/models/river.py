@@ -43,8 +43,6 @@ True
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import pickle
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -55,11 +53,11 @@ from river import base, compose, multiclass
 from streamer.core.checks import as_batch
 from streamer.core.model import Label
 from streamer.models.fast import FastPath, compile_fast
+from streamer.models.signed import seal, unseal
 
 __all__ = ["RiverModel"]
 
 _MAGIC = b"streamer.river.v1\n"
-_DIGEST = hashlib.sha256().digest_size
 
 
 class RiverModel:
@@ -231,7 +229,7 @@ class RiverModel:
     def to_bytes(self, key: bytes) -> bytes:
         """Serialize the full state, signed with HMAC-SHA256 under ``key``."""
         payload = pickle.dumps(self.__getstate__(), protocol=pickle.HIGHEST_PROTOCOL)
-        return _MAGIC + _sign(key, payload) + payload
+        return seal(_MAGIC, key, payload)
 
     @classmethod
     def from_bytes(cls, data: bytes, key: bytes) -> RiverModel:
@@ -243,15 +241,7 @@ class RiverModel:
             If the bytes are not a streamer river checkpoint or their signature does not match
             (tampered, truncated, or signed with another key). Nothing is unpickled then.
         """
-        if not isinstance(data, bytes | bytearray) or not data.startswith(_MAGIC):
-            raise ValueError("not a streamer river model checkpoint (wrong header)")
-        body = bytes(data[len(_MAGIC) :])
-        signature, payload = body[:_DIGEST], body[_DIGEST:]
-        if not hmac.compare_digest(signature, _sign(key, payload)):
-            raise ValueError(
-                "model checkpoint failed its integrity check: it was modified, truncated or "
-                "signed with a different key; refusing to load it"
-            )
+        payload = unseal(_MAGIC, key, data, "river model")
         model = cls.__new__(cls)
         model.__setstate__(pickle.loads(payload))  # noqa: S301 - signature verified above
         return model
@@ -328,12 +318,6 @@ def _aligned(proba: dict[Label, float], classes: list[Label]) -> list[float]:
 def _plain(label: Any) -> Label:
     """Turn numpy scalars into plain Python values so labels hash, compare and pickle simply."""
     return label.item() if isinstance(label, np.generic) else label
-
-
-def _sign(key: bytes, payload: bytes) -> bytes:
-    if not isinstance(key, bytes | bytearray) or not key:
-        raise ValueError("key must be non-empty bytes (the secret that signs model checkpoints)")
-    return hmac.new(bytes(key), payload, hashlib.sha256).digest()
 
 
 def _describe(steps: list[base.Estimator]) -> str:

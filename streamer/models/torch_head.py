@@ -98,8 +98,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import difflib
-import hashlib
-import hmac
 import json
 import math
 import struct
@@ -116,6 +114,7 @@ except ImportError:  # the torch extra is not installed: TorchHead() says how to
 
 from streamer.core.checks import as_batch
 from streamer.core.model import Label
+from streamer.models.signed import seal, unseal
 
 __all__ = [
     "INSTALL_HINT",
@@ -132,7 +131,6 @@ OPTIMIZERS = ("adam", "sgd")
 MEMORY_POLICIES = ("fifo", "reservoir")
 
 _MAGIC = b"streamer.torch.v1\n"
-_DIGEST = hashlib.sha256().digest_size
 _ADAM_BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8
 # Most bytes of (query x bank) similarities computed at once, on a CPU and on a GPU.
@@ -442,8 +440,7 @@ class TorchHead:
 
     def to_bytes(self, key: bytes) -> bytes:
         """Serialize the full state (no pickle), signed with HMAC-SHA256 under ``key``."""
-        payload = self._payload()
-        return _MAGIC + _sign(key, payload) + payload
+        return seal(_MAGIC, key, self._payload())
 
     @classmethod
     def from_bytes(cls, data: bytes, key: bytes, *, device: str | None = None) -> TorchHead:
@@ -462,16 +459,7 @@ class TorchHead:
             Not a torch head checkpoint, or the signature does not match (modified, truncated,
             or signed with another key): nothing is parsed then.
         """
-        if not isinstance(data, bytes | bytearray) or not data.startswith(_MAGIC):
-            raise ValueError("not a streamer torch head checkpoint (wrong header)")
-        body = bytes(data[len(_MAGIC):])
-        signature, payload = body[:_DIGEST], body[_DIGEST:]
-        if not hmac.compare_digest(signature, _sign(key, payload)):
-            raise ValueError(
-                "model checkpoint failed its integrity check: it was modified, truncated or "
-                "signed with a different key; refusing to load it"
-            )
-        return cls._from_payload(payload, device=device)
+        return cls._from_payload(unseal(_MAGIC, key, data, "torch head"), device=device)
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         # Pickled inside the service's signed checkpoints: store the safe format, not tensors.
@@ -936,7 +924,3 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
 
 
-def _sign(key: bytes, payload: bytes) -> bytes:
-    if not isinstance(key, bytes | bytearray) or not key:
-        raise ValueError("key must be non-empty bytes (the secret that signs model checkpoints)")
-    return hmac.new(bytes(key), payload, hashlib.sha256).digest()
