@@ -5,12 +5,29 @@ Batch-native: one call scores a whole micro-batch. A single item is a batch of o
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Hashable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 Label = Hashable  # int or str on the wire
+
+
+def with_class(classes: list[Label], label: Label) -> list[Label]:
+    """``classes`` with ``label`` added at its sorted place; ``classes`` itself if it is there.
+
+    Mixed types (e.g. 1 and "cat") cannot be sorted: they keep their order of appearance.
+
+    >>> with_class([1, 3], 2), with_class([1, "cat"], 0), with_class([1], 1)
+    ([1, 2, 3], [1, 'cat', 0], [1])
+    """
+    if label in classes:
+        return classes
+    grown = [*classes, label]
+    with contextlib.suppress(TypeError):
+        grown.sort()
+    return grown
 
 
 @runtime_checkable

@@ -38,7 +38,6 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import struct
@@ -48,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from streamer.core.checks import as_batch
-from streamer.core.model import Label, Model
+from streamer.core.model import Label, Model, with_class
 from streamer.models.signed import seal, unseal
 
 __all__ = ["Portfolio"]
@@ -148,7 +147,7 @@ class Portfolio:
                 self._score(row, [label], w[i:i + 1])
             for model in self.members.values():
                 model.learn(row, [label])
-            self._add_class(label)
+            self.classes = with_class(self.classes, _key(label))
         self.version += 1
 
     # -- the race ------------------------------------------------------------------------
@@ -224,14 +223,6 @@ class Portfolio:
         if self.n_features is None:
             self.n_features = X.shape[1]
         return X
-
-    def _add_class(self, label: Label) -> None:
-        if any(_key(label) == _key(c) for c in self.classes):
-            return
-        classes = [*self.classes, label.item() if isinstance(label, np.generic) else label]
-        with contextlib.suppress(TypeError):  # mixed types keep their order of appearance
-            classes.sort()
-        self.classes = classes
 
     # -- state -----------------------------------------------------------------------------
 

@@ -42,7 +42,6 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import pickle
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -51,7 +50,7 @@ import numpy as np
 from river import base, compose, multiclass
 
 from streamer.core.checks import as_batch
-from streamer.core.model import Label
+from streamer.core.model import Label, with_class
 from streamer.models.fast import FastPath, compile_fast
 from streamer.models.signed import seal, unseal
 
@@ -207,7 +206,7 @@ class RiverModel:
         if not rows:
             return
         for x, label in zip(rows, labels, strict=True):
-            self._add_class(label)
+            self.classes = with_class(self.classes, label)
             for step in self._transformers:
                 x_before = x
                 x = step.transform_one(x)
@@ -285,15 +284,6 @@ class RiverModel:
             for step in self._transformers:
                 x = step.transform_one(x)
             yield x
-
-    def _add_class(self, label: Label) -> None:
-        if label in self.classes:
-            return
-        classes = [*self.classes, label]
-        # Mixed types (e.g. 1 and "cat") cannot be sorted: they keep their order of appearance.
-        with contextlib.suppress(TypeError):
-            classes.sort()
-        self.classes = classes
 
 
 def _one_vs_rest(classifier: base.Classifier) -> base.Classifier:

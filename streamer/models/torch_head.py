@@ -96,7 +96,6 @@ Examples
 from __future__ import annotations
 
 import ast
-import contextlib
 import difflib
 import json
 import math
@@ -113,7 +112,7 @@ except ImportError:  # the torch extra is not installed: TorchHead() says how to
     torch = None  # type: ignore[assignment]
 
 from streamer.core.checks import as_batch
-from streamer.core.model import Label
+from streamer.core.model import Label, with_class
 from streamer.models.signed import seal, unseal
 
 __all__ = [
@@ -686,10 +685,7 @@ class TorchHead:
         """The column of ``label``; a new class gets a new output column at its sorted place."""
         if label in self.classes:
             return self.classes.index(label)
-        classes = [*self.classes, label]
-        # Mixed types (e.g. 1 and "cat") cannot be sorted: they keep their order of appearance.
-        with contextlib.suppress(TypeError):
-            classes.sort()
+        classes = with_class(self.classes, label)
         j = classes.index(label)
         K = self.config.heads
         for name in ("w", "b") if self.config.kind == "linear" else ("w2", "b2"):
