@@ -24,7 +24,8 @@ from aiokafka.errors import KafkaError
 
 __all__ = [
     "EMBEDDED_CLUSTER_ID", "EMBEDDED_SESSION_TIMEOUT_MS", "KAFKA_SESSION_TIMEOUT_MS",
-    "GroupWatch", "group_timeouts", "is_embedded_broker", "start_group_consumer",
+    "GroupWatch", "broker_group_timeouts", "group_timeouts", "is_embedded_broker",
+    "start_group_consumer",
 ]
 
 EMBEDDED_CLUSTER_ID = "tansu_cluster"  # what Tansu reports unless started with --cluster-id
@@ -65,6 +66,12 @@ def group_timeouts(session_timeout_ms: int | None, embedded: bool) -> dict[str, 
             "heartbeat_interval_ms": max(100, session_timeout_ms // 4)}
 
 
+async def broker_group_timeouts(session_timeout_ms: int | None, client: dict[str, Any]) -> dict[str, int]:
+    """:func:`group_timeouts` for the broker at ``client`` (asked only when no session is given)."""
+    embedded = session_timeout_ms is None and await is_embedded_broker(**client)
+    return group_timeouts(session_timeout_ms, embedded)
+
+
 class GroupWatch(ConsumerRebalanceListener):
     """Logs "waiting for partitions" until a consumer's group assigns it some, then "joined
     after N s"; keeps what it holds for ``/status``.
@@ -100,7 +107,8 @@ class GroupWatch(ConsumerRebalanceListener):
                       _names(self.partitions))
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.partitions = [tp for tp in self.partitions if tp not in set(revoked)]
+        gone = set(revoked)
+        self.partitions = [tp for tp in self.partitions if tp not in gone]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         first = self.joined_after is None
@@ -158,9 +166,8 @@ async def start_group_consumer(
     consumer is started, not yet joined: the watch logs "waiting" now and "joined" later;
     ``watch.partitions`` tells what it holds.
     """
-    embedded = session_timeout_ms is None and await is_embedded_broker(**client)
     consumer = AIOKafkaConsumer(group_id=group_id, **client, **options,
-                                **group_timeouts(session_timeout_ms, embedded))
+                                **await broker_group_timeouts(session_timeout_ms, client))
     watch = GroupWatch(name, group_id, topics, log)
     consumer.subscribe(topics, listener=watch)
     watch.started()  # before start(): aiokafka's start() may already wait for the first join

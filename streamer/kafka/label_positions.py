@@ -49,55 +49,51 @@ class LabelPartitions:
             raise KafkaError(f"the labels topic {self.topic!r} does not exist (or has no partitions)")
         partitions = [TopicPartition(self.topic, p) for p in sorted(numbers)]
         self.consumer.assign(partitions)
-        for tp, offset in (await self._resume_offsets(partitions)).items():
-            self.consumer.seek(tp, offset)
+        await self._restart_lost(partitions)
+        for tp in partitions:
+            if tp in self.positions:
+                self.consumer.seek(tp, self.positions[tp])
         self._checked = time.monotonic()
         return partitions
 
     async def refresh(self) -> list[TopicPartition] | None:
-        """Every few seconds: assign again when the topic grew or a partition's log no longer
-        reaches our position (with a group, a rebalance did this). The new assignment, or None.
-        """
+        """Every few seconds: assign again when the topic grew (the new assignment is returned),
+        and read a partition whose log lost our position from its start (with a group, a
+        rebalance did both). None when the assignment stayed."""
         if time.monotonic() - self._checked < _CHECK_SECONDS:
             return None
         self._checked = time.monotonic()
         assigned = self.consumer.assignment()
-        known = self.consumer.partitions_for_topic(self.topic) or set()
-        if len(known) > len(assigned) or await self._behind_the_log(assigned):
+        if len(self.consumer.partitions_for_topic(self.topic) or set()) > len(assigned):
             return await self.assign()
+        for tp, offset in (await self._restart_lost(list(assigned))).items():
+            self.consumer.seek(tp, offset)
         return None
 
-    async def _behind_the_log(self, assigned: set[TopicPartition]) -> bool:
-        ahead = {tp: self.positions[tp] for tp in assigned if self.positions.get(tp, 0) > 0}
-        if not ahead:
-            return False
-        try:
-            ends = await self.consumer.end_offsets(list(ahead))
-        except KafkaError:
-            return False  # cannot tell now; the next check asks again
-        return any(offset > ends.get(tp, offset) for tp, offset in ahead.items())
+    async def _restart_lost(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Move the positions of partitions whose log lost the data they point to back to the
+        log's start, and return those; other positions stay.
 
-    async def _resume_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        A log that ends before our offset lost its data (a memory-only broker restarted, or
+        the topic was deleted and created again): waiting for that offset would skip (or never
+        reach) the labels of the new log.
+        """
         saved = {tp: self.positions[tp] for tp in partitions if tp in self.positions}
-        # A log that ends before our offset lost its data (a memory-only broker restarted, or
-        # the topic was deleted and created again): waiting for that offset would skip (or
-        # never reach) the labels of the new log, so it is read from its start.
         ends: dict[TopicPartition, int] = {}
         starts: dict[TopicPartition, int] = {}
-        with contextlib.suppress(KafkaError):  # cannot tell: keep the checkpoint's offsets
+        with contextlib.suppress(KafkaError):  # cannot tell now: keep the positions
             ends = await self.consumer.end_offsets(list(saved)) if saved else {}
             doubtful = [tp for tp, offset in saved.items() if offset > ends[tp]]
             # Some brokers (Tansu) under-report end offsets, so read the last record we
             # consumed before concluding the log lost it.
             lost = [tp for tp in doubtful if not await self._has_record(tp, saved[tp] - 1)]
             starts = await self.consumer.beginning_offsets(lost) if lost else {}
-        for tp, offset in list(saved.items()):
-            if tp in starts:
-                log.warning("labels %s[%d] ends at %d, before the checkpoint's offset %d: the "
-                            "topic lost its data; reading it from offset %d", tp.topic,
-                            tp.partition, ends[tp], offset, starts[tp])
-                saved[tp] = self.positions[tp] = starts[tp]
-        return saved
+        for tp, start in starts.items():
+            log.warning("labels %s[%d] ends at %d, before the checkpoint's offset %d: the "
+                        "topic lost its data; reading it from offset %d", tp.topic,
+                        tp.partition, ends[tp], saved[tp], start)
+            self.positions[tp] = start
+        return starts
 
     async def _has_record(self, tp: TopicPartition, offset: int) -> bool:
         """Whether the log still holds the record at ``offset`` (a short-lived probe consumer)."""

@@ -55,7 +55,7 @@ from streamer.kafka.codecs import (
     encode_label_request,
     header_content_type,
 )
-from streamer.kafka.groups import GroupWatch, group_timeouts, is_embedded_broker
+from streamer.kafka.groups import GroupWatch, broker_group_timeouts
 from streamer.kafka.label_positions import LabelPartitions
 from streamer.kafka.produce import BulkProducer, encode_predictions
 from streamer.metrics import Metrics, observe_many
@@ -202,13 +202,12 @@ class Service:
             max_request_size=_MAX_REQUEST_BYTES,
         )
         self._bulk = BulkProducer(self._producer, _MAX_REQUEST_BYTES)
-        embedded = s.session_timeout_ms is None and await is_embedded_broker(**common)
         consumer_kwargs = dict(
             **common,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=s.fetch_max_wait_ms,
-            **group_timeouts(s.session_timeout_ms, embedded),
+            **await broker_group_timeouts(s.session_timeout_ms, common),
         )
         instance = s.group_instance_id
         self._consumer_kwargs = consumer_kwargs
