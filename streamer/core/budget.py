@@ -285,6 +285,11 @@ class BudgetController:
         return self._budget
 
     @property
+    def explore_rate(self) -> float:
+        """The share of all items picked uniformly at random (``budget * explore``)."""
+        return self._budget * self._explore
+
+    @property
     def slack(self) -> float:
         """Labels the controller may run ahead of or behind the budget."""
         return self._slack

@@ -207,7 +207,6 @@ class Sampler:
         # asked-but-unanswered ids -> the probability the item had of being asked (1 / its
         # importance weight: exploration picks ~budget * explore, the gate's picks ~1)
         self._in_flight: OrderedDict[str, float] = OrderedDict()
-        self._explore_rate = budget * explore
         self._by_reason: Counter[str] = Counter()
         self._blocked = 0
 
@@ -483,7 +482,7 @@ class Sampler:
     def _propensity(self, reason: str) -> float:
         """How likely an asked item was to be asked: an exploration pick was one of a uniform
         ``budget * explore`` share; the gate (and cold start, catch-up) would have asked it."""
-        rate = getattr(self, "_explore_rate", 0.0)  # samplers checkpointed before it existed
+        rate = self._controller.explore_rate
         return rate if reason == EXPLORE and rate > 0 else 1.0
 
     def importance_weights(self, ids: Sequence[str]) -> np.ndarray:
