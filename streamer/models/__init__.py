@@ -145,7 +145,7 @@ def build_model(spec: str, *, seed: int = 0) -> Model:
     spec = spec.strip()
     if spec.startswith("torch:"):
         return _build_torch(spec, seed)
-    if spec == "auto" or spec.startswith("auto("):
+    if _is_auto(spec):
         return _build_auto(spec, seed)
     steps = [_build_step(part.strip(), seed) for part in spec.split("|")]
     estimator = steps[0]
@@ -172,12 +172,30 @@ def check_model_spec(spec: str) -> None:
         if importlib.util.find_spec("torch") is None:
             raise ValueError(_torch_missing(spec.strip()))
         return
+    if isinstance(spec, str) and _is_auto(spec.strip()):
+        members, _ = _auto_plan(spec.strip())
+        for member in members.values():
+            check_model_spec(member)
+        return
     build_model(spec)
 
 
+def _is_auto(spec: str) -> bool:
+    return spec == "auto" or spec.startswith("auto(")
+
+
 def _build_auto(spec: str, seed: int) -> Model:
-    """``auto`` or ``auto(vote='hedge', members=('logistic', 'softmax'), switch_sigmas=2.0)``."""
     from streamer.models.portfolio import Portfolio
+
+    members, options = _auto_plan(spec)
+    return Portfolio({name: build_model(member, seed=seed) for name, member in members.items()},
+                     spec=spec, **options)
+
+
+def _auto_plan(spec: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """The members (name -> spec) and the portfolio options of ``auto`` or
+    ``auto(vote='hedge', members=('logistic', 'softmax'), switch_sigmas=2.0)``."""
+    from streamer.models.portfolio import check_vote
 
     options: dict[str, Any] = {}
     if spec != "auto":
@@ -201,8 +219,8 @@ def _build_auto(spec: str, seed: int) -> Model:
     if missing or not names:
         raise ValueError(f"{spec!r}: no member(s) {missing or names}; choose from "
                          f"{', '.join(candidates)}")
-    members = {name: build_model(candidates[name], seed=seed) for name in names}
-    return Portfolio(members, spec=spec, **options)
+    check_vote(options.get("vote", "leader"))
+    return {name: candidates[name] for name in names}, options
 
 
 def _torch_missing(spec: str) -> str:

@@ -50,10 +50,15 @@ from streamer.core.checks import as_batch
 from streamer.core.model import Label, Model, with_class
 from streamer.models.signed import seal, unseal
 
-__all__ = ["Portfolio"]
+__all__ = ["VOTES", "Portfolio", "check_vote"]
 
 _MAGIC = b"streamer.portfolio.v1\n"
 VOTES = ("leader", "hedge")
+
+
+def check_vote(vote: Any) -> None:
+    if vote not in VOTES:
+        raise ValueError(f"vote must be one of {', '.join(VOTES)}, got {vote!r}")
 
 
 class Portfolio:
@@ -77,8 +82,7 @@ class Portfolio:
                  eta: float = 0.5, spec: str = "auto") -> None:
         if not members:
             raise ValueError("a portfolio needs at least one member")
-        if vote not in VOTES:
-            raise ValueError(f"vote must be one of {', '.join(VOTES)}, got {vote!r}")
+        check_vote(vote)
         self.members: dict[str, Model] = dict(members)
         self.vote = vote
         self.switch_sigmas = float(switch_sigmas)
