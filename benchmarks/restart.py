@@ -37,21 +37,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from machine import machine  # noqa: E402
-from scale_out import LOGS, Replica, _annotate, _produce_at  # noqa: E402
+from scale_out import LOGS, Replica, _annotate, _flags, _produce_at  # noqa: E402
 from throughput import create_topics, item_values, redis_url  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "restart.json"
 FEATURES = 8
 RATE = 300.0  # items/s offered
 CONFIGS = {"default": {}, "baseline (session 10 s)": {"session-timeout-ms": 10_000}}
-
-
-def _flags(tag: str, url: str, prefix: str, **more: Any) -> dict[str, Any]:
-    return {"items-topic": f"items-{tag}", "predictions-topic": f"out-{tag}",
-            "label-requests-topic": f"requests-{tag}", "labels-topic": f"labels-{tag}",
-            "dead-letters-topic": f"dead-{tag}", "group-id": f"g-{tag}", "redis-url": url,
-            "redis-prefix": prefix, "budget": 0.05, "n-features": FEATURES,
-            "checkpoint-every-seconds": 1.0, **more}
 
 
 def comeback(replica: Replica, killed: float, timeout: float = 90.0) -> dict[str, Any]:
@@ -84,7 +76,7 @@ async def restarts(bootstrap: str, url: str, config: str, kills: int, seed: int)
     tag = f"rs-{uuid.uuid4().hex[:6]}"
     prefix = f"bench-restart:{tag}"
     await create_topics(bootstrap, [f"{name}-{tag}" for name in ("items", "out", "requests", "labels", "dead")])
-    flags = _flags(tag, url, prefix, **CONFIGS[config])
+    flags = _flags(tag, FEATURES, url, prefix, **{"checkpoint-every-seconds": 1.0, **CONFIGS[config]})
     rng = random.Random(seed)
     n = int(RATE * (20 + 25 * kills))
     keys, values = item_values(FEATURES, n, seed=seed, raw=False)
