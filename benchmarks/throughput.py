@@ -9,6 +9,10 @@ loopback), every pipeline below runs as its own process, one at a time:
   store when Redis answers) with the default model, warmed on 200 labelled rows, emitting a
   prediction for every item and label requests for 5%.
 - ``streamer-f32``: the same with the opt-in raw float32 content type (16 features only).
+- ``streamer-auto``: the same with ``--model auto`` (the portfolio), warmed on the same rows in
+  label batches of 8; the race picks the leader, which the results record.
+  ``streamer-auto-mlp``: the portfolio with the torch head first, so that it leads (the
+  costliest member to score; only where torch is installed).
 - ``naive``: a per-item service on the same broker: consume one -> ``predict_proba_one`` ->
   produce the prediction (and a label request for the least certain 5%) -> next.
 - ``faust-event`` / ``faust-take``: the same per-item logic as a faust-streaming agent,
@@ -39,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -306,7 +311,8 @@ async def worker_streamer(cfg: dict[str, Any]) -> None:
     service = await build_service(settings)
     X, y = warm_data(cfg["d"])
     service.sampler.model.observe(X)
-    service.sampler.learn(X, y)
+    for start in range(0, len(y), 8):  # label batches as the service gets them (a portfolio
+        service.sampler.learn(X[start:start + 8], y[start:start + 8])  # scores each before learning it)
     stop = asyncio.Event()
 
     async def until_done() -> None:
@@ -319,8 +325,9 @@ async def worker_streamer(cfg: dict[str, Any]) -> None:
     watcher = asyncio.create_task(until_done())
     await serve(settings, stop, service)
     watcher.cancel()
-    print(json.dumps({"status": {k: service.status()[k] for k in ("items_seen", "label_requests",
-                                                                    "dead_letters", "spend")}}))
+    print(json.dumps({"status": {k: service.status().get(k) for k in ("items_seen", "label_requests",
+                                                                        "dead_letters", "spend",
+                                                                        "model_race")}}))
 
 
 def worker_faust_sampling(cfg: dict[str, Any]) -> None:
@@ -400,12 +407,12 @@ async def run_pipeline(kind: str, bootstrap: str, d: int, items_topic: str, n: i
     cfg: dict[str, Any] = {"bootstrap": bootstrap, "items": items_topic, "out": out, "requests": requests,
                            "labels": f"labels-{tag}", "dead": f"dead-{tag}", "group": f"g-{tag}",
                            "d": d, "n": n, "ready": str(LOGS / f"{tag}.ready")}
-    name = kind.removesuffix("-f32").removesuffix("-requests").removesuffix("-auto")
+    name = "streamer" if kind.startswith("streamer") else kind
     if kind == "streamer-requests":  # label requests only, like the ceiling: measured on them
         cfg["settings"] = {"emit_predictions": False}
         out = requests
-    if kind == "streamer-auto":  # the portfolio (--model auto) instead of the default model
-        cfg["settings"] = {"model": "auto"}
+    if kind in AUTO_PIPELINES:  # the portfolio instead of the default model
+        cfg["settings"] = {"model": AUTO_PIPELINES[kind]}
     if name == "streamer" and redis_url:
         cfg["settings"] = {**cfg.get("settings", {}), "redis_url": redis_url, "redis_prefix": f"bench:{tag}:{time.time_ns()}",
                            "checkpoint_key": "throughput-benchmark-key"}
@@ -460,7 +467,13 @@ def plan(quick: bool) -> dict[int, int]:
 
 
 PIPELINES = ["ceiling", "streamer", "naive", "faust-event", "faust-take", "faust-sampling"]
-SLOW = {"naive", "faust-event", "faust-take"}  # per-item pipelines: fewer items, same rate
+SLOW = {"naive", "faust-event", "faust-take"}
+# The portfolio's decide cost is its leader's: the race decides which member leads on this
+# stream, and ``streamer-auto-mlp`` puts the torch head first (so it leads), the costliest case.
+AUTO_PIPELINES = {"streamer-auto": "auto"}
+if importlib.util.find_spec("torch") is not None:
+    AUTO_PIPELINES["streamer-auto-mlp"] = ("auto(members=('torch_mlp', 'logistic', 'softmax', "
+                                           "'gaussian_nb', 'hoeffding_tree'))")  # per-item pipelines: fewer items, same rate
 
 
 def slow_items(kind: str, d: int, n: int) -> int:
@@ -511,7 +524,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             kinds = list(pipelines)
             if "streamer" in pipelines:
                 kinds.insert(2, "streamer-requests")
-                kinds.insert(2, "streamer-auto")
+                for auto in reversed(AUTO_PIPELINES):
+                    kinds.insert(2, auto)
             if d == 16 and "streamer" in pipelines:
                 kinds.insert(2, "streamer-f32")
                 f32_topic = f"items-{d}-f32"
@@ -580,8 +594,9 @@ def ratios(runs: list[Run]) -> dict[str, Any]:
         for f in ("faust-event", "faust-take"):
             if s and full.get((f, d)):
                 out[f"streamer/{f}@{d}"] = round(s / full[(f, d)], 2)
-        if s and full.get(("streamer-auto", d)):
-            out[f"streamer-auto/streamer@{d}"] = round(full[("streamer-auto", d)] / s, 3)
+        for auto in AUTO_PIPELINES:
+            if s and full.get((auto, d)):
+                out[f"{auto}/streamer@{d}"] = round(full[(auto, d)] / s, 3)
         sampling = full.get(("faust-sampling", d))
         if sampling and full.get(("faust-take", d)):
             out[f"faust-sampling/faust-take@{d}"] = round(sampling / full[("faust-take", d)], 2)

@@ -42,7 +42,8 @@ def race(column_right: int, n: int, weights: np.ndarray | None = None, seed: int
     X = rng.normal(size=(n, 2))
     y = (X[:, column_right] > 0).astype(int).tolist()
     portfolio = Portfolio({"first": Rule(0), "second": Rule(1)})
-    portfolio.learn(X, y, weights=weights)
+    portfolio.learn(X[:1], y[:1])  # a batch is scored before it is learned: classes first
+    portfolio.learn(X[1:], y[1:], weights=None if weights is None else weights[1:])
     return portfolio
 
 
@@ -56,7 +57,7 @@ def test_a_member_shown_better_takes_the_lead() -> None:
 def test_the_first_member_keeps_the_lead_without_evidence_against_it() -> None:
     assert race(column_right=0, n=200).leader == "first"
     # a handful of labels cannot overturn the default, even when they favour the other
-    assert race(column_right=1, n=4).leader == "first"
+    assert race(column_right=1, n=5).leader == "first"
 
 
 def test_importance_weights_correct_the_estimate_for_how_labels_were_picked() -> None:
@@ -84,7 +85,8 @@ def test_hedge_mixes_the_members_by_their_weighted_mistakes() -> None:
     X = rng.normal(size=(100, 2))
     y = (X[:, 1] > 0).astype(int).tolist()
     portfolio = Portfolio({"first": Rule(0), "second": Rule(1)}, vote="hedge", eta=0.5)
-    portfolio.learn(X, y)
+    portfolio.learn(X[:1], y[:1])
+    portfolio.learn(X[1:], y[1:])
     weights = portfolio.hedge_weights()
     assert weights.sum() == pytest.approx(1.0) and weights[1] > 0.99
     mixed = portfolio.predict_proba(X[:5])
@@ -145,3 +147,12 @@ def test_bad_specs_and_options_say_what_is_allowed() -> None:
         build_model("auto(vote='majority')")
     with pytest.raises(ValueError, match="positive finite"):
         build_model("auto(members=('logistic',))").learn(np.zeros((1, 2)), [0], weights=[0.0])
+
+
+def test_a_batch_is_scored_before_any_of_its_rows_is_learned() -> None:
+    portfolio = Portfolio({"first": Rule(0), "second": Rule(1)})
+    portfolio.learn(np.zeros((3, 2)), [0, 1, 0])  # no classes yet: nothing to score
+    assert portfolio.race()["labels_scored"] == 0 and portfolio.classes == [0, 1]
+    portfolio.learn(np.array([[1.0, -1.0], [-1.0, 1.0]]), [1, 1])
+    assert portfolio.race()["labels_scored"] == 2
+    assert portfolio.estimates() == {"first": 0.5, "second": 0.5}
