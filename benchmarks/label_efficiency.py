@@ -15,7 +15,9 @@ several seeds. Methods:
 Writes ``label_efficiency.json`` (machine, config, every run, the aggregated table),
 ``label_efficiency.md`` (one table per budget, notes on every losing cell and anchor failure) and
 ``label_efficiency.png`` (accuracy vs labels at 5%) to ``--out``, and prints the Markdown.
-Anchor runs are cached in ``label_efficiency_anchors.json`` and reused unless ``--rerun-anchors``.
+Anchor runs are cached in ``label_efficiency_anchors.json`` and reused (``--only-ours``) only
+under the same key: library versions, a hash of the benchmark's code and of the stream's data;
+``--rerun-anchors`` ignores the cache.
 The sanity check (``--tutorial``, part of the default run) replays scikit-activeml's stream
 tutorial (``benchmarks/skactiveml_tutorial.py``).
 
@@ -36,6 +38,8 @@ if __name__ == "__main__":  # before numpy loads: one BLAS thread per worker, th
         os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
+import hashlib  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
@@ -54,6 +58,7 @@ import numpy as np  # noqa: E402
 import river  # noqa: E402
 import skactiveml  # noqa: E402
 from anchors import ANCHORS, RIVER_ENTROPY, SKACTIVEML_STRATEGIES  # noqa: E402
+from label_efficiency_report import REFERENCE_SUFFIX  # noqa: E402
 from machine import machine as _machine  # noqa: E402
 from prequential import run  # noqa: E402
 from streams import SYNTHETIC, Stream, load_streams  # noqa: E402
@@ -91,7 +96,10 @@ BATCH_SIZE = 8
 # budget at 2^20 on several streams. Grid runs are cheap (one seed, every budget at once).
 ENTROPY_GRID = tuple(2.0**k for k in (*range(21), *range(22, 41, 2)))
 TUNING_SEED = 0
-CACHE_VERSION = 1  # bump when an anchor adapter changes: cached anchor runs are then ignored
+# A cached anchor run is reused only under the same fingerprint: the libraries' versions and a
+# hash of this benchmark's code (an adapter or protocol change invalidates it), plus, per run,
+# a hash of the stream's data (see Job.cache_key).
+CODE_FILES = ("label_efficiency.py", "anchors.py", "prequential.py", "streams.py", "skactiveml_tutorial.py")
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Relative cost per item, for ordering jobs and the ETA (measured at batch size 8 on 2 cores:
@@ -114,7 +122,7 @@ def machine() -> dict[str, Any]:
 class Job:
     """One run: ``method`` on ``stream`` at ``budget`` with ``seed`` (or one tutorial row)."""
 
-    kind: str  # "ours" | "anchor" | "tutorial-theirs" | "tutorial-ours"
+    kind: str  # "ours" | "reference" | "anchor" | "tutorial-theirs" | "tutorial-ours"
     method: str
     stream: str = ""
     budget: float = 0.0
@@ -127,7 +135,7 @@ class Job:
         # EntropySampler has no budget: one run serves every budget.
         budget = "any" if self.method == RIVER_ENTROPY else f"{self.budget:g}"
         params = json.dumps(self.anchor_params, sort_keys=True)
-        return (f"v{CACHE_VERSION}|{stream.name}|n={len(stream)}|bs={batch_size}|model={model}|"
+        return (f"{cache_fingerprint()}|{stream.name}|data={stream.digest}|bs={batch_size}|model={model}|"
                 f"{self.method}|budget={budget}|seed={self.seed}|{params}")
 
 
@@ -161,7 +169,7 @@ def execute(job: Job) -> dict[str, Any]:
             kwargs = dict(job.sampler_kwargs or {})
             model_spec = kwargs.pop("model", _SETTINGS["model"])
             result = run(stream, budget=job.budget, seed=job.seed, batch_size=_SETTINGS["batch_size"],
-                         sampler_kwargs=kwargs if job.kind == "ours" else None,
+                         sampler_kwargs=kwargs if job.kind in ("ours", "reference") else None,
                          anchor=job.method if job.kind == "anchor" else None,
                          anchor_params=job.anchor_params, model_spec=model_spec)
     except Exception as exc:  # a failing method is reported, not hidden
@@ -170,9 +178,24 @@ def execute(job: Job) -> dict[str, Any]:
     return {"job": asdict(job), **result}
 
 
+def reference_rows(ours: dict[str, dict[str, Any]], default_model: str) -> dict[str, dict[str, Any]]:
+    """One full-label run per distinct learner of our rows: ``"<row> (all labels)"`` -> kwargs
+    that ask for every item (random sampling at budget 1), named after the first row using it."""
+    rows: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
+    for name, cfg in ours.items():
+        spec = cfg.get("model", default_model)
+        if spec not in seen:
+            seen.add(spec)
+            rows[f"{name}{REFERENCE_SUFFIX}"] = {"strategy": "random", "model": spec}
+    return rows
+
+
 def job_cost(job: Job) -> float:
     if job.kind.startswith("tutorial"):
         return TUTORIAL_COST if job.learner != DEFAULT_MODEL else TUTORIAL_DEFAULT_MODEL_COST
+    if job.kind == "reference":  # every item is learned: ~20x a 5% run for a cheap learner
+        return len(_STREAMS[job.stream]) * 20.0
     return len(_STREAMS[job.stream]) * COST.get(job.method, 1.0)
 
 
@@ -253,6 +276,11 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Run every method; return the JSON document (also written with the Markdown and PNG)."""
     ours = dict(OURS)
     ours.update(args.ours)
+    if args.rows:  # only these of our rows (and the default's, which every verdict is about)
+        unknown = sorted(set(args.rows) - set(ours))
+        if unknown:
+            raise SystemExit(f"--rows: no row named {', '.join(unknown)}; rows: {', '.join(ours)}")
+        ours = {name: cfg for name, cfg in ours.items() if name in args.rows or name == DEFAULT_ROW}
     if DEFAULT_ROW not in ours:
         raise SystemExit(f"the default row {DEFAULT_ROW!r} is missing from OURS")
     data_dir = default_data_dir()
@@ -283,7 +311,11 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 jobs.append(Job("tutorial-theirs", name))
         jobs += [Job("tutorial-ours", name, sampler_kwargs=cfg, learner=learner)
                  for name, cfg in {**ours, RANDOM_ROW: RANDOM_KWARGS}.items() for learner in LEARNERS]
+    references = reference_rows(ours, args.model)
     for stream in streams:
+        for seed in args.seeds:  # each learner given every label: the full-label reference
+            for name, cfg in references.items():
+                jobs.append(Job("reference", name, stream.name, 1.0, seed, sampler_kwargs=cfg))
         for budget in args.budgets:
             for seed in args.seeds:
                 for name, cfg in {**ours, RANDOM_ROW: RANDOM_KWARGS}.items():
@@ -456,7 +488,20 @@ class EntropyTuning:
 
 
 def _tutorial_key(name: str) -> str:
-    return f"v{CACHE_VERSION}|tutorial|{name}"
+    return f"{cache_fingerprint()}|tutorial|{name}"
+
+
+@functools.cache
+def cache_fingerprint() -> str:
+    """The libraries' versions and a hash of the benchmark's code, for the anchor cache's keys."""
+    import sklearn
+
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in CODE_FILES:
+        digest.update((here / name).read_bytes())
+    return (f"river={river.__version__},skactiveml={skactiveml.__version__},sklearn={sklearn.__version__},"
+            f"numpy={np.__version__},code={digest.hexdigest()[:12]}")
 
 
 def _strip(result: dict[str, Any]) -> dict[str, Any]:
@@ -475,7 +520,7 @@ def _load_cache(path: Path) -> dict[str, Any]:
 
 def _save_cache(path: Path, cache: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"benchmark": "label_efficiency anchors", "cache_version": CACHE_VERSION,
+    tmp.write_text(json.dumps({"benchmark": "label_efficiency anchors", "fingerprint": cache_fingerprint(),
                                "runs": dict(sorted(cache.items()))}, separators=(",", ":")) + "\n")
     tmp.replace(path)
 
@@ -513,6 +558,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--ours", type=_ours_flag, action="append", default=[],
                         metavar="NAME=JSON", help="add or override one of our rows (repeatable)")
+    parser.add_argument("--rows", type=_csv(str), default=None,
+                        help="comma-separated names: run only these of our rows (plus the default)")
     parser.add_argument("--only-ours", action="store_true",
                         help="run only our rows and random; anchors come from the cache")
     parser.add_argument("--rerun-anchors", action="store_true", help="ignore the anchor cache")

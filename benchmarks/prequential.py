@@ -25,7 +25,7 @@ from streams import Stream
 from streamer.core.sampler import Sampler
 from streamer.models import DEFAULT_MODEL, build_model
 
-__all__ = ["SHARE_WINDOW", "curve_points", "run", "window_counts"]
+__all__ = ["SHARE_WINDOW", "curve_points", "max_ahead", "run", "window_counts"]
 
 SHARE_WINDOW = 10_000  # items per window of the budget check
 CURVE_POINTS = 50
@@ -39,8 +39,8 @@ def run(stream: Stream, *, budget: float, seed: int, batch_size: int,
     Returns
     -------
     dict
-        ``items, queried, share, accuracy, window, window_min, window_max, curve, elapsed_s,
-        items_per_s`` (+ ``asked_by_reason`` for ours). ``curve`` is
+        ``items, queried, share, accuracy, window, window_min, window_max, max_ahead, curve,
+        elapsed_s, items_per_s`` (+ ``asked_by_reason`` for ours). ``curve`` is
         ``[items, labels so far, prequential accuracy so far]`` at 50 points.
     """
     if (sampler_kwargs is None) == (anchor is None):
@@ -90,13 +90,25 @@ def run(stream: Stream, *, budget: float, seed: int, batch_size: int,
         "window": window,
         "window_min": int(counts.min()),
         "window_max": int(counts.max()),
+        # the most labels asked ahead of budget * seen at any point (the default promise's bound)
+        "max_ahead": round(float(max_ahead(asked, budget)), 2),
         "curve": curve_points(asked, correct),
         "elapsed_s": round(elapsed, 3),
         "items_per_s": round(n / elapsed, 1) if elapsed > 0 else 0.0,
     }
     if sampler is not None:
         record["asked_by_reason"] = dict(sorted(reasons.items()))
+        # the default promise: never more than warm-up + slack labels ahead of budget * seen
+        record["promise_bound"] = round(sampler.controller.slack + sampler.controller.warmup, 2)
     return record
+
+
+def max_ahead(asked: np.ndarray, budget: float) -> float:
+    """The most labels the asks ran ahead of ``budget * seen``, over every prefix (>= 0)."""
+    if len(asked) == 0:
+        return 0.0
+    ahead = np.cumsum(np.asarray(asked, dtype=np.float64)) - budget * np.arange(1, len(asked) + 1)
+    return max(float(ahead.max()), 0.0)
 
 
 def window_counts(asked: np.ndarray, window: int) -> np.ndarray:

@@ -8,6 +8,11 @@ a stream of ``n`` items: the SEA gradual drift sits at ``n // 2`` with width ``n
 a 20,000-item stream) with width ``min(1000, n // 20)``. The README's SEA abrupt recipe is the
 shipped ``sea_abrupt.csv.gz``, so the in-process SEA stream is the gradual one.
 
+:data:`PACKAGED` are real streams that a dependency ships inside its package (nothing is
+downloaded): river's ``Bananas``. River's other real classification sets (Elec2, CreditCard,
+Higgs, HTTP, SMTP...) are downloaded on first use, so they are not here; its Phishing and
+ImageSegments are the data dir's ``phishing`` and ``segment``.
+
 Examples
 --------
 >>> s = synthetic("hyperplane", 50)
@@ -17,17 +22,20 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from streamer.data import BUNDLED_STREAMS, bundled_stream, iter_csv_batches
 
-__all__ = ["SYNTHETIC", "Stream", "from_file", "load_streams", "synthetic"]
+__all__ = ["PACKAGED", "SYNTHETIC", "Stream", "from_file", "load_streams", "packaged", "synthetic"]
 
 SYNTHETIC = ("sea_gradual", "hyperplane", "agrawal_drift", "rbf_drift")
+PACKAGED = ("bananas",)
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,14 @@ class Stream:
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the items and labels (part of every cached run's key)."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.X, dtype=np.float64).tobytes())
+        h.update(np.ascontiguousarray(self.y, dtype=np.int64).tobytes())
+        return h.hexdigest()[:16]
 
 
 def from_file(path: Path, max_items: int | None = None) -> Stream:
@@ -99,10 +115,26 @@ def synthetic(name: str, n: int) -> Stream:
                   f"{origin}, {n:,} items")
 
 
+def packaged(name: str, max_items: int | None = None) -> Stream:
+    """Load the packaged real stream ``name`` (one of :data:`PACKAGED`) in its shipped order."""
+    if name != "bananas":
+        raise ValueError(f"unknown packaged stream {name!r}; choose one of {', '.join(PACKAGED)}")
+    from river.datasets import Bananas
+
+    rows, labels = [], []
+    for x, y in Bananas():
+        rows.append([float(v) for v in x.values()])
+        labels.append(int(y))
+    X, y_ = np.array(rows, dtype=np.float64), np.array(labels, dtype=np.int64)
+    if max_items is not None:
+        X, y_ = X[:max_items], y_[:max_items]
+    return Stream(name, X, y_, "river Bananas (shipped in the river package), 2 features")
+
+
 def load_streams(data_dir: Path | None, synthetic_items: int, *, names: Iterable[str] | None = None,
                  max_items: int | None = None) -> list[Stream]:
     """The data dir's ``*.csv*`` files and the package's bundled streams it lacks (sorted by
-    name), then :data:`SYNTHETIC`, filtered by ``names``."""
+    name), then :data:`PACKAGED` and :data:`SYNTHETIC`, filtered by ``names``."""
     wanted = set(names) if names is not None else None
     streams: list[Stream] = []
     files = list(data_dir.glob("*.csv*")) if data_dir is not None else []
@@ -111,6 +143,9 @@ def load_streams(data_dir: Path | None, synthetic_items: int, *, names: Iterable
     for path in files:
         if wanted is None or path.name.split(".")[0] in wanted:
             streams.append(from_file(path, max_items))
+    for name in PACKAGED:
+        if wanted is None or name in wanted:
+            streams.append(packaged(name, max_items))
     n = synthetic_items if max_items is None else min(synthetic_items, max_items)
     for name in SYNTHETIC:
         if wanted is None or name in wanted:
@@ -119,5 +154,6 @@ def load_streams(data_dir: Path | None, synthetic_items: int, *, names: Iterable
         missing = wanted - {s.name for s in streams}
         if missing:
             raise ValueError(f"unknown stream(s) {', '.join(sorted(missing))}; files are "
-                             f"{', '.join(p.name for p in files)} and synthetic {', '.join(SYNTHETIC)}")
+                             f"{', '.join(p.name for p in files)}, packaged {', '.join(PACKAGED)} and "
+                             f"synthetic {', '.join(SYNTHETIC)}")
     return streams

@@ -212,6 +212,7 @@ class BudgetController:
 
     external = 0.0  # class default: controllers pickled before the ledger existed
     _warmup_left = 0.0  # ... and before the warm-up
+    _warmup = 0.0
     _owed = 0.0
     _warmup_rate = 1.0
     _repay = 0.0
@@ -271,6 +272,7 @@ class BudgetController:
         self.asked = 0
         self.planned = 0.0
         self.forfeited = 0.0  # budget given up under backpressure (labels nobody could answer)
+        self._warmup = float(warmup)
         self._warmup_left = float(warmup)  # warm-up credit not granted yet
         self._owed = 0.0  # warm-up credit granted and not repaid yet
         self._warmup_rate = float(warmup_rate)
@@ -288,6 +290,11 @@ class BudgetController:
     def explore_rate(self) -> float:
         """The share of all items picked uniformly at random (``budget * explore``)."""
         return self._budget * self._explore
+
+    @property
+    def warmup(self) -> float:
+        """Labels that may be spent ahead of the budget at the start (repaid afterwards)."""
+        return self._warmup
 
     @property
     def slack(self) -> float:
