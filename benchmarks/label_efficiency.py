@@ -1,7 +1,7 @@
 """Label efficiency: our sampling policies vs random sampling and published anchors, same learner.
 
 Every method runs the same prequential protocol (``benchmarks/prequential.py``) with the same
-learner, ``streamer.models.build_model(DEFAULT_MODEL, seed=seed)``, on every stream of the data
+learner, ``streamer.models.build_model(LOGISTIC_MODEL, seed=seed)``, on every stream of the data
 dir plus river's drifting generators (``benchmarks/streams.py``), at budgets 1%, 5% and 10% and
 several seeds. Methods:
 
@@ -40,7 +40,6 @@ if __name__ == "__main__":  # before numpy loads: one BLAS thread per worker, th
 import argparse  # noqa: E402
 import functools  # noqa: E402
 import hashlib  # noqa: E402
-import importlib.util  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import queue  # noqa: E402
@@ -63,24 +62,23 @@ from machine import machine as _machine  # noqa: E402
 from prequential import run  # noqa: E402
 from streams import SYNTHETIC, Stream, load_streams  # noqa: E402
 
+from streamer.core.budget import DEFAULT_WARMUP_LABELS  # noqa: E402
 from streamer.data import default_data_dir  # noqa: E402
-from streamer.models import DEFAULT_MODEL  # noqa: E402
+from streamer.models import DEFAULT_MODEL, LOGISTIC_MODEL, auto_members  # noqa: E402
 
-# Our rows: name -> Sampler kwargs, passed through untouched. Add policies here (or --ours).
+# Our rows: name -> Sampler kwargs, passed through untouched ("model" names the row's learner;
+# without it, --model). The default row is what `streamer run` does with no flags: the default
+# model, policy and warm-up; every single learner of the portfolio runs alone under the same
+# policy and warm-up; then what lost when the default was chosen. Add rows here or with --ours.
+DEFAULTS: dict[str, Any] = {"model": DEFAULT_MODEL, "warmup": DEFAULT_WARMUP_LABELS}
 OURS: dict[str, dict[str, Any]] = {
-    "margin": {"policy": "margin", "randomize": False},
-    "entropy": {"policy": "entropy", "randomize": False},
-    "least-confidence": {"policy": "least-confidence", "randomize": False},
-    "margin~": {"policy": "margin", "randomize": True},
-    "entropy~": {"policy": "entropy", "randomize": True},
-    "margin or novelty~": {"policy": "margin or novelty", "randomize": True},
-    # the portfolio (--model auto) and its vote, under the default policy
-    "auto": {"policy": "margin", "randomize": False, "model": "auto"},
-    "auto hedge": {"policy": "margin", "randomize": False, "model": "auto(vote='hedge')"},
+    "auto": dict(DEFAULTS),
+    **{name: {**DEFAULTS, "model": spec} for name, spec in auto_members().items()},
+    "auto hedge": {**DEFAULTS, "model": "auto(vote='hedge')"},
+    "auto, no warm-up": {**DEFAULTS, "warmup": 0},
+    "logistic, no warm-up": {"model": LOGISTIC_MODEL, "warmup": 0},  # the default before auto
 }
-if importlib.util.find_spec("torch") is not None:  # the learner that wins most cells alone
-    OURS["torch:mlp"] = {"policy": "margin", "randomize": False, "model": "torch:mlp"}
-DEFAULT_ROW = "margin"
+DEFAULT_ROW = "auto"
 RANDOM_ROW = "random"
 RANDOM_KWARGS = {"strategy": "random"}
 
@@ -180,12 +178,13 @@ def execute(job: Job) -> dict[str, Any]:
 
 def reference_rows(ours: dict[str, dict[str, Any]], default_model: str) -> dict[str, dict[str, Any]]:
     """One full-label run per distinct learner of our rows: ``"<row> (all labels)"`` -> kwargs
-    that ask for every item (random sampling at budget 1), named after the first row using it."""
+    that ask for every item (random sampling at budget 1), named after the first row using it;
+    variants of ``auto`` (another vote) get none."""
     rows: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
     for name, cfg in ours.items():
         spec = cfg.get("model", default_model)
-        if spec not in seen:
+        if spec not in seen and not spec.startswith("auto("):  # variants of the default: no
             seen.add(spec)
             rows[f"{name}{REFERENCE_SUFFIX}"] = {"strategy": "random", "model": spec}
     return rows
@@ -193,7 +192,7 @@ def reference_rows(ours: dict[str, dict[str, Any]], default_model: str) -> dict[
 
 def job_cost(job: Job) -> float:
     if job.kind.startswith("tutorial"):
-        return TUTORIAL_COST if job.learner != DEFAULT_MODEL else TUTORIAL_DEFAULT_MODEL_COST
+        return TUTORIAL_COST if job.learner != LOGISTIC_MODEL else TUTORIAL_DEFAULT_MODEL_COST
     if job.kind == "reference":  # every item is learned: ~20x a 5% run for a cheap learner
         return len(_STREAMS[job.stream]) * 20.0
     return len(_STREAMS[job.stream]) * COST.get(job.method, 1.0)
@@ -311,7 +310,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 jobs.append(Job("tutorial-theirs", name))
         jobs += [Job("tutorial-ours", name, sampler_kwargs=cfg, learner=learner)
                  for name, cfg in {**ours, RANDOM_ROW: RANDOM_KWARGS}.items() for learner in LEARNERS]
-    references = reference_rows(ours, args.model)
+    references = reference_rows(ours, args.model) if args.reference else {}
     for stream in streams:
         for seed in args.seeds:  # each learner given every label: the full-label reference
             for name, cfg in references.items():
@@ -554,12 +553,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--synthetic-items", type=int, default=SYNTHETIC_ITEMS)
     parser.add_argument("--max-items", type=int, default=None, help="cap every stream")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--model", default=LOGISTIC_MODEL,
+                        help="learner of the anchors and of our rows that name none")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--ours", type=_ours_flag, action="append", default=[],
                         metavar="NAME=JSON", help="add or override one of our rows (repeatable)")
     parser.add_argument("--rows", type=_csv(str), default=None,
                         help="comma-separated names: run only these of our rows (plus the default)")
+    parser.add_argument("--no-reference", dest="reference", action="store_false",
+                        help="skip the full-label reference runs (quicker policy iterations)")
     parser.add_argument("--only-ours", action="store_true",
                         help="run only our rows and random; anchors come from the cache")
     parser.add_argument("--rerun-anchors", action="store_true", help="ignore the anchor cache")

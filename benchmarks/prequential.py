@@ -23,7 +23,7 @@ from anchors import build_anchor, full_proba
 from streams import Stream
 
 from streamer.core.sampler import Sampler
-from streamer.models import DEFAULT_MODEL, build_model
+from streamer.models import LOGISTIC_MODEL, build_model
 
 __all__ = ["SHARE_WINDOW", "curve_points", "max_ahead", "run", "window_counts"]
 
@@ -33,7 +33,7 @@ CURVE_POINTS = 50
 
 def run(stream: Stream, *, budget: float, seed: int, batch_size: int,
         sampler_kwargs: dict[str, Any] | None = None, anchor: str | None = None,
-        anchor_params: dict[str, Any] | None = None, model_spec: str = DEFAULT_MODEL) -> dict[str, Any]:
+        anchor_params: dict[str, Any] | None = None, model_spec: str = LOGISTIC_MODEL) -> dict[str, Any]:
     """Run one method: our ``Sampler(**sampler_kwargs)`` or the anchor ``anchor``.
 
     Returns

@@ -119,17 +119,17 @@ async def seed_model(url: str, prefix: str, d: int) -> None:
     from streamer.app import sampler_config
     from streamer.config import Settings
     from streamer.core.sampler import Sampler
-    from streamer.models import DEFAULT_MODEL, build_model
+    from streamer.models import LOGISTIC_MODEL, build_model
     from streamer.store.checkpoint import Checkpoint, dumps
 
     settings = Settings(redis_url=url, redis_prefix=prefix, checkpoint_key=KEY, budget=BUDGET,
                         n_features=d)
     config = sampler_config(settings)
-    sampler = Sampler(build_model(DEFAULT_MODEL, seed=0), **config)
+    sampler = Sampler(build_model(LOGISTIC_MODEL, seed=0), **config)
     X, y = warm_data(d)
     sampler.model.observe(X)
     sampler.learn(X, y)
-    blob = dumps(Checkpoint(sampler, model_spec=DEFAULT_MODEL, sampler_config=config, sequence=1),
+    blob = dumps(Checkpoint(sampler, model_spec=LOGISTIC_MODEL, sampler_config=config, sequence=1),
                  KEY.encode())
     client = aioredis.Redis.from_url(url)
     try:

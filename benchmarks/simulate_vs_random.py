@@ -27,10 +27,10 @@ import river
 
 from streamer.core.sampler import DEFAULT_STRATEGY, STRATEGIES
 from streamer.data import default_data_dir
-from streamer.models import DEFAULT_MODEL
+from streamer.models import LOGISTIC_MODEL
 from streamer.simulate import run_simulation
 
-# Candidates DEFAULT_MODEL was chosen from (run with --compare-models).
+# Candidates LOGISTIC_MODEL (the default before auto) was chosen from (run with --compare-models).
 CANDIDATE_MODELS = [
     "StandardScaler | LogisticRegression",
     "StandardScaler | SoftmaxRegression",
@@ -57,7 +57,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=0.05)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--model", default=LOGISTIC_MODEL)
     parser.add_argument("--all-strategies", action="store_true",
                         help="also run the non-default uncertainty scores")
     parser.add_argument("--compare-models", action="store_true",

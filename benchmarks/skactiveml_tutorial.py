@@ -37,7 +37,7 @@ from skactiveml.stream import (
 from skactiveml.utils import call_func
 
 from streamer.core.sampler import Sampler
-from streamer.models import DEFAULT_MODEL, build_model
+from streamer.models import LOGISTIC_MODEL, build_model
 
 __all__ = ["LEARNERS", "PUBLISHED", "THEIRS", "ParzenWindowModel", "reproduce", "run_ours", "run_theirs"]
 
@@ -90,7 +90,7 @@ class ParzenWindowModel:
 
 THEIRS = ("StreamRandomSampling", "PeriodicSampling", "VariableUncertainty", "Split", "DBALStream",
           "CogDQSRanVarUn", "StreamProbabilisticAL")
-LEARNERS = ("Parzen window", DEFAULT_MODEL)
+LEARNERS = ("Parzen window", LOGISTIC_MODEL)
 
 
 @dataclass(frozen=True)
@@ -170,8 +170,8 @@ def run_ours(sampler_kwargs: dict[str, Any], learner: str, seed: int = 0) -> dic
     if learner == "Parzen window":
         model: Any = ParzenWindowModel([0, 1], window=TRAINING_SIZE, random_state=seed,
                                        X_init=s.X_init, y_init=s.y_init)
-    elif learner == DEFAULT_MODEL:
-        model = build_model(DEFAULT_MODEL, seed=seed)
+    elif learner == LOGISTIC_MODEL:
+        model = build_model(LOGISTIC_MODEL, seed=seed)
         model.observe(s.X_init)
         model.learn(s.X_init, s.y_init.tolist())
     else:

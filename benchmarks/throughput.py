@@ -9,10 +9,9 @@ loopback), every pipeline below runs as its own process, one at a time:
   store when Redis answers) with the default model, warmed on 200 labelled rows, emitting a
   prediction for every item and label requests for 5%.
 - ``streamer-f32``: the same with the opt-in raw float32 content type (16 features only).
-- ``streamer-auto``: the same with ``--model auto`` (the portfolio), warmed on the same rows in
+- ``streamer-auto``: the same with the default ``--model auto`` (the portfolio; the other
+  streamer pipelines run ``StandardScaler | LogisticRegression``), warmed on the same rows in
   label batches of 8; the race picks the leader, which the results record.
-  ``streamer-auto-mlp``: the portfolio with the torch head first, so that it leads (the
-  costliest member to score; only where torch is installed).
 - ``naive``: a per-item service on the same broker: consume one -> ``predict_proba_one`` ->
   produce the prediction (and a label request for the least certain 5%) -> next.
 - ``faust-event`` / ``faust-take``: the same per-item logic as a faust-streaming agent,
@@ -43,7 +42,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -66,6 +64,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from machine import machine  # noqa: E402
+
+from streamer.models import LOGISTIC_MODEL  # noqa: E402
 
 PARTITIONS = 4
 BUDGET = 0.05
@@ -411,13 +411,14 @@ async def run_pipeline(kind: str, bootstrap: str, d: int, items_topic: str, n: i
     if kind == "streamer-requests":  # label requests only, like the ceiling: measured on them
         cfg["settings"] = {"emit_predictions": False}
         out = requests
-    if kind in AUTO_PIPELINES:  # the portfolio instead of the default model
-        cfg["settings"] = {"model": AUTO_PIPELINES[kind]}
+    if name in ("streamer", "faust-sampling"):
+        cfg["settings"] = {**cfg.get("settings", {}), "model": AUTO_PIPELINES.get(kind, SINGLE_MODEL)}
     if name == "streamer" and redis_url:
         cfg["settings"] = {**cfg.get("settings", {}), "redis_url": redis_url, "redis_prefix": f"bench:{tag}:{time.time_ns()}",
                            "checkpoint_key": "throughput-benchmark-key"}
     if name == "faust-sampling" and redis_url:  # the same store, opened by sampling_agent
-        cfg["redis_url"], cfg["settings"] = redis_url, {"redis_prefix": f"bench:{tag}:{time.time_ns()}"}
+        cfg["redis_url"] = redis_url
+        cfg["settings"] = {**cfg["settings"], "redis_prefix": f"bench:{tag}:{time.time_ns()}"}
     argv, env = _worker_cmd(name, cfg)
     run = Run(pipeline=kind, features=d, load=load, items=n)
     log = open(LOGS / f"{tag}.log", "w")  # noqa: SIM115
@@ -468,12 +469,11 @@ def plan(quick: bool) -> dict[int, int]:
 
 PIPELINES = ["ceiling", "streamer", "naive", "faust-event", "faust-take", "faust-sampling"]
 SLOW = {"naive", "faust-event", "faust-take"}
-# The portfolio's decide cost is its leader's: the race decides which member leads on this
-# stream, and ``streamer-auto-mlp`` puts the torch head first (so it leads), the costliest case.
-AUTO_PIPELINES = {"streamer-auto": "auto"}
-if importlib.util.find_spec("torch") is not None:
-    AUTO_PIPELINES["streamer-auto-mlp"] = ("auto(members=('torch_mlp', 'logistic', 'softmax', "
-                                           "'gaussian_nb', 'hoeffding_tree'))")  # per-item pipelines: fewer items, same rate
+# The single-model pipelines run LOGISTIC_MODEL (the default before ``auto``); ``streamer-auto``
+# runs the default portfolio, whose decide cost is its leader's (the torch head leads until
+# the race shows another member better, when torch is installed).
+SINGLE_MODEL = LOGISTIC_MODEL
+AUTO_PIPELINES = {"streamer-auto": "auto"}  # per-item pipelines: fewer items, same rate
 
 
 def slow_items(kind: str, d: int, n: int) -> int:

@@ -26,11 +26,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from machine import machine  # noqa: E402
 
 from streamer.data import find_stream  # noqa: E402
-from streamer.models import DEFAULT_MODEL  # noqa: E402
+from streamer.models import LOGISTIC_MODEL  # noqa: E402
 from streamer.simulate import run_simulation  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "torch_head_digits.json"
-ROWS = [("torch:mlp", "margin"), ("torch:mlp", "random"), (DEFAULT_MODEL, "margin")]
+ROWS = [("torch:mlp", "margin"), ("torch:mlp", "random"), (LOGISTIC_MODEL, "margin")]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,7 @@ def sampler_config(settings: Settings) -> dict[str, Any]:
         "drift": settings.drift_boost,
         "labels_per_second": settings.labels_per_second,
         "max_in_flight": settings.max_pending,
-        "warmup": settings.warmup_labels,
+        "warmup": settings.warmup,
     }
 
 
@@ -69,6 +69,13 @@ async def build_service(settings: Settings, metrics: Metrics | None = None) -> S
         blob = await store.load_checkpoint() if store.durable and key else None
         if blob is not None:
             checkpoint = loads(blob, key)  # type: ignore[arg-type]
+            if settings.model is None and checkpoint.model_spec != spec:
+                # No --model: the deployment keeps the model it learned, even where the default
+                # changed since (it was StandardScaler | LogisticRegression before auto).
+                log.warning("no --model given: keeping the checkpoint's model %r (the default is "
+                            "now %r; pass --model to change it, with a fresh --redis-prefix)",
+                            checkpoint.model_spec, spec)
+                spec = checkpoint.model_spec
             if checkpoint.model_spec != spec:
                 raise CheckpointError(
                     f"the checkpoint in Redis (prefix {settings.redis_prefix!r}) holds model "

@@ -47,7 +47,8 @@ _RUN_FLAGS: dict[str, dict] = {
     "redis-ssl-cert-reqs": {"help": "rediss://: required (default), optional or none (no check)"},
     "redis-prefix": {"help": "key prefix in Redis, one per deployment (streamer)"},
     "budget": {"type": float, "help": "share of items to ask labels for (default 0.05)"},
-    "model": {"help": "river model spec, e.g. 'StandardScaler | LogisticRegression'"},
+    "model": {"help": "model spec: auto (the default: a portfolio raced on the labels), a river "
+              "spec such as 'StandardScaler | LogisticRegression', or torch:mlp"},
     "policy": {"help": "query policy, e.g. 'margin', 'margin or novelty', 'random' (default: margin)"},
     "strategy": {"help": "older name of --policy"},
     "class-balance": {"type": float, "help": "raise the ask rate for rare predicted classes (0 = off)"},

@@ -119,12 +119,16 @@ class Settings(BaseSettings):
     class_balance: float = Field(0.0, ge=0, le=4)  # 0 = off; 1 = rare predicted classes weigh 1/share
     drift_boost: bool = False  # raise the ask rate after a drift of the error, paid back later
     labels_per_second: float | None = Field(None, gt=0)  # token bucket on top of the share budget
-    budget_window: int = Field(10_000, ge=1)  # the promise: any window of this many items ...
-    budget_tolerance: float = Field(0.02, gt=0, le=1)  # ... holds the budget within this (relative)
+    # The default promise: the share over the stream within budget_tolerance of the budget, and
+    # never more than warm-up + slack labels ahead of budget * seen (slack = tolerance * budget *
+    # window / 2). Setting budget_window explicitly asks for the window promise (any window of
+    # that many items within the tolerance), which a warm-up would break: no warm-up then.
+    budget_window: int = Field(10_000, ge=1)
+    budget_tolerance: float = Field(0.02, gt=0, le=1)
     explore: float = Field(0.1, ge=0, lt=1)
-    # labels that may be spent ahead of the budget at the start, repaid afterwards (0 = off;
-    # a window of --budget-window items at the start then holds more than the budget)
-    warmup_labels: int = Field(0, ge=0, le=1_000_000)
+    # labels that may be spent ahead of the budget at the start, repaid afterwards; None = the
+    # default (streamer.core.budget.DEFAULT_WARMUP_LABELS, 0 under the window promise)
+    warmup_labels: int | None = Field(None, ge=0, le=1_000_000)
     seed: int = 0
     n_features: int | None = Field(None, ge=1)
     include_features: bool = True  # label requests carry the features for pre-annotation
@@ -216,10 +220,31 @@ class Settings(BaseSettings):
         parse(value)  # raises ValueError naming the problem and the known terms
         return value
 
+    @property
+    def window_promise(self) -> bool:
+        """Whether the per-window budget promise was asked for (``budget_window`` set)."""
+        return "budget_window" in self.model_fields_set
+
+    @property
+    def warmup(self) -> int:
+        """The warm-up in labels: the setting, else the default (none under the window promise)."""
+        if self.warmup_labels is not None:
+            return self.warmup_labels
+        from streamer.core.budget import DEFAULT_WARMUP_LABELS
+
+        return 0 if self.window_promise else DEFAULT_WARMUP_LABELS
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.policy is not None and self.strategy is not None and self.policy != self.strategy:
             raise ValueError("set policy or strategy (its older name), not both")
+        if self.window_promise and self.warmup_labels:
+            raise ValueError(
+                f"warmup_labels={self.warmup_labels} and budget_window={self.budget_window} do not "
+                "go together: a warm-up spends ahead of the budget at the start, so the first "
+                f"window of {self.budget_window} items would hold more than the budget. Drop "
+                "budget_window for the default promise (share over the stream, never more than "
+                "warm-up + slack ahead), or drop warmup_labels for the window promise")
         if self.security_protocol.startswith("SASL") and not (
             self.sasl_mechanism and self.sasl_username and self.sasl_password
         ):

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from streamer.core.budget import DEFAULT_WARMUP_LABELS
 from streamer.core.sampler import DEFAULT_POLICY, Sampler
 from streamer.data import Batch, iter_csv_batches, synthetic_stream
 from streamer.models import DEFAULT_MODEL, build_model
@@ -253,9 +254,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                              f"(default {DEFAULT_POLICY!r}; --strategy is its older name)")
     parser.add_argument("--explore", metavar="E", type=float, default=0.1,
                         help="share of the budget spent on random items (default 0.1)")
-    parser.add_argument("--warmup-labels", metavar="N", type=int, default=0,
+    parser.add_argument("--warmup-labels", metavar="N", type=int, default=DEFAULT_WARMUP_LABELS,
                         help="labels that may be asked ahead of the budget at the start, "
-                             "repaid afterwards (default 0)")
+                             f"repaid afterwards (default {DEFAULT_WARMUP_LABELS}, as the service)")
     parser.add_argument("--class-balance", metavar="S", type=float, default=0.0,
                         help="raise the ask rate for rare predicted classes (0 = off)")
     parser.add_argument("--drift-boost", action="store_true",

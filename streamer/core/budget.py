@@ -49,7 +49,11 @@ import numpy as np
 from streamer.core.checks import check_range, check_window
 from streamer.core.decisions import CATCH_UP, EXPLORE, SKIP, UNCERTAINTY
 
-__all__ = ["BudgetController", "RandomQuota", "TokenBucket"]
+__all__ = ["DEFAULT_WARMUP_LABELS", "BudgetController", "RandomQuota", "TokenBucket"]
+
+# The service's and simulate's default warm-up (the controller's own default is none): chosen
+# from benchmarks/label_efficiency.py, see the README's label-efficiency section.
+DEFAULT_WARMUP_LABELS = 10
 
 
 class RandomQuota:
@@ -199,7 +203,9 @@ class BudgetController:
         withholding ``repay`` of the budget until the debt is cleared. The count asked never
         exceeds ``budget * seen + warmup + slack``; over a stream longer than the repayment
         the share is the budget. Incompatible with the per-window promise: a window at the
-        start holds the warm-up.
+        start holds the warm-up. ``repay`` 1 (the default) withholds the whole budget until
+        then: with half of it, short streams at 1% (1,250 and 1,797 items) ended 1.36x and
+        1.11x over the budget (benchmarks/results/label_efficiency_choice.md).
 
     Attributes
     ----------
@@ -233,7 +239,7 @@ class BudgetController:
         explore_reason: str = EXPLORE,
         warmup: float = 0.0,
         warmup_rate: float = 10.0,
-        repay: float = 0.5,
+        repay: float = 1.0,
     ) -> None:
         check_range("budget", budget, 0.0, 1.0, low_open=True)
         check_range("repay", repay, 0.0, 1.0, low_open=True)
@@ -296,6 +302,14 @@ class BudgetController:
         """Labels that may be spent ahead of the budget at the start (repaid afterwards)."""
         return self._warmup
 
+    def add_warmup(self, labels: float) -> None:
+        """Grant ``labels`` more warm-up credit now (e.g. for a class seen for the first time):
+        spent ahead of the budget at the warm-up rate, repaid like the first."""
+        if not (isinstance(labels, int | float) and labels >= 0):
+            raise ValueError(f"warm-up labels must be a number >= 0, got {labels!r}")
+        self._warmup += float(labels)
+        self._warmup_left += float(labels)
+
     @property
     def slack(self) -> float:
         """Labels the controller may run ahead of or behind the budget."""
@@ -303,8 +317,10 @@ class BudgetController:
 
     @property
     def promise(self) -> dict[str, float]:
-        """The window promise: ``{"window": items, "tolerance": relative, "slack": labels}``."""
-        return {"window": self._promise_window, "tolerance": self._tolerance, "slack": self._slack}
+        """The promise's terms: ``{"window": items, "tolerance": relative, "slack": labels,
+        "warmup": labels}``; never more than ``warmup + slack`` labels ahead of the budget."""
+        return {"window": self._promise_window, "tolerance": self._tolerance, "slack": self._slack,
+                "warmup": self._warmup}
 
     @property
     def threshold(self) -> float:

@@ -124,7 +124,13 @@ class Sampler:
         Labels that may be spent ahead of the budget at the start, and the share of the
         budget withheld afterwards until they are repaid
         (:class:`~streamer.core.budget.BudgetController` ``warmup``, ``repay``).
+    warmup_per_class
+        Warm-up labels granted for each class the first time a label of it is learned (a
+        stream of 10 classes needs more labels before its predictions mean anything than one
+        of 2); repaid like ``warmup``.
     """
+
+    _warmup_per_class = 0.0  # samplers pickled before it existed
 
     def __init__(
         self,
@@ -151,7 +157,8 @@ class Sampler:
         rank_window: int = 1000,
         randomize: bool = False,
         warmup: float = 0.0,
-        warmup_repay: float = 0.5,
+        warmup_repay: float = 1.0,
+        warmup_per_class: float = 0.0,
     ) -> None:
         if policy is not None and strategy is not None and policy != strategy:
             raise ValueError("give either policy or strategy (its older name), not both")
@@ -176,6 +183,9 @@ class Sampler:
             warmup=warmup,
             repay=warmup_repay,
         )
+        if not (isinstance(warmup_per_class, int | float) and warmup_per_class >= 0):
+            raise ValueError(f"warmup_per_class must be a number of labels >= 0, got {warmup_per_class!r}")
+        self._warmup_per_class = float(warmup_per_class)
         if not (isinstance(class_balance, int | float) and class_balance >= 0):
             raise ValueError(f"class_balance must be >= 0 (0 = off), got {class_balance!r}")
         self._class_balance = float(class_balance)
@@ -554,6 +564,9 @@ class Sampler:
             self._model.learn(X, y, weights=weights)  # type: ignore[call-arg]
         else:
             self._model.learn(X, y)
+        if self._warmup_per_class:
+            new = {label for label in y if label not in self._label_counts}
+            self._controller.add_warmup(self._warmup_per_class * len(new))
         self._label_counts.update(y)
         return correct
 

@@ -30,24 +30,30 @@ same way (a name, or a name with keyword arguments) -- nothing is evaluated. Est
 take a ``seed`` get the ``seed`` passed to :func:`build_model` unless the spec sets one; nested
 ones too.
 
-``DEFAULT_MODEL`` is ``StandardScaler | LogisticRegression`` (one-vs-rest, added automatically).
-With margin sampling at budget 0.05, mean prequential accuracy over the five development streams
-(3 seeds each) was 0.769, against StandardScaler | KNNClassifier 0.748, StandardScaler |
-SoftmaxRegression 0.737, StandardScaler | GaussianNB 0.692 and HoeffdingTreeClassifier 0.651;
-it beat random sampling on all five files, handles any number of classes through one-vs-rest,
-and is among the fastest (about 16k items/s on one core at batch size 1). Its probabilities are
-graded rather than near one-hot (GaussianNB gives a zero margin on most digits), which is what
-uncertainty sampling needs. Evidence: ``benchmarks/results/simulate_vs_random.json``.
+``DEFAULT_MODEL`` is ``auto``: the portfolio of :mod:`streamer.models.portfolio`, whose members
+(:data:`AUTO_MEMBERS`, and first the torch MLP head when torch is installed) all learn every
+label while the one with the best unbiased accuracy estimate predicts. It was chosen in
+``benchmarks/label_efficiency.py`` over each of its members alone, the Hedge vote and the member
+orders (results and what lost: the README's label-efficiency section).
 
-``COMMITTEE_MODEL`` is the committee version of ``DEFAULT_MODEL``: five logistic regressions
+``LOGISTIC_MODEL`` is ``StandardScaler | LogisticRegression`` (one-vs-rest, added
+automatically), the default before ``auto`` and the portfolio's first river member. With margin
+sampling at budget 0.05, mean prequential accuracy over the five development streams (3 seeds
+each) was 0.769, against StandardScaler | KNNClassifier 0.748, StandardScaler |
+SoftmaxRegression 0.737, StandardScaler | GaussianNB 0.692 and HoeffdingTreeClassifier 0.651;
+its probabilities are graded rather than near one-hot (GaussianNB gives a zero margin on most
+digits), which is what uncertainty sampling needs. Evidence:
+``benchmarks/results/simulate_vs_random.json``.
+
+``COMMITTEE_MODEL`` is the committee version of ``LOGISTIC_MODEL``: five logistic regressions
 (each one-vs-rest) under online bagging, whose members
 :meth:`~streamer.models.river.RiverModel.committee_proba` returns for committee disagreement
 gates. On ``segment`` (prequential, every label, seeds 0-2) it scored 0.786-0.797 against
-0.796 for ``DEFAULT_MODEL``; the members' hard votes split on 18-20% of the items (12-14% over
+0.796 for ``LOGISTIC_MODEL``; the members' hard votes split on 18-20% of the items (12-14% over
 the last 1000), mean normalised mean-KL 0.004. The Poisson weights of online bagging are the
 only source of diversity, so the members agree far more than the trees of
 ``ARFClassifier(n_models=5)`` (votes split on 73-83%, accuracy 0.79-0.83). It learns about four
-times slower than ``DEFAULT_MODEL`` (3.9k against 16k items/s in batches of 100).
+times slower than ``LOGISTIC_MODEL`` (3.9k against 16k items/s in batches of 100).
 
 Examples
 --------
@@ -81,18 +87,20 @@ from streamer.core.model import Model
 from streamer.models.river import RiverModel
 
 __all__ = [
-    "COMMITTEE_MODEL", "DEFAULT_MODEL", "SEARCHED_MODULES", "RiverModel", "build_model",
-    "check_model_spec",
+    "AUTO_MEMBERS", "COMMITTEE_MODEL", "DEFAULT_MODEL", "LOGISTIC_MODEL", "SEARCHED_MODULES",
+    "RiverModel", "auto_members", "build_model", "check_model_spec",
 ]
 
-DEFAULT_MODEL = "StandardScaler | LogisticRegression"
+LOGISTIC_MODEL = "StandardScaler | LogisticRegression"
+DEFAULT_MODEL = "auto"
 
 COMMITTEE_MODEL = "StandardScaler | BaggingClassifier(model=LogisticRegression, n_models=5)"
 
 # ``auto``: the portfolio's candidate members, in order of preference (the first leads until
-# the race shows another better); torch members join only where torch is installed.
+# the race shows another better). Torch members join only where torch is installed, and then
+# come first: the MLP head led on most streams at 5% and 10% (label_efficiency results).
 AUTO_MEMBERS = {
-    "logistic": DEFAULT_MODEL,
+    "logistic": LOGISTIC_MODEL,
     "softmax": "StandardScaler | SoftmaxRegression",
     "gaussian_nb": "GaussianNB",
     "hoeffding_tree": "HoeffdingAdaptiveTreeClassifier",
@@ -212,9 +220,7 @@ def _auto_plan(spec: str) -> tuple[dict[str, str], dict[str, Any]]:
     if unknown:
         raise ValueError(f"{spec!r}: unknown option(s) {', '.join(sorted(map(str, unknown)))}; "
                          "auto takes vote, members, switch_sigmas, eta")
-    candidates = dict(AUTO_MEMBERS)
-    if importlib.util.find_spec("torch") is not None:
-        candidates.update(AUTO_TORCH_MEMBERS)
+    candidates = auto_members()
     names = options.pop("members", None)
     names = list(candidates) if names is None else [names] if isinstance(names, str) else list(names)
     missing = [name for name in names if name not in candidates]
@@ -223,6 +229,14 @@ def _auto_plan(spec: str) -> tuple[dict[str, str], dict[str, Any]]:
                          f"{', '.join(candidates)}")
     check_vote(options.get("vote", "leader"))
     return {name: candidates[name] for name in names}, options
+
+
+def auto_members() -> dict[str, str]:
+    """The members ``auto`` builds here, name -> spec, in order: the torch head first where
+    torch is installed, then :data:`AUTO_MEMBERS`."""
+    if importlib.util.find_spec("torch") is not None:
+        return {**AUTO_TORCH_MEMBERS, **AUTO_MEMBERS}
+    return dict(AUTO_MEMBERS)
 
 
 def _torch_missing(spec: str) -> str:

@@ -66,7 +66,7 @@ same head with labels chosen at random at the same budget):
 =================================  ===========  ===========
 ``torch:mlp``, policy ``margin``   0.866        0.925
 ``torch:mlp``, policy ``random``   0.782        0.865
-river ``DEFAULT_MODEL``, margin    0.829        0.895
+river ``LOGISTIC_MODEL``, margin    0.829        0.895
 =================================  ===========  ===========
 
 The defaults were tuned on these digits (seeds 0-4, policy ``margin``): more learning per label
@@ -385,7 +385,7 @@ class TorchHead:
         label was seen."""
         Xt = self._tensor(self._array(X))
         with torch.no_grad():
-            return _host(self._members(Xt).mean(dim=0))
+            return _host_proba(self._members(Xt).mean(dim=0))
 
     def committee_proba(self, X: np.ndarray) -> np.ndarray:
         """Return the ``(K, B, len(classes))`` probabilities of the ``K`` members.
@@ -394,7 +394,7 @@ class TorchHead:
         """
         Xt = self._tensor(self._array(X))
         with torch.no_grad():
-            return _host(self._members(Xt))
+            return _host_proba(self._members(Xt))
 
     def observe(self, X: np.ndarray) -> None:
         """Update the running mean and variance that standardise the inputs, from every item."""
@@ -492,7 +492,7 @@ class TorchHead:
             members = self._members(Xt)
             P = members.mean(dim=0)
             scores = [self._score(name, P, members, Xt) for name in wanted]
-            out = {"proba": _host(P)}
+            out = {"proba": _host_proba(P)}
             if scores:  # one transfer for every score
                 out.update(zip(wanted, _host(torch.stack(scores)), strict=True))
         return out
@@ -864,6 +864,14 @@ def _unit_rows(X: torch.Tensor) -> torch.Tensor:
 def _host(t: torch.Tensor) -> np.ndarray:
     """A float64 numpy copy (a CPU tensor's ``numpy()`` would share its memory)."""
     return t.detach().cpu().numpy().astype(np.float64, copy=True)
+
+
+def _host_proba(t: torch.Tensor) -> np.ndarray:
+    """Probabilities as float64 rows that sum to 1 (a float32 softmax is off by up to ~1e-7)."""
+    out = _host(t)
+    if t.dtype != torch.float64 and out.shape[-1]:
+        out /= out.sum(axis=-1, keepdims=True)
+    return out
 
 
 def _resolve_device(name: str) -> torch.device:

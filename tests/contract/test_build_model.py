@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from river import multiclass, naive_bayes
 
-from streamer.models import DEFAULT_MODEL, RiverModel, build_model
+from streamer.models import LOGISTIC_MODEL, RiverModel, build_model
 
 
 @pytest.mark.parametrize(
@@ -17,7 +17,7 @@ from streamer.models import DEFAULT_MODEL, RiverModel, build_model
         "river.naive_bayes.GaussianNB",
         "HoeffdingTreeClassifier",
         "LogisticRegression(l2=0.001)",
-        DEFAULT_MODEL,
+        LOGISTIC_MODEL,
     ],
 )
 def test_spec_forms_build_a_river_model(spec: str) -> None:

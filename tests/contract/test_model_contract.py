@@ -130,7 +130,10 @@ def test_batch_results_equal_per_item_results(spec: str) -> None:
         for j in range(i, i + 25):
             single.learn(X[j : j + 1], y[j : j + 1])
     per_item = np.vstack([single.predict_proba(X[j : j + 1]) for j in range(200, 240)])
-    np.testing.assert_allclose(batched.predict_proba(X[200:]), per_item, rtol=0, atol=1e-12)
+    # auto's torch member computes in float32, where a GEMM over 25 rows and over one row
+    # round differently (~1e-7); everything else is float64 and equal to 1e-12
+    atol = 1e-6 if spec == "auto" else 1e-12
+    np.testing.assert_allclose(batched.predict_proba(X[200:]), per_item, rtol=0, atol=atol)
 
 
 def test_same_seed_gives_the_same_model(spec: str) -> None:

@@ -14,6 +14,7 @@ import redis
 
 from streamer.app import build_service
 from streamer.config import load_settings
+from streamer.models import DEFAULT_MODEL, LOGISTIC_MODEL
 from streamer.store import checkpoint as ckpt
 from streamer.store.checkpoint import CheckpointError
 
@@ -37,9 +38,9 @@ async def _trained_service(redis_url: str, prefix: str, **overrides):
     return service, X
 
 
-async def _checkpointed(redis_url: str, prefix: str):
+async def _checkpointed(redis_url: str, prefix: str, **overrides):
     """A trained service whose checkpoint is in Redis; its store is closed again."""
-    service, X = await _trained_service(redis_url, prefix)
+    service, X = await _trained_service(redis_url, prefix, **overrides)
     assert service.durable and service.restored is None
     assert not await service.checkpoint("test")  # only the learner checkpoints
     assert await service.hold_learner_lease()
@@ -75,10 +76,25 @@ async def test_changed_sampling_settings_keep_the_learned_model(redis_url: str, 
 
 
 async def test_a_checkpoint_for_another_model_is_refused(redis_url: str, redis_prefix: str) -> None:
-    service, _ = await _checkpointed(redis_url, redis_prefix)
+    service, _ = await _checkpointed(redis_url, redis_prefix, model=LOGISTIC_MODEL)
 
     with pytest.raises(CheckpointError, match="holds model 'StandardScaler | LogisticRegression'"):
         await build_service(_settings(redis_url, redis_prefix, model="GaussianNB"))
+
+
+async def test_without_a_model_setting_a_deployment_keeps_its_checkpointed_model(
+    redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a deployment from before the default became auto restarts on its logistic checkpoint
+    service, X = await _checkpointed(redis_url, redis_prefix, model=LOGISTIC_MODEL)
+
+    restored = await build_service(_settings(redis_url, redis_prefix))
+    try:
+        assert restored.sampler.model.spec == LOGISTIC_MODEL != DEFAULT_MODEL
+        assert restored.sampler.model.version == service.sampler.model.version
+        assert "keeping the checkpoint's model 'StandardScaler | LogisticRegression'" in caplog.text
+    finally:
+        await restored.store.close()
 
 
 async def test_a_tampered_checkpoint_is_refused(redis_url: str, redis_prefix: str) -> None:

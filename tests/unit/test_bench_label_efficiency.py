@@ -41,11 +41,42 @@ def quick(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 
 def test_every_method_runs_on_every_quick_stream(bench: ModuleType, quick: tuple[dict[str, Any], Path]) -> None:
     doc, _ = quick
-    expected = {*bench.OURS, "random", *bench.ANCHORS}
+    references = set(bench.reference_rows(bench.OURS, bench.LOGISTIC_MODEL))
+    assert "auto (all labels)" in references and "logistic (all labels)" in references
+    assert doc["default_row"] == "auto" and doc["ours"]["auto"]["model"] == "auto"
+    expected = {*bench.OURS, "random", *bench.ANCHORS, *references}
     for stream in ("phishing", "hyperplane"):
         rows = [r for r in doc["table"] if r["stream"] == stream]
         assert {r["method"] for r in rows} == expected
         assert all(not r["errors"] and r["seeds"] == [0] for r in rows), rows
+
+
+def test_the_full_label_reference_learns_every_item_and_scores_the_default(
+    quick: tuple[dict[str, Any], Path],
+) -> None:
+    doc, out = quick
+    references = [r for r in doc["table"] if r["method"].endswith(" (all labels)")]
+    assert references and all(r["share_mean"] == 1.0 and r["budget"] == 1.0 for r in references)
+    for v in doc["verdicts"]:
+        singles = [r for r in references if r["stream"] == v["stream"] and r["method"] != "auto (all labels)"]
+        best = max(singles, key=lambda r: r["accuracy_mean"])
+        assert v["full_label_best"] == best["method"].removesuffix(" (all labels)")
+        assert v["share_of_full_label"] == round(v["default"] / best["accuracy_mean"], 4)
+    assert "## Full-label reference" in (out / "label_efficiency.md").read_text()
+
+
+def test_the_anchor_cache_key_names_the_versions_the_code_and_the_data(bench: ModuleType) -> None:
+    import numpy as np
+    from streams import Stream
+
+    a = Stream("s", np.zeros((4, 2)), np.array([0, 1, 0, 1]), "test")
+    b = Stream("s", np.ones((4, 2)), np.array([0, 1, 0, 1]), "test")  # same name, other data
+    job = bench.Job("anchor", "skactiveml.Split", "s", 0.05, 0)
+    key_a, key_b = job.cache_key(a, 8, "m"), job.cache_key(b, 8, "m")
+    assert key_a != key_b and a.digest in key_a
+    fingerprint = bench.cache_fingerprint()
+    assert key_a.startswith(fingerprint)
+    assert all(f"{lib}=" in fingerprint for lib in ("river", "skactiveml", "sklearn", "numpy", "code"))
 
 
 def test_random_sampling_spends_its_budget_within_two_labels(quick: tuple[dict[str, Any], Path]) -> None:
@@ -59,7 +90,8 @@ def test_random_sampling_spends_its_budget_within_two_labels(quick: tuple[dict[s
 def test_every_method_spends_a_sane_share(quick: tuple[dict[str, Any], Path]) -> None:
     doc, _ = quick
     for row in doc["table"]:
-        assert BUDGET / 2 <= row["share_mean"] <= BUDGET * 2, row
+        budget = row["budget"]  # BUDGET, or 1 for the full-label reference
+        assert budget / 2 <= row["share_mean"] <= budget * 2, row
         assert 0.0 <= row["accuracy_mean"] <= 1.0
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from streamer.core.budget import BudgetController, RandomQuota, TokenBucket
 from streamer.core.sampler import Sampler
 from streamer.data import synthetic_stream
-from streamer.models import DEFAULT_MODEL, build_model
+from streamer.models import LOGISTIC_MODEL, build_model
 from streamer.simulate import worst_window_deviation
 
 N = 20_000
@@ -217,7 +217,7 @@ def sea_batches(batch_size: int):
 
 @pytest.mark.parametrize("budget", [0.01, 0.05, 0.2])
 def test_share_holds_on_sea_with_the_default_model(budget: float) -> None:
-    sampler = Sampler(build_model(DEFAULT_MODEL, seed=0), budget=budget, seed=0)
+    sampler = Sampler(build_model(LOGISTIC_MODEL, seed=0), budget=budget, seed=0)
     seen = asked = 0
     for X, y, _ in sea_batches(batch_size=50):
         decisions = sampler.decide(X)

@@ -165,3 +165,24 @@ def test_streamer_run_with_an_unknown_model_exits_2_before_it_starts(
     assert main(["run", "--model", "NoSuchModel", "--bootstrap-servers", "127.0.0.1:1"]) == 2
     err = capsys.readouterr().err
     assert "unknown river estimator 'NoSuchModel'" in err and "starting with" not in err
+
+
+def test_the_default_promise_has_a_warm_up_and_the_window_promise_has_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streamer.core.budget import DEFAULT_WARMUP_LABELS
+    from streamer.models import DEFAULT_MODEL
+
+    s = load_settings()
+    assert DEFAULT_MODEL == "auto" and (s.model or DEFAULT_MODEL) == "auto"
+    assert s.warmup == DEFAULT_WARMUP_LABELS > 0 and not s.window_promise
+    assert load_settings(warmup_labels=0).warmup == 0
+    windowed = load_settings(budget_window=5_000)  # asking for the window promise ...
+    assert windowed.window_promise and windowed.warmup == 0  # ... turns the warm-up off
+    monkeypatch.setenv("STREAMER_BUDGET_WINDOW", "2000")  # from the environment as well
+    assert load_settings().warmup == 0
+
+
+def test_a_warm_up_with_the_window_promise_says_why_they_conflict() -> None:
+    with pytest.raises(ConfigError, match="do not go together: a warm-up spends ahead"):
+        load_settings(budget_window=5_000, warmup_labels=20)

@@ -7,7 +7,7 @@ import pytest
 from river import ensemble, multiclass, naive_bayes
 
 from streamer.gates.committee import mean_kl, vote_entropy
-from streamer.models import COMMITTEE_MODEL, DEFAULT_MODEL, RiverModel, build_model
+from streamer.models import COMMITTEE_MODEL, LOGISTIC_MODEL, RiverModel, build_model
 
 
 def noisy_stream(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +88,7 @@ def test_asking_the_committee_leaves_the_version_alone() -> None:
     assert model.version == 1
 
 
-@pytest.mark.parametrize("spec", [DEFAULT_MODEL, "GaussianNB", "StandardScaler | SoftmaxRegression"])
+@pytest.mark.parametrize("spec", [LOGISTIC_MODEL, "GaussianNB", "StandardScaler | SoftmaxRegression"])
 def test_a_single_model_has_no_committee(spec: str) -> None:
     model, X = trained_committee(spec)
     assert model.committee_proba(X) is None

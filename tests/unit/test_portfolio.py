@@ -42,7 +42,7 @@ def race(column_right: int, n: int, weights: np.ndarray | None = None, seed: int
     X = rng.normal(size=(n, 2))
     y = (X[:, column_right] > 0).astype(int).tolist()
     portfolio = Portfolio({"first": Rule(0), "second": Rule(1)})
-    portfolio.learn(X[:1], y[:1])  # a batch is scored before it is learned: classes first
+    portfolio.learn(X[:1], y[:1])  # classes first: the first label has nothing to be scored on
     portfolio.learn(X[1:], y[1:], weights=None if weights is None else weights[1:])
     return portfolio
 
@@ -139,7 +139,7 @@ def test_state_round_trips_signed_and_refuses_tampering() -> None:
 
 
 def test_bad_specs_and_options_say_what_is_allowed() -> None:
-    with pytest.raises(ValueError, match="choose from logistic, softmax"):
+    with pytest.raises(ValueError, match="choose from .*logistic, softmax, gaussian_nb, hoeffding_tree"):
         build_model("auto(members=('xgboost',))")
     with pytest.raises(ValueError, match="auto takes vote, members"):
         build_model("auto(speed=2)")
@@ -149,10 +149,14 @@ def test_bad_specs_and_options_say_what_is_allowed() -> None:
         build_model("auto(members=('logistic',))").learn(np.zeros((1, 2)), [0], weights=[0.0])
 
 
-def test_a_batch_is_scored_before_any_of_its_rows_is_learned() -> None:
-    portfolio = Portfolio({"first": Rule(0), "second": Rule(1)})
-    portfolio.learn(np.zeros((3, 2)), [0, 1, 0])  # no classes yet: nothing to score
-    assert portfolio.race()["labels_scored"] == 0 and portfolio.classes == [0, 1]
-    portfolio.learn(np.array([[1.0, -1.0], [-1.0, 1.0]]), [1, 1])
-    assert portfolio.race()["labels_scored"] == 2
-    assert portfolio.estimates() == {"first": 0.5, "second": 0.5}
+def test_auto_puts_the_torch_head_first_where_torch_is_installed() -> None:
+    import importlib.util
+
+    from streamer.models import AUTO_MEMBERS, DEFAULT_MODEL, auto_members
+
+    portfolio = build_model(DEFAULT_MODEL)
+    expected = list(AUTO_MEMBERS)
+    if importlib.util.find_spec("torch") is not None:
+        expected = ["torch_mlp", *expected]
+    assert list(auto_members()) == list(portfolio.members) == expected
+    assert portfolio.leader == expected[0]  # the first member leads until shown worse

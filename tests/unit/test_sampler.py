@@ -227,3 +227,16 @@ def test_zero_capacity_pauses_requests() -> None:
 
     assert not decisions.ask.any()
     assert sampler.snapshot()["forfeited"] == pytest.approx(50.0)
+
+
+def test_a_warm_up_per_class_is_granted_when_a_class_is_first_learned() -> None:
+    sampler = Sampler(build_model("GaussianNB"), budget=0.01, seed=0, warmup=10, warmup_per_class=5)
+    X = np.random.default_rng(0).normal(size=(4, 2))
+    assert sampler.controller.warmup == 10
+    sampler.learn(X[:2], [0, 0])
+    assert sampler.controller.warmup == 15  # class 0 is new
+    sampler.learn(X[2:], [0, 1])
+    assert sampler.controller.warmup == 20  # class 1 is new, class 0 was known
+    assert sampler.controller.promise["warmup"] == 20
+    with pytest.raises(ValueError, match="warmup_per_class must be a number of labels >= 0"):
+        Sampler(build_model("GaussianNB"), warmup_per_class=-1)
