@@ -115,7 +115,8 @@ def run_simulation(
         Length of the synthetic stream when ``data`` is ``None``.
     sampler_options
         More :class:`~streamer.core.sampler.Sampler` keywords (``explore``, ``class_balance``,
-        ``drift``, ``labels_per_second``...).
+        ``drift``, ``labels_per_second``...); ``warmup`` defaults to the service's
+        :data:`~streamer.core.budget.DEFAULT_WARMUP_LABELS`.
 
     Returns
     -------
@@ -132,6 +133,7 @@ def run_simulation(
     clock = [0.0]  # the stream clock, seconds
     options = dict(sampler_options or {})
     options.setdefault("clock", lambda: clock[0])
+    options.setdefault("warmup", DEFAULT_WARMUP_LABELS)  # as the service does by default
     sampler = Sampler(build_model(model, seed=seed), budget=budget, policy=policy,
                       strategy=strategy, seed=seed, **options)
     name = sampler.policy
