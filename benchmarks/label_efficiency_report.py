@@ -314,7 +314,10 @@ def markdown(doc: dict[str, Any]) -> str:
            "of an earlier run with the same configuration" if doc.get("cached_runs") else "")
         + ".",
         "",
-        f"Learner for every method: `{c['model']}` (the scaler learns from every item). Prequential "
+        "Learners: each of our rows names its own (`model` in its kwargs: the default row is "
+        "`auto`, the portfolio; the single-learner rows are its members alone); the anchors, "
+        f"random sampling and rows naming none use `{_md(c['model'])}` (the scaler learns from "
+        "every item), the learner their libraries' examples pair them with. Prequential "
         f"test-then-train in micro-batches of {c['batch_size']}, labels arrive right after their "
         f"batch, accuracy over every item. Seeds {', '.join(map(str, c['seeds']))}; synthetic streams "
         f"{c['synthetic_items']:,} items" + (f"; every stream capped at {c['max_items']:,} items"

@@ -8,6 +8,7 @@ offset, else at the beginning.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -20,9 +21,12 @@ __all__ = ["LabelPartitions"]
 
 log = logging.getLogger(__name__)
 
-# how often the assignment is checked: a labels topic given more partitions, or a log that
-# lost its data (a memory-only broker restarted), is noticed within about this
+# how often a labels topic given more partitions is noticed (a metadata fetch) ...
 _CHECK_SECONDS = 10.0
+# ... and a log that lost its data (a memory-only broker restarted): one ListOffsets request.
+# Often, because the check sees the loss only while the new log is still shorter than our
+# position; once new labels pass it, the labels before it would be skipped.
+_LOSS_CHECK_SECONDS = 1.0
 
 
 class LabelPartitions:
@@ -40,11 +44,18 @@ class LabelPartitions:
         self.positions = positions
         self.client = client
         self._checked = time.monotonic()
+        # (position, reported end) pairs whose record the probe found: not probed again
+        self._confirmed: dict[TopicPartition, tuple[int, int]] = {}
+        # The timestamp of the last record read per partition, and whether the logs are in
+        # doubt: after the broker was away (a failed check, an items-group rebalance) a
+        # memory-only broker may be back with new logs that already passed our positions, which
+        # offsets alone cannot tell; the record before each position must then be ours.
+        self.last_timestamps: dict[TopicPartition, int] = {}
+        self._suspect = False
 
     async def assign(self) -> list[TopicPartition]:
         """Take every partition of the topic; seek those the positions know. Return them."""
-        await self.consumer.topics()  # a metadata fetch: the topic's partitions
-        numbers = self.consumer.partitions_for_topic(self.topic) or set()
+        numbers = await self._fresh_partitions()
         if not numbers:
             raise KafkaError(f"the labels topic {self.topic!r} does not exist (or has no partitions)")
         partitions = [TopicPartition(self.topic, p) for p in sorted(numbers)]
@@ -56,19 +67,50 @@ class LabelPartitions:
         self._checked = time.monotonic()
         return partitions
 
+    def consumed(self, tp: TopicPartition, timestamp: int) -> None:
+        """The learner read a record of ``tp`` with this timestamp (its position moved past it)."""
+        self.last_timestamps[tp] = timestamp
+
+    def suspect(self) -> None:
+        """The broker may have been replaced (e.g. a consumer group rebalanced): at the next
+        check, verify that the record before each position is the one read there."""
+        self._suspect = True
+
     async def refresh(self) -> list[TopicPartition] | None:
-        """Every few seconds: assign again when the topic grew (the new assignment is returned),
-        and read a partition whose log lost our position from its start (with a group, a
-        rebalance did both). None when the assignment stayed."""
-        if time.monotonic() - self._checked < _CHECK_SECONDS:
+        """Every 10 s, assign again when the topic grew (the new assignment is returned; with
+        a group, a rebalance did it). None when the assignment stayed."""
+        now = time.monotonic()
+        if now - self._checked < _CHECK_SECONDS:
             return None
-        self._checked = time.monotonic()
-        assigned = self.consumer.assignment()
-        if len(self.consumer.partitions_for_topic(self.topic) or set()) > len(assigned):
+        self._checked = now
+        # fresh metadata: the consumer's cached metadata is refreshed only every few minutes,
+        # so partitions added to the topic, or a topic recreated wider, would stay unseen
+        numbers: set[int] = set()
+        with contextlib.suppress(KafkaError, asyncio.TimeoutError):
+            numbers = await asyncio.wait_for(self._fresh_partitions(), _CHECK_SECONDS / 2)
+        if len(numbers) > len(self.consumer.assignment()):
             return await self.assign()
-        for tp, offset in (await self._restart_lost(list(assigned))).items():
-            self.consumer.seek(tp, offset)
         return None
+
+    async def _fresh_partitions(self) -> set[int]:
+        # aiokafka has no public call that refreshes the consumer's own metadata (topics()
+        # fetches a separate copy); the consumer must know a new partition's leader to read it
+        if not await self.consumer._client.force_metadata_update():  # noqa: SLF001
+            raise KafkaError("metadata update failed")
+        return set(self.consumer.partitions_for_topic(self.topic) or ())
+
+    async def watch_losses(self, stop: asyncio.Event) -> None:
+        """Every second until ``stop``: read a partition whose log lost our position from its
+        start. A task of its own: the consume loop can sit in a fetch for seconds while the
+        broker comes back, and the sooner the loss is seen, the likelier the new log is still
+        shorter than our position (see :meth:`suspect` for when it is not)."""
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=_LOSS_CHECK_SECONDS)
+            if stop.is_set():
+                return
+            for tp, offset in (await self._restart_lost(list(self.consumer.assignment()))).items():
+                self.consumer.seek(tp, offset)
 
     async def _restart_lost(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """Move the positions of partitions whose log lost the data they point to back to the
@@ -81,22 +123,38 @@ class LabelPartitions:
         saved = {tp: self.positions[tp] for tp in partitions if tp in self.positions}
         ends: dict[TopicPartition, int] = {}
         starts: dict[TopicPartition, int] = {}
-        with contextlib.suppress(KafkaError):  # cannot tell now: keep the positions
-            ends = await self.consumer.end_offsets(list(saved)) if saved else {}
-            doubtful = [tp for tp, offset in saved.items() if offset > ends[tp]]
+        # cannot tell now (the broker is away): keep the positions, ask again next time; the
+        # timeout keeps a down broker from holding the check past its return
+        try:
+            ends = await asyncio.wait_for(self.consumer.end_offsets(list(saved)), _LOSS_CHECK_SECONDS) \
+                if saved else {}
+            suspect, self._suspect = self._suspect, False
+            doubtful = [tp for tp, offset in saved.items() if offset > 0 and (
+                offset > ends[tp] and self._confirmed.get(tp) != (offset, ends[tp])
+                or suspect and tp in self.last_timestamps)]
             # Some brokers (Tansu) under-report end offsets, so read the last record we
             # consumed before concluding the log lost it.
-            lost = [tp for tp in doubtful if not await self._has_record(tp, saved[tp] - 1)]
+            lost = []
+            for tp in doubtful:
+                if await self._holds_ours(tp, saved[tp] - 1):
+                    self._confirmed[tp] = (saved[tp], ends[tp])
+                else:
+                    lost.append(tp)
             starts = await self.consumer.beginning_offsets(lost) if lost else {}
+        except (KafkaError, TimeoutError):  # the broker is away: keep the positions, and
+            self._suspect = True  # verify them when it is back
+            return {}
         for tp, start in starts.items():
             log.warning("labels %s[%d] ends at %d, before the checkpoint's offset %d: the "
                         "topic lost its data; reading it from offset %d", tp.topic,
                         tp.partition, ends[tp], saved[tp], start)
             self.positions[tp] = start
+            self.last_timestamps.pop(tp, None)
         return starts
 
-    async def _has_record(self, tp: TopicPartition, offset: int) -> bool:
-        """Whether the log still holds the record at ``offset`` (a short-lived probe consumer)."""
+    async def _holds_ours(self, tp: TopicPartition, offset: int) -> bool:
+        """Whether the log still holds the record at ``offset`` that we read (same timestamp,
+        where we remember it), read by a short-lived probe consumer."""
         probe = AIOKafkaConsumer(**self.client, enable_auto_commit=False, auto_offset_reset="none",
                                  fetch_max_wait_ms=100)
         await probe.start()
@@ -104,7 +162,9 @@ class LabelPartitions:
             probe.assign([tp])
             probe.seek(tp, max(0, offset))
             batches = await probe.getmany(tp, timeout_ms=2000, max_records=1)
-            return any(r.offset == offset for r in batches.get(tp, []))
+            found = [r for r in batches.get(tp, []) if r.offset == offset]
+            expected = self.last_timestamps.get(tp)
+            return bool(found) and (expected is None or found[0].timestamp == expected)
         except KafkaError:  # out of range (real Kafka): the record is gone
             return False
         finally:

@@ -119,7 +119,8 @@ class Service:
         self._labels: AIOKafkaConsumer | None = None
         self._label_partitions: LabelPartitions | None = None
         # what the consumers hold, for /status and the "joined after N s" log lines
-        self.items_watch = GroupWatch("items", settings.group_id, [settings.items_topic], log)
+        self.items_watch = GroupWatch("items", settings.group_id, [settings.items_topic], log,
+                                      on_rebalance=self._labels_in_doubt)
         self.labels_watch = GroupWatch("labels", None, [settings.labels_topic], log)
         self._bulk: BulkProducer | None = None
         # items batches whose outputs are not acknowledged yet (in order), and their offsets
@@ -768,7 +769,16 @@ class Service:
 
     async def _labels_loop(self, stop: asyncio.Event) -> None:
         assert self._labels is not None
-        await self._consume(self._labels, 1000, self.process_labels, stop, commit=not self.durable)
+        watch = None
+        if self._label_partitions is not None:
+            watch = asyncio.create_task(self._label_partitions.watch_losses(stop), name="label-logs")
+        try:
+            await self._consume(self._labels, 1000, self.process_labels, stop, commit=not self.durable)
+        finally:
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
 
     async def process_labels(self, records: Sequence[ConsumerRecord]) -> None:
         """Claim each label's pending item, learn the joined ones as one batch.
@@ -871,9 +881,18 @@ class Service:
                 await asyncio.sleep(0)  # decisions first
         self._learn_slice = size
 
+    def _labels_in_doubt(self) -> None:
+        # the items group rebalanced: the broker may have restarted, and a memory-only one
+        # comes back with new label logs (see LabelPartitions.suspect)
+        if self._label_partitions is not None:
+            self._label_partitions.suspect()
+
     def _advance(self, records: Sequence[ConsumerRecord]) -> None:
         for record in records:  # synchronously with learning: the checkpoint sees both
-            self._positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            tp = TopicPartition(record.topic, record.partition)
+            self._positions[tp] = record.offset + 1
+            if self._label_partitions is not None:
+                self._label_partitions.consumed(tp, record.timestamp)
 
     def _count_outcome(self, outcome: JoinOutcome) -> None:
         self.outcomes[outcome.value] += 1

@@ -101,6 +101,12 @@ async def _start(bootstrap: str, flags: dict[str, Any], log: Path) -> ServicePro
     return await asyncio.to_thread(ServiceProcess(bootstrap, flags, log).start)
 
 
+def _wait_for_log(path: Path, text: str, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while path.read_text().count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def _all_labels_applied(annotator: Annotator) -> Callable[[dict[str, Any]], bool]:
     """Every request answered, every answer sent, every sent label applied."""
     return lambda s: (annotator.sent == len(annotator.answered)
@@ -255,6 +261,11 @@ async def test_broker_restart_loses_the_topics_and_the_service_goes_on_without_a
         settings = Settings(bootstrap_servers=bootstrap, **{
             name.replace("-", "_"): value for name, value in topics.items() if name != "group-id"})
         created = await ensure_topics(settings)
+        # The annotator comes back once the learner has seen the new, empty label logs: a
+        # label written into a new log that outgrows the learner's old position before its
+        # check (every second) runs would be skipped; the README's Reliability section says so.
+        await asyncio.to_thread(_wait_for_log, tmp_path / "service.log", "the topic lost its data",
+                                PARTITIONS, 30.0)
         stop = asyncio.Event()
         annotating = asyncio.create_task(_annotate(bootstrap, topics, annotator, stop))
 
