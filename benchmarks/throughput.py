@@ -311,8 +311,10 @@ async def worker_streamer(cfg: dict[str, Any]) -> None:
     service = await build_service(settings)
     X, y = warm_data(cfg["d"])
     service.sampler.model.observe(X)
-    for start in range(0, len(y), 8):  # label batches as the service gets them (a portfolio
-        service.sampler.learn(X[start:start + 8], y[start:start + 8])  # scores each before learning it)
+    began = time.perf_counter()
+    for start in range(0, len(y), 8):  # label batches as the service gets them
+        service.sampler.learn(X[start:start + 8], y[start:start + 8])
+    learn_rate = len(y) / (time.perf_counter() - began)  # labels/s: what learning costs
     stop = asyncio.Event()
 
     async def until_done() -> None:
@@ -327,7 +329,8 @@ async def worker_streamer(cfg: dict[str, Any]) -> None:
     watcher.cancel()
     print(json.dumps({"status": {k: service.status().get(k) for k in ("items_seen", "label_requests",
                                                                         "dead_letters", "spend",
-                                                                        "model_race")}}))
+                                                                        "model_race")},
+                      "warm_labels_per_s": round(learn_rate, 1)}))
 
 
 def worker_faust_sampling(cfg: dict[str, Any]) -> None:
