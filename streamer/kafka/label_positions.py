@@ -136,7 +136,12 @@ class LabelPartitions:
             # consumed before concluding the log lost it.
             lost = []
             for tp in doubtful:
-                if await self._holds_ours(tp, saved[tp] - 1):
+                holds = await self._holds_ours(tp, saved[tp] - 1)
+                if holds is None and saved[tp] > ends[tp]:
+                    holds = False  # nothing there, and the log ends before our position
+                if holds is None:  # no answer from a log that reaches our position: ask again
+                    self._suspect = self._suspect or suspect
+                elif holds:
                     self._confirmed[tp] = (saved[tp], ends[tp])
                 else:
                     lost.append(tp)
@@ -152,9 +157,10 @@ class LabelPartitions:
             self.last_timestamps.pop(tp, None)
         return starts
 
-    async def _holds_ours(self, tp: TopicPartition, offset: int) -> bool:
+    async def _holds_ours(self, tp: TopicPartition, offset: int) -> bool | None:
         """Whether the log still holds the record at ``offset`` that we read (same timestamp,
-        where we remember it), read by a short-lived probe consumer."""
+        where we remember it), read by a short-lived probe consumer; None when no record came
+        back in time (either nothing is there, or a loaded broker did not answer)."""
         probe = AIOKafkaConsumer(**self.client, enable_auto_commit=False, auto_offset_reset="none",
                                  fetch_max_wait_ms=100)
         await probe.start()
@@ -162,9 +168,11 @@ class LabelPartitions:
             probe.assign([tp])
             probe.seek(tp, max(0, offset))
             batches = await probe.getmany(tp, timeout_ms=2000, max_records=1)
-            found = [r for r in batches.get(tp, []) if r.offset == offset]
+            records = batches.get(tp, [])
+            if not records:
+                return None
             expected = self.last_timestamps.get(tp)
-            return bool(found) and (expected is None or found[0].timestamp == expected)
+            return records[0].offset == offset and (expected is None or records[0].timestamp == expected)
         except KafkaError:  # out of range (real Kafka): the record is gone
             return False
         finally:
