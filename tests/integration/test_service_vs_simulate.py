@@ -3,7 +3,9 @@
 `streamer run` on the embedded broker, a paced producer and an annotator that answers after a
 fixed delay: the service's prequential accuracy (its predictions topic against the truth) is
 within 1.5 points of ``streamer simulate`` on the same items with the same label delay,
-counted in items (delay x rate).
+counted in items (delay x rate). 18,000 items (40 s at 450/s): the default portfolio's torch
+head learns in the order labels arrive, which a live service does not fix, and over 9,000 items
+that put single runs 0.5 to 2.5 points from the simulation.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from tests.integration.harness import (
 
 pytestmark = pytest.mark.integration
 
-ITEMS, RATE, DELAY_S, BUDGET = 9000, 450, 0.5, 0.05
+ITEMS, RATE, DELAY_S, BUDGET = 18000, 450, 0.5, 0.05
 
 
 async def test_the_service_is_as_accurate_as_the_simulation_at_the_same_label_delay(
@@ -43,7 +45,7 @@ async def test_the_service_is_as_accurate_as_the_simulation_at_the_same_label_de
     try:
         await produce_steadily(kafka.bootstrap_servers, topics["items-topic"], stream, ITEMS, RATE)
         predictions = await consume_all(kafka.bootstrap_servers, topics["predictions-topic"],
-                                        expect=ITEMS, timeout_s=120)
+                                        expect=ITEMS, timeout_s=180)
         metrics = service.get("/metrics")[1].decode()
     finally:
         stop.set()
