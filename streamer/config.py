@@ -352,6 +352,7 @@ class Settings(BaseSettings):
         for name in SECRET_FIELDS:
             data[name] = MASK if getattr(self, name) is not None else None
         data["redis_url"] = mask_url(self.redis_url.get_secret_value()) if self.redis_url else None
+        data["warmup_labels"] = self.warmup  # what the sampler got, not None for "the default"
         return data
 
 

@@ -176,6 +176,7 @@ def test_the_default_promise_has_a_warm_up_and_the_window_promise_has_none(
     s = load_settings()
     assert DEFAULT_MODEL == "auto" and (s.model or DEFAULT_MODEL) == "auto"
     assert s.warmup == DEFAULT_WARMUP_LABELS > 0 and not s.window_promise
+    assert s.public()["warmup_labels"] == DEFAULT_WARMUP_LABELS  # /status shows what runs
     assert load_settings(warmup_labels=0).warmup == 0
     windowed = load_settings(budget_window=5_000)  # asking for the window promise ...
     assert windowed.window_promise and windowed.warmup == 0  # ... turns the warm-up off
