@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -81,10 +81,8 @@ class GroupWatch(ConsumerRebalanceListener):
     """
 
     def __init__(self, name: str, group: str | None, topics: Iterable[str],
-                 log: logging.Logger | None = None,
-                 on_rebalance: Callable[[], None] | None = None) -> None:
+                 log: logging.Logger | None = None) -> None:
         self.name = name
-        self.on_rebalance = on_rebalance  # called on every assignment after the first
         self.group = group
         self.topics = list(topics)
         self.log = log or logging.getLogger(__name__)
@@ -122,8 +120,6 @@ class GroupWatch(ConsumerRebalanceListener):
         else:
             self.log.info("%s: group %s rebalanced: now %s", self.name, self.group,
                           _names(self.partitions) or "no partitions")
-            if self.on_rebalance is not None:
-                self.on_rebalance()
         if self._waiting is not None:
             self._waiting.cancel()
 

@@ -46,12 +46,6 @@ class LabelPartitions:
         self._checked = time.monotonic()
         # (position, reported end) pairs whose record the probe found: not probed again
         self._confirmed: dict[TopicPartition, tuple[int, int]] = {}
-        # The timestamp of the last record read per partition, and whether the logs are in
-        # doubt: after the broker was away (a failed check, an items-group rebalance) a
-        # memory-only broker may be back with new logs that already passed our positions, which
-        # offsets alone cannot tell; the record before each position must then be ours.
-        self.last_timestamps: dict[TopicPartition, int] = {}
-        self._suspect = False
 
     async def assign(self) -> list[TopicPartition]:
         """Take every partition of the topic; seek those the positions know. Return them."""
@@ -66,15 +60,6 @@ class LabelPartitions:
                 self.consumer.seek(tp, self.positions[tp])
         self._checked = time.monotonic()
         return partitions
-
-    def consumed(self, tp: TopicPartition, timestamp: int) -> None:
-        """The learner read a record of ``tp`` with this timestamp (its position moved past it)."""
-        self.last_timestamps[tp] = timestamp
-
-    def suspect(self) -> None:
-        """The broker may have been replaced (e.g. a consumer group rebalanced): at the next
-        check, verify that the record before each position is the one read there."""
-        self._suspect = True
 
     async def refresh(self) -> list[TopicPartition] | None:
         """Every 10 s, assign again when the topic grew (the new assignment is returned; with
@@ -103,7 +88,7 @@ class LabelPartitions:
         """Every second until ``stop``: read a partition whose log lost our position from its
         start. A task of its own: the consume loop can sit in a fetch for seconds while the
         broker comes back, and the sooner the loss is seen, the likelier the new log is still
-        shorter than our position (see :meth:`suspect` for when it is not)."""
+        shorter than our position: once new labels pass it, offsets cannot tell the logs apart."""
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=_LOSS_CHECK_SECONDS)
@@ -128,39 +113,28 @@ class LabelPartitions:
         try:
             ends = await asyncio.wait_for(self.consumer.end_offsets(list(saved)), _LOSS_CHECK_SECONDS) \
                 if saved else {}
-            suspect, self._suspect = self._suspect, False
-            doubtful = [tp for tp, offset in saved.items() if offset > 0 and (
-                offset > ends[tp] and self._confirmed.get(tp) != (offset, ends[tp])
-                or suspect and tp in self.last_timestamps)]
+            doubtful = [tp for tp, offset in saved.items() if offset > ends[tp]
+                        and self._confirmed.get(tp) != (offset, ends[tp])]
             # Some brokers (Tansu) under-report end offsets, so read the last record we
             # consumed before concluding the log lost it.
             lost = []
             for tp in doubtful:
-                holds = await self._holds_ours(tp, saved[tp] - 1)
-                if holds is None and saved[tp] > ends[tp]:
-                    holds = False  # nothing there, and the log ends before our position
-                if holds is None:  # no answer from a log that reaches our position: ask again
-                    self._suspect = self._suspect or suspect
-                elif holds:
+                if await self._has_record(tp, saved[tp] - 1):
                     self._confirmed[tp] = (saved[tp], ends[tp])
                 else:
                     lost.append(tp)
             starts = await self.consumer.beginning_offsets(lost) if lost else {}
-        except (KafkaError, TimeoutError):  # the broker is away: keep the positions, and
-            self._suspect = True  # verify them when it is back
+        except (KafkaError, TimeoutError):  # the broker is away: keep the positions
             return {}
         for tp, start in starts.items():
             log.warning("labels %s[%d] ends at %d, before the checkpoint's offset %d: the "
                         "topic lost its data; reading it from offset %d", tp.topic,
                         tp.partition, ends[tp], saved[tp], start)
             self.positions[tp] = start
-            self.last_timestamps.pop(tp, None)
         return starts
 
-    async def _holds_ours(self, tp: TopicPartition, offset: int) -> bool | None:
-        """Whether the log still holds the record at ``offset`` that we read (same timestamp,
-        where we remember it), read by a short-lived probe consumer; None when no record came
-        back in time (either nothing is there, or a loaded broker did not answer)."""
+    async def _has_record(self, tp: TopicPartition, offset: int) -> bool:
+        """Whether the log still holds the record at ``offset`` (a short-lived probe consumer)."""
         probe = AIOKafkaConsumer(**self.client, enable_auto_commit=False, auto_offset_reset="none",
                                  fetch_max_wait_ms=100)
         await probe.start()
@@ -168,11 +142,7 @@ class LabelPartitions:
             probe.assign([tp])
             probe.seek(tp, max(0, offset))
             batches = await probe.getmany(tp, timeout_ms=2000, max_records=1)
-            records = batches.get(tp, [])
-            if not records:
-                return None
-            expected = self.last_timestamps.get(tp)
-            return records[0].offset == offset and (expected is None or records[0].timestamp == expected)
+            return any(r.offset == offset for r in batches.get(tp, []))
         except KafkaError:  # out of range (real Kafka): the record is gone
             return False
         finally:

@@ -119,8 +119,7 @@ class Service:
         self._labels: AIOKafkaConsumer | None = None
         self._label_partitions: LabelPartitions | None = None
         # what the consumers hold, for /status and the "joined after N s" log lines
-        self.items_watch = GroupWatch("items", settings.group_id, [settings.items_topic], log,
-                                      on_rebalance=self._labels_in_doubt)
+        self.items_watch = GroupWatch("items", settings.group_id, [settings.items_topic], log)
         self.labels_watch = GroupWatch("labels", None, [settings.labels_topic], log)
         self._bulk: BulkProducer | None = None
         # items batches whose outputs are not acknowledged yet (in order), and their offsets
@@ -881,18 +880,9 @@ class Service:
                 await asyncio.sleep(0)  # decisions first
         self._learn_slice = size
 
-    def _labels_in_doubt(self) -> None:
-        # the items group rebalanced: the broker may have restarted, and a memory-only one
-        # comes back with new label logs (see LabelPartitions.suspect)
-        if self._label_partitions is not None:
-            self._label_partitions.suspect()
-
     def _advance(self, records: Sequence[ConsumerRecord]) -> None:
         for record in records:  # synchronously with learning: the checkpoint sees both
-            tp = TopicPartition(record.topic, record.partition)
-            self._positions[tp] = record.offset + 1
-            if self._label_partitions is not None:
-                self._label_partitions.consumed(tp, record.timestamp)
+            self._positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
 
     def _count_outcome(self, outcome: JoinOutcome) -> None:
         self.outcomes[outcome.value] += 1
