@@ -304,6 +304,8 @@ async def _run(settings, feed: DemoFeed, label_delay: float, say) -> dict[str, A
         "dead_letters": status["dead_letters"],
         "threshold": status["threshold"],
         "model_version": status["model_version"],
+        "model": status["model"],
+        "model_race": status.get("model_race"),
         "strategy": status["strategy"],
         "accuracy": scorer.accuracy,
         "labelled_accuracy": status["labelled_accuracy"],
@@ -352,6 +354,12 @@ def _print_summary(summary: dict[str, Any], say) -> None:
     say(f"labels sent / applied  {summary['labels_sent']:,} / {summary['labels_applied']:,}   "
         f"join outcomes {summary['join_outcomes']}")
     say(f"dead letters           {summary['dead_letters']}")
+    race = summary.get("model_race")
+    if race:  # the portfolio (the default model): who predicts, and the estimates behind it
+        estimates = ", ".join(f"{name} {value:.3f}" for name, value in race["estimates"].items()
+                              if value is not None)
+        say(f"model                  {summary['model']}: {race['leader']} predicts "
+            f"(estimated accuracy {estimates or 'not yet'})")
     say(f"prequential accuracy   {summary['accuracy']:.4f}  every item predicted before its label "
         f"could be known ({summary['strategy']})")
     say(f"random sampling        {summary['random_accuracy']:.4f}  the same, asking a random "
