@@ -205,7 +205,7 @@ class BudgetController:
         the share is the budget. Incompatible with the per-window promise: a window at the
         start holds the warm-up. ``repay`` 1 (the default) withholds the whole budget until
         then: with half of it, short streams at 1% (1,250 and 1,797 items) ended 1.36x and
-        1.11x over the budget (benchmarks/results/label_efficiency_choice.md).
+        1.11x over the budget (benchmarks/results/label_efficiency_choice_warmup.md).
 
     Attributes
     ----------

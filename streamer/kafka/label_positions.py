@@ -71,7 +71,7 @@ class LabelPartitions:
         # fresh metadata: the consumer's cached metadata is refreshed only every few minutes,
         # so partitions added to the topic, or a topic recreated wider, would stay unseen
         numbers: set[int] = set()
-        with contextlib.suppress(KafkaError, asyncio.TimeoutError):
+        with contextlib.suppress(KafkaError, TimeoutError):
             numbers = await asyncio.wait_for(self._fresh_partitions(), _CHECK_SECONDS / 2)
         if len(numbers) > len(self.consumer.assignment()):
             return await self.assign()
@@ -90,7 +90,7 @@ class LabelPartitions:
         broker comes back, and the sooner the loss is seen, the likelier the new log is still
         shorter than our position: once new labels pass it, offsets cannot tell the logs apart."""
         while not stop.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=_LOSS_CHECK_SECONDS)
             if stop.is_set():
                 return
@@ -108,9 +108,7 @@ class LabelPartitions:
         saved = {tp: self.positions[tp] for tp in partitions if tp in self.positions}
         ends: dict[TopicPartition, int] = {}
         starts: dict[TopicPartition, int] = {}
-        # cannot tell now (the broker is away): keep the positions, ask again next time; the
-        # timeout keeps a down broker from holding the check past its return
-        try:
+        try:  # the timeout keeps a down broker from holding the check past its return
             ends = await asyncio.wait_for(self.consumer.end_offsets(list(saved)), _LOSS_CHECK_SECONDS) \
                 if saved else {}
             doubtful = [tp for tp, offset in saved.items() if offset > ends[tp]
@@ -124,7 +122,7 @@ class LabelPartitions:
                 else:
                     lost.append(tp)
             starts = await self.consumer.beginning_offsets(lost) if lost else {}
-        except (KafkaError, TimeoutError):  # the broker is away: keep the positions
+        except (KafkaError, TimeoutError):  # the broker is away: keep the positions, ask again
             return {}
         for tp, start in starts.items():
             log.warning("labels %s[%d] ends at %d, before the checkpoint's offset %d: the "
