@@ -1,4 +1,4 @@
-"""The ``streamer`` command: run, simulate, demo, broker, produce, feed, annotate."""
+"""The ``streamer`` command: run, simulate, demo, broker, produce, feed, annotate, label-studio."""
 
 from __future__ import annotations
 
@@ -169,22 +169,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     feed.register(sub)
 
-    annotate = sub.add_parser("annotate", help="simulated annotator: answer label requests from truth")
+    from streamer.label import command as label
+
+    annotate = sub.add_parser(
+        "annotate", help="answer label requests: --web serves a labelling page for people; "
+        "without it, a simulated annotator answers from a labelled stream",
+        description="--web: a labelling page (queue most uncertain first, keyboard answers) on "
+        "--port, with the settings of `streamer run`. Without --web: a simulated annotator that "
+        "answers from the truth of --data.")
+    annotate.add_argument("--web", action="store_true", help="serve the labelling page")
     _replay_flags(annotate)
-    annotate.add_argument("--delay", type=float, default=0.5, help="seconds before answering")
-    annotate.add_argument("--group-id", default="streamer-annotator")
+    annotate.add_argument("--delay", type=float, default=0.5, help="simulated: seconds before answering")
+    label.add_edge_flags(annotate, _RUN_FLAGS, studio=False)
     annotate.set_defaults(func=_cmd_annotate)
+    label.register_label_studio(sub, _RUN_FLAGS)
     return parser
 
 
 def _replay_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
+    parser.add_argument("--bootstrap-servers", default=None, help="Kafka bootstrap servers (127.0.0.1:9092)")
     parser.add_argument("--data", help="CSV(.gz) stream with a label column (default: synthetic)")
     parser.add_argument("--max-items", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--items-topic", default="items")
-    parser.add_argument("--label-requests-topic", default="label-requests")
-    parser.add_argument("--labels-topic", default="labels")
+    parser.add_argument("--items-topic", default=None, help="items")
+    parser.add_argument("--label-requests-topic", default=None, help="label-requests")
+    parser.add_argument("--labels-topic", default=None, help="labels")
+
+
+def _replay_defaults(args: argparse.Namespace) -> None:
+    """The replay commands' defaults, where a flag was not given (the edges read Settings)."""
+    for name, default in (("bootstrap_servers", "127.0.0.1:9092"), ("items_topic", "items"),
+                          ("label_requests_topic", "label-requests"), ("labels_topic", "labels")):
+        if getattr(args, name, None) is None:
+            setattr(args, name, default)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,6 +283,7 @@ def _cmd_produce(args: argparse.Namespace) -> int:
 
     from streamer.replay import load_stream
 
+    _replay_defaults(args)
     stream = load_stream(Path(args.data) if args.data else None, args.max_items, args.seed)
 
     async def go() -> int:
@@ -311,6 +329,12 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
     from streamer.kafka.groups import start_group_consumer
     from streamer.replay import Annotator, load_stream
 
+    if args.web:
+        from streamer.label.command import cmd_annotate_web
+
+        return cmd_annotate_web(args)
+    _replay_defaults(args)
+    args.group_id = args.group_id or "streamer-annotator"
     stream = load_stream(Path(args.data) if args.data else None, args.max_items, args.seed)
     annotator = Annotator(stream.truth, delay=args.delay)
 

@@ -31,11 +31,11 @@ class ConfigError(ValueError):
 
 MASK = "**********"
 # settings whose values are secrets: masked in public(), errors and repr
-SECRET_FIELDS = ("sasl_password", "redis_url", "redis_password", "checkpoint_key")
+SECRET_FIELDS = ("sasl_password", "redis_url", "redis_password", "checkpoint_key", "label_studio_token")
 # settings that may also come from a file named by <name>_file (STREAMER_<NAME>_FILE)
 FILE_FIELDS = (
     "sasl_username", "sasl_password", "redis_url", "redis_username", "redis_password",
-    "checkpoint_key",
+    "checkpoint_key", "label_studio_token",
 )  # fmt: skip
 
 
@@ -133,6 +133,23 @@ class Settings(BaseSettings):
     n_features: int | None = Field(None, ge=1)
     include_features: bool = True  # label requests carry the features for pre-annotation
 
+    # labelling edges (`streamer label-studio`, `streamer annotate --web`): they read label
+    # requests and write labels with the Kafka settings above, never Redis or the model
+    label_group_id: str | None = None  # None: streamer-label-studio / streamer-annotate-web
+    classes: str | None = None  # "a,b,c": the choices shown; None = grown from the requests
+    claim_seconds: float = Field(120.0, gt=0, le=86_400)  # an opened item returns to the queue after
+    payload_root: Path | None = None  # file:// payload_uri served only from under this folder
+    label_studio_url: str | None = None
+    label_studio_token: SecretStr | None = None
+    label_studio_project: str = "streamer"  # the project's title, created if absent
+    label_config: Path | None = None  # a labelling config of your own instead of the derived one
+    # poll: the bridge asks Label Studio for new annotations; webhook: Label Studio calls the
+    # bridge at label_studio_webhook_url (and the bridge still reconciles every minute)
+    label_studio_annotations: Literal["poll", "webhook"] = "poll"
+    label_studio_webhook_url: str | None = None
+    label_studio_poll_seconds: float = Field(2.0, gt=0, le=3600)
+    label_studio_public_url: str | None = None  # how Label Studio's pages reach the bridge's frames
+
     # HTTP
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(9100, ge=0, le=65535)  # 0 = any free port
@@ -145,6 +162,7 @@ class Settings(BaseSettings):
     redis_username_file: Path | None = None
     redis_password_file: Path | None = None
     checkpoint_key_file: Path | None = None
+    label_studio_token_file: Path | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -271,9 +289,24 @@ class Settings(BaseSettings):
                 f"role={self.role} shares the model through Redis: set redis_url (a single "
                 "process without Redis runs role=all)"
             )
+        if self.label_studio_annotations == "webhook" and not self.label_studio_webhook_url:
+            raise ValueError(
+                "label_studio_annotations=webhook needs label_studio_webhook_url: the address at "
+                "which Label Studio reaches this bridge's /webhook (e.g. http://bridge:9101/webhook)")
+        if self.label_config is not None and not Path(self.label_config).is_file():
+            raise ValueError(f"label_config: file {self.label_config} does not exist")
+        if self.payload_root is not None and not Path(self.payload_root).is_dir():
+            raise ValueError(f"payload_root: folder {self.payload_root} does not exist")
         self._check_kafka_security()
         self._check_redis_security()
         return self
+
+    @property
+    def declared_classes(self) -> list[str] | None:
+        """``classes`` as a list ("a, b" -> ["a", "b"]), None when not declared."""
+        if self.classes is None:
+            return None
+        return [name.strip() for name in self.classes.split(",") if name.strip()] or None
 
     def _check_kafka_security(self) -> None:
         sasl = {"sasl_mechanism": self.sasl_mechanism, "sasl_username": self.sasl_username,
