@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures_redis", "tests.fixtures_kafka"]
+pytest_plugins = ["tests.fixtures_redis", "tests.fixtures_kafka", "tests.fixtures_label_studio"]

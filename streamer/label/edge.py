@@ -178,8 +178,10 @@ class LabelEdge:
             log.warning("%s: commit of %s failed: %s", self.name, offsets, exc)
 
     async def send_label(self, request: LabelRequest | None, item_id: str, label: str | int,
-                         annotator: str | None, correction: bool = False) -> None:
-        """Write one label and wait for the broker's acknowledgement."""
+                         annotator: str | None, correction: bool = False,
+                         requested_at: float | None = None) -> None:
+        """Write one label and wait for the broker's acknowledgement. The request-to-label
+        latency is measured from ``requested_at`` (else the request's) for first answers."""
         assert self._producer is not None, "start() first"
         now = time.time()
         await self._producer.send_and_wait(
@@ -187,8 +189,10 @@ class LabelEdge:
             key=item_id.encode())
         self.labels_sent += 1
         self.metrics.labels.labels(kind="correction" if correction else "first").inc()
-        if request is not None and request.requested_at > 0 and not correction:
-            self.metrics.latency.observe(max(0.0, now - request.requested_at))
+        if requested_at is None and request is not None:
+            requested_at = request.requested_at
+        if requested_at and not correction:
+            self.metrics.latency.observe(max(0.0, now - requested_at))
 
     async def dead_letter(self, partition: TopicPartition | None, offset: int, error: DecodeError | str,
                           raw: bytes | None, reason: str | None = None) -> None:

@@ -1,0 +1,126 @@
+"""A real Label Studio for the test session (pytest plugin), and a person's API calls to it.
+
+Label Studio 1.23.2 lives in its own venv (``make label-studio``: about 1 GB of dependencies);
+it starts offline with SQLite in a temporary folder, with a fixed legacy API token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamer.broker import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+LABEL_STUDIO_BIN = Path(os.environ.get("STREAMER_LABEL_STUDIO_BIN",
+                                       ROOT / ".venv-label-studio" / "bin" / "label-studio"))
+TOKEN = "streamer-test-token-0123456789abcdef"
+USER = "annotator@example.com"
+_START_SECONDS = 180.0
+
+
+class LabelStudio:
+    """A running Label Studio: its URL and token, and the REST calls an annotator's UI makes."""
+
+    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.url = url
+        self.token = TOKEN
+        self.process = process
+        self.log = log
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        request = urllib.request.Request(
+            f"{self.url}{path}", method=method, data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Token {TOKEN}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            text = reply.read()
+        return json.loads(text) if text else None
+
+    def project(self, title: str) -> dict | None:
+        found = [p for p in self.api("GET", "/api/projects/?page_size=100")["results"] if p["title"] == title]
+        return found[0] if found else None
+
+    def tasks(self, project_id: int) -> list[dict]:
+        out, page = [], 1
+        while True:
+            body = self.api("GET", f"/api/tasks/?project={project_id}&fields=all&page_size=500&page={page}")
+            out += body["tasks"]
+            if len(body["tasks"]) < 500:
+                return out
+            page += 1
+
+    def annotate(self, task_id: int, choice: str) -> dict:
+        """Answer a task as the labelling UI does: create an annotation with one choice."""
+        return self.api("POST", f"/api/tasks/{task_id}/annotations/", {
+            "result": [{"from_name": "label", "to_name": "features", "type": "choices",
+                        "value": {"choices": [choice]}}],
+            "was_cancelled": False, "lead_time": 1.5})
+
+    def annotate_new_class(self, task_id: int, text: str) -> dict:
+        """Type a class that is not offered into the "class not listed" box."""
+        return self.api("POST", f"/api/tasks/{task_id}/annotations/", {
+            "result": [{"from_name": "new_class", "to_name": "features", "type": "textarea",
+                        "value": {"text": [text]}}], "was_cancelled": False})
+
+    def skip(self, task_id: int) -> dict:
+        """The UI's Skip button: an annotation marked cancelled, with no result."""
+        return self.api("POST", f"/api/tasks/{task_id}/annotations/", {"result": [], "was_cancelled": True})
+
+    def update(self, annotation_id: int, choice: str) -> dict:
+        return self.api("PATCH", f"/api/annotations/{annotation_id}/", {
+            "result": [{"from_name": "label", "to_name": "features", "type": "choices",
+                        "value": {"choices": [choice]}}]})
+
+    def delete(self, annotation_id: int) -> None:
+        self.api("DELETE", f"/api/annotations/{annotation_id}/")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudio]:
+    if not LABEL_STUDIO_BIN.exists():
+        message = f"Label Studio is not installed at {LABEL_STUDIO_BIN}: run `make label-studio`"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # `make test` installs it: a missing one in CI is a defect
+        pytest.skip(message)
+    data = tmp_path_factory.mktemp("label-studio")
+    port = free_port()
+    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data), "LABEL_STUDIO_USERNAME": USER,
+           "LABEL_STUDIO_PASSWORD": "streamer-test-password", "LABEL_STUDIO_USER_TOKEN": TOKEN,
+           "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true", "SSRF_PROTECTION_ENABLED": "false",
+           "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true", "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "",
+           "COLLECT_ANALYTICS": "false"}
+    log = data / "label-studio.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([str(LABEL_STUDIO_BIN), "start", "--no-browser", "--port", str(port),
+                                    "--internal-host", "127.0.0.1"], stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + _START_SECONDS
+    try:
+        while not _healthy(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Label Studio did not start:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.5)
+        yield LabelStudio(url, process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()

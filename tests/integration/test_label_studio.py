@@ -1,0 +1,270 @@
+"""The Label Studio bridge against a real Label Studio, a real broker and a real `streamer run`.
+
+An annotator answers tasks through Label Studio's own REST API, as its UI does. Checked: every
+annotation becomes exactly one label and the service applies it; every task carries the model's
+prediction and a score; a bridge killed mid-stream and restarted creates no second task; what a
+correction, a deletion, a skip and a class the model never saw each do; Label Studio unreachable
+loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamer.broker import free_port
+from streamer.kafka.codecs import encode_item
+from tests.integration.harness import ServiceProcess, consume_all, produce, sea_stream
+
+pytestmark = pytest.mark.timeout(600)
+
+STREAM = sea_stream(4_000, seed=7)
+
+
+class BridgeProcess:
+    """`streamer label-studio ...` in a subprocess."""
+
+    def __init__(self, bootstrap: str, topics: dict[str, str], url: str, token: str, project: str,
+                 log: Path, **flags: Any) -> None:
+        self.port = free_port()
+        self.args = [sys.executable, "-m", "streamer.cli", "label-studio", "--bootstrap-servers", bootstrap,
+                     "--label-studio-url", url, "--project", project, "--port", str(self.port),
+                     "--poll-seconds", "0.5", "--metrics-host", "127.0.0.1"]
+        for name in ("label-requests-topic", "labels-topic", "dead-letters-topic"):
+            self.args += [f"--{name}", topics[name]]
+        for name, value in flags.items():
+            self.args += [f"--{name.replace('_', '-')}", str(value)]
+        self.env = {**os.environ, "STREAMER_LABEL_STUDIO_TOKEN": token, "PYTHONUNBUFFERED": "1"}
+        self.log_path = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BridgeProcess:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
+        return self
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as reply:
+                return reply.status, reply.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+        except OSError:
+            return 0, b""
+
+    def status(self) -> dict[str, Any]:
+        import json
+
+        code, body = self.get("/status")
+        return json.loads(body) if code == 200 else {}
+
+    def wait(self, predicate, timeout: float = 90.0, what: str = "condition") -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            assert self.process is not None and self.process.poll() is None, self.log()
+            status = self.status()
+            if status and predicate(status):
+                return status
+            time.sleep(0.25)
+        raise TimeoutError(f"bridge: {what} not reached in {timeout} s; last status {status}\n{self.log()}")
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self._log.close()
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+
+def _topics() -> dict[str, str]:
+    tag = uuid.uuid4().hex[:8]
+    return {"items-topic": f"items-{tag}", "label-requests-topic": f"label-requests-{tag}",
+            "labels-topic": f"labels-{tag}", "predictions-topic": f"predictions-{tag}",
+            "dead-letters-topic": f"dead-letters-{tag}", "group-id": f"streamer-{tag}"}
+
+
+def _send_items(bootstrap: str, topic: str, start: int, stop: int) -> None:
+    asyncio.run(produce(bootstrap, topic, [
+        (STREAM.ids[i].encode(), encode_item(id=STREAM.ids[i], features=STREAM.X[i])) for i in range(start, stop)]))
+
+
+def _wait(predicate, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.3)
+    raise TimeoutError(f"{what} not reached in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def loop(kafka, label_studio, tmp_path_factory):
+    """The service and the bridge on one project, with their topics."""
+    logs = tmp_path_factory.mktemp("label-studio-loop")
+    topics = _topics()
+    service = ServiceProcess(kafka.bootstrap_servers, {**topics, "budget": 0.1, "seed": 3},
+                             logs / "service.log").start()
+    title = f"streamer-test-{topics['group-id'][-8:]}"
+    bridge = BridgeProcess(kafka.bootstrap_servers, topics, label_studio.url, label_studio.token, title,
+                           logs / "bridge.log").start()
+    bridge.wait(lambda s: s.get("edge", {}).get("group", {}).get("partitions"), what="bridge joined")
+    yield {"service": service, "bridge": bridge, "topics": topics, "title": title, "logs": logs}
+    bridge.stop()
+    service.stop()
+
+
+def _open_tasks(label_studio, project_id: int) -> list[dict]:
+    return [t for t in label_studio.tasks(project_id) if not t["annotations"]]
+
+
+def test_annotations_become_labels_once_and_a_restarted_bridge_makes_no_duplicate_task(
+        kafka, label_studio, loop):
+    service, bridge, topics = loop["service"], loop["bridge"], loop["topics"]
+    bootstrap = kafka.bootstrap_servers
+    _send_items(bootstrap, topics["items-topic"], 0, 300)
+    project = _wait(lambda: label_studio.project(loop["title"]), 60, "project created")
+    _wait(lambda: len(label_studio.tasks(project["id"])) >= 15, 90, "15 tasks")
+    answered: dict[str, int] = {}
+
+    def answer_open(limit: int | None = None) -> None:
+        for task in _open_tasks(label_studio, project["id"])[:limit]:
+            item_id = task["data"]["item_id"]
+            label_studio.annotate(task["id"], str(STREAM.truth[item_id]))
+            answered[item_id] = STREAM.truth[item_id]
+
+    answer_open(limit=10)
+    bridge.wait(lambda s: s.get("edge", {}).get("labels_sent", 0) >= 10, what="10 labels sent")
+    bridge.kill9()  # a crash mid-stream: requests read but not committed are read again
+    _send_items(bootstrap, topics["items-topic"], 300, 600)
+    time.sleep(1.0)
+    bridge.start()
+    bridge.wait(lambda s: s.get("edge", {}).get("group", {}).get("partitions"), what="bridge rejoined")
+
+    requests = asyncio.run(consume_all(bootstrap, topics["label-requests-topic"], idle_s=4.0))
+    requested = {r["id"] for r in requests}
+    _wait(lambda: {t["data"]["item_id"] for t in label_studio.tasks(project["id"])} >= requested, 90,
+          "a task for every request")
+    answer_open()
+    service.wait_for(lambda s: s["labels_applied"] >= len(answered), timeout=90, what="labels applied")
+    bridge.wait(lambda s: s["edge"]["labels_sent"] >= len(answered) - 10, what="labels sent after restart")
+
+    tasks = label_studio.tasks(project["id"])
+    ids = [t["data"]["item_id"] for t in tasks]
+    assert len(ids) == len(set(ids)), "a second task for one item"
+    assert set(ids) == requested
+    by_id = {r["id"]: r for r in requests}
+    for task in tasks:
+        if by_id[task["data"]["item_id"]]["prediction"] is None:
+            continue  # the model knew no class yet: nothing to pre-annotate
+        prediction = task["predictions"][0]
+        assert 0.0 <= prediction["score"] <= 1.0 and prediction["model_version"] != ""
+        assert prediction["result"][0]["value"]["choices"] == [str(by_id[task["data"]["item_id"]]["prediction"])]
+    assert sum(1 for t in tasks if t["predictions"]) >= len(tasks) // 2
+
+    labels = asyncio.run(consume_all(bootstrap, topics["labels-topic"], expect=len(answered), idle_s=4.0))
+    assert sorted(m["id"] for m in labels) == sorted(answered), "each annotation is exactly one label"
+    assert all(m["label"] == answered[m["id"]] and m["annotator"] == "annotator@example.com" for m in labels)
+    status = service.status()
+    assert status["join_outcomes"].get("joined") == len(answered)
+    assert status["labels_applied"] == len(answered)
+
+
+def test_correction_deletion_skip_and_a_new_class(kafka, label_studio, loop):
+    service, bridge, topics = loop["service"], loop["bridge"], loop["topics"]
+    bootstrap = kafka.bootstrap_servers
+    project = label_studio.project(loop["title"])
+    before = {t["id"] for t in label_studio.tasks(project["id"])}
+    _send_items(bootstrap, topics["items-topic"], 600, 900)
+    fresh = _wait(lambda: [t for t in _open_tasks(label_studio, project["id"]) if t["id"] not in before][:4]
+                  if len([t for t in _open_tasks(label_studio, project["id"]) if t["id"] not in before]) >= 4
+                  else None, 90, "4 new tasks")
+    corrected, deleted, skipped, novel = fresh
+    base = bridge.status()
+    joined_before = service.status()["join_outcomes"].get("joined", 0)
+    labels_before = len(asyncio.run(consume_all(bootstrap, topics["labels-topic"], idle_s=3.0)))
+
+    truth = STREAM.truth[corrected["data"]["item_id"]]
+    first = label_studio.annotate(corrected["id"], str(truth))
+    bridge.wait(lambda s: s["created"] == base["created"] + 1, what="first answer sent")
+    label_studio.update(first["id"], str(1 - truth))
+    bridge.wait(lambda s: s["updated"] == base["updated"] + 1, what="correction sent")
+
+    gone = label_studio.annotate(deleted["id"], str(STREAM.truth[deleted["data"]["item_id"]]))
+    bridge.wait(lambda s: s["created"] == base["created"] + 2, what="second answer sent")
+    label_studio.delete(gone["id"])
+    bridge.wait(lambda s: s["deleted"] == base["deleted"] + 1, what="deletion seen")
+
+    label_studio.skip(skipped["id"])
+    bridge.wait(lambda s: s["skipped"] == base["skipped"] + 1, what="skip seen")
+
+    label_studio.annotate_new_class(novel["id"], "zebra")
+    bridge.wait(lambda s: "zebra" in s["classes"], what="new class offered")
+
+    labels = asyncio.run(consume_all(bootstrap, topics["labels-topic"], expect=labels_before + 4, idle_s=4.0))
+    new = labels[labels_before:]
+    assert [(m["id"], m["label"]) for m in new] == [
+        (corrected["data"]["item_id"], truth), (corrected["data"]["item_id"], 1 - truth),
+        (deleted["data"]["item_id"], STREAM.truth[deleted["data"]["item_id"]]),
+        (novel["data"]["item_id"], "zebra")], "correction sent again; deletion and skip send nothing"
+    status = service.wait_for(lambda s: s["join_outcomes"].get("joined", 0) >= joined_before + 3,
+                              timeout=60, what="three labels joined")
+    assert status["join_outcomes"].get("duplicate", 0) >= 1, "the correction counts as a duplicate"
+    assert "zebra" in status["classes"], "the model learned the class it had never seen"
+    assert 'value="zebra"' in label_studio.project(loop["title"])["label_config"]
+    metrics = bridge.get("/metrics")[1].decode()
+    assert 'streamer_labelling_labels_sent_total{kind="correction"} 1.0' in metrics
+    assert 'streamer_labelling_annotations_total{event="skipped"} 1.0' in metrics
+
+
+def test_label_studio_unreachable_loses_nothing(kafka, label_studio, tmp_path):
+    """Requests wait in Kafka while Label Studio cannot be reached; /readyz says not ready."""
+    topics = _topics()
+    bootstrap = kafka.bootstrap_servers
+    requests = [(f"x{i}".encode(), (
+        b'{"id":"x%d","prediction":0,"proba":{"0":0.6,"1":0.4},"scores":{"margin":0.8},'
+        b'"reason":"uncertainty","model_version":1,"requested_at":%f}' % (i, time.time())))
+        for i in range(12)]
+    asyncio.run(produce(bootstrap, topics["label-requests-topic"], requests + [(b"bad", b"{not json")]))
+    title = f"streamer-down-{topics['group-id'][-8:]}"
+    down = BridgeProcess(bootstrap, topics, f"http://127.0.0.1:{free_port()}", label_studio.token, title,
+                         tmp_path / "down.log").start()
+    time.sleep(8.0)
+    assert down.get("/readyz")[0] == 503
+    assert down.status()["label_studio"]["up"] is False
+    down.stop()
+    assert label_studio.project(title) is None
+
+    up = BridgeProcess(bootstrap, topics, label_studio.url, label_studio.token, title, tmp_path / "up.log").start()
+    try:
+        status = up.wait(lambda s: s.get("tasks", 0) >= 12, what="every waiting request became a task")
+        assert up.get("/readyz")[0] == 200
+        assert status["tasks"] == 12
+        dead = asyncio.run(consume_all(bootstrap, topics["dead-letters-topic"], expect=1))
+        assert dead[0]["reason"] == "bad_json" and dead[0]["source_topic"] == topics["label-requests-topic"]
+    finally:
+        up.stop()
