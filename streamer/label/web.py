@@ -174,6 +174,8 @@ class WebEdge:
             return _error(400, "wait: a number of seconds")
         deadline = time.monotonic() + wait
         while True:
+            if request.transport is None or request.transport.is_closing():
+                return _error(499, "the browser went away")  # claim nothing for a closed tab
             now = time.time()
             self.tidy(now)
             got = self.queue.next(annotator, now)

@@ -208,6 +208,47 @@ def _label_in_the_browser(base: str, truth: dict[str, int], shot: Path) -> list[
         driver.quit()
 
 
+@pytest.mark.timeout(120)
+async def test_the_page_shows_message_text_as_text_never_as_markup(kafka, topics) -> None:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("needs Debian's chromium and chromedriver (/usr/bin/chromium, /usr/bin/chromedriver)")
+    evil = '<img src=x onerror="window.pwned=1">'
+    await produce(kafka.bootstrap_servers, topics["label-requests-topic"], [(None, encode_label_request(
+        f"id{evil}", prediction=f"cls{evil}", proba={f"cls{evil}": 0.5, "b": 0.5}, scores={},
+        reason="uncertainty", model_version=1, requested_at=time.time(),
+        features={f"feat{evil}": 1.0}, stream="s"))])
+    async with web_edge(_settings(kafka, topics, free_port())) as base:
+        shown = await asyncio.to_thread(_look, f"{base}/")
+    assert shown["id"] == f"id{evil}" and shown["prediction"] == f"cls{evil}"
+    assert f"cls{evil}" in shown["buttons"] and f"feat{evil}" in shown["features"]
+    assert shown["images"] == 0 and shown["pwned"] is None
+
+
+def _look(url: str) -> dict[str, Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        driver.get(url)
+        WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "item").is_displayed())
+        time.sleep(0.3)
+        text = lambda css: [e.get_attribute("textContent") for e in driver.find_elements(By.CSS_SELECTOR, css)]  # noqa: E731
+        return {"id": text("#item-id")[0], "prediction": text("#prediction")[0],
+                "buttons": [b.get_attribute("data-label") for b in driver.find_elements(By.CSS_SELECTOR, "#classes button")],
+                "features": text("#features td"),
+                "images": len(driver.find_elements(By.CSS_SELECTOR, "main img")),
+                "pwned": driver.execute_script("return window.pwned")}
+    finally:
+        driver.quit()
+
+
 async def test_bad_input_gets_a_clear_4xx_and_never_a_traceback(
     kafka, topics, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
