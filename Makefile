@@ -4,8 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # the only torch build to install here: a local CPU wheel (any other spec pulls GBs of CUDA)
 TORCH_SPEC := torch==2.13.0
+# Label Studio for the bridge's integration tests and `streamer demo --annotator label-studio`:
+# about 1 GB of dependencies, so it gets a venv of its own, installed once
+LABEL_STUDIO_VENV ?= .venv-label-studio
+LABEL_STUDIO_SPEC := label-studio==1.23.2
 
-.PHONY: install install-torch demo test unit integration lint bench bench-throughput services clean shell
+.PHONY: install install-torch label-studio demo test unit integration lint bench bench-throughput services clean shell
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +34,16 @@ $(VENV)/.torch-installed: $(VENV)/.installed
 # the torch head (streamer[torch]); river-only deployments do without it
 install-torch: $(VENV)/.torch-installed
 
+$(LABEL_STUDIO_VENV)/.installed:
+	@echo "installing $(LABEL_STUDIO_SPEC) into $(LABEL_STUDIO_VENV) (about 1 GB, once)"
+	$(PYTHON) -m venv $(LABEL_STUDIO_VENV)
+	$(LABEL_STUDIO_VENV)/bin/pip install -q --upgrade pip
+	$(LABEL_STUDIO_VENV)/bin/pip install -q '$(LABEL_STUDIO_SPEC)'
+	@touch $@
+
+# Label Studio in its own venv: $(LABEL_STUDIO_VENV)/bin/label-studio
+label-studio: $(LABEL_STUDIO_VENV)/.installed
+
 demo: install
 	$(BIN)/streamer demo
 
@@ -43,17 +57,23 @@ services: install
 		     || { apt-get update -q >/dev/null 2>&1 \
 		          && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1; }; }; } \
 		|| echo "note: promtool/prometheus not installed; the Prometheus tests will be skipped"
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+		     || { apt-get update -q >/dev/null 2>&1 \
+		          && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null 2>&1; }; }; } \
+		|| echo "note: chromium/chromedriver not installed; the labelling page's browser test will be skipped"
 
 lint: install
 	$(BIN)/ruff check streamer tests benchmarks deploy
 
-test: services lint $(VENV)/.bench-installed $(VENV)/.torch-installed
+test: services lint label-studio $(VENV)/.bench-installed $(VENV)/.torch-installed
 	$(BIN)/pytest -q
 
 unit: install
 	$(BIN)/pytest -q tests/unit streamer
 
-integration: services
+integration: services label-studio
 	$(BIN)/pytest -q tests/integration
 
 bench: $(VENV)/.bench-installed
@@ -65,7 +85,7 @@ bench-throughput: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(LABEL_STUDIO_VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
 
 # a shell with the project's venv on PATH (`streamer ...` works in it); exit to leave
 shell: install

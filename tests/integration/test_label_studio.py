@@ -249,11 +249,7 @@ def test_label_studio_unreachable_loses_nothing(kafka, label_studio, tmp_path):
     """Requests wait in Kafka while Label Studio cannot be reached; /readyz says not ready."""
     topics = _topics()
     bootstrap = kafka.bootstrap_servers
-    requests = [(f"x{i}".encode(), (
-        b'{"id":"x%d","prediction":0,"proba":{"0":0.6,"1":0.4},"scores":{"margin":0.8},'
-        b'"reason":"uncertainty","model_version":1,"requested_at":%f}' % (i, time.time())))
-        for i in range(12)]
-    asyncio.run(produce(bootstrap, topics["label-requests-topic"], requests + [(b"bad", b"{not json")]))
+    asyncio.run(produce(bootstrap, topics["label-requests-topic"], _requests(12, "x") + [(b"bad", b"{not json")]))
     title = f"streamer-down-{topics['group-id'][-8:]}"
     down = BridgeProcess(bootstrap, topics, f"http://127.0.0.1:{free_port()}", label_studio.token, title,
                          tmp_path / "down.log").start()
@@ -272,3 +268,35 @@ def test_label_studio_unreachable_loses_nothing(kafka, label_studio, tmp_path):
         assert dead[0]["reason"] == "bad_json" and dead[0]["source_topic"] == topics["label-requests-topic"]
     finally:
         up.stop()
+
+
+def _requests(count: int, prefix: str) -> list[tuple[bytes, bytes]]:
+    return [(f"{prefix}{i}".encode(), (
+        b'{"id":"%s%d","prediction":0,"proba":{"0":0.6,"1":0.4},"scores":{"margin":0.8},'
+        b'"reason":"uncertainty","model_version":1,"requested_at":%f}' % (prefix.encode(), i, time.time())))
+        for i in range(count)]
+
+
+def test_webhook_mode_sends_a_label_without_waiting_for_the_reconcile_poll(kafka, label_studio, tmp_path):
+    """Label Studio calls the bridge's /webhook; the label follows at once (the reconcile poll
+    runs only once a minute)."""
+    topics = _topics()
+    bootstrap = kafka.bootstrap_servers
+    asyncio.run(produce(bootstrap, topics["label-requests-topic"], _requests(3, "w")))
+    title = f"streamer-hook-{topics['group-id'][-8:]}"
+    bridge = BridgeProcess(bootstrap, topics, label_studio.url, label_studio.token, title, tmp_path / "hook.log",
+                           annotations="webhook")
+    bridge.args += ["--webhook-url", f"http://127.0.0.1:{bridge.port}/webhook"]
+    bridge.start()
+    try:
+        bridge.wait(lambda s: s.get("tasks", 0) == 3 and s["label_studio"]["up"], what="3 tasks")
+        project = label_studio.project(title)
+        hooks = label_studio.api("GET", f"/api/webhooks/?project={project['id']}")
+        assert [h["url"] for h in hooks] == [f"http://127.0.0.1:{bridge.port}/webhook"]
+        task = label_studio.tasks(project["id"])[0]
+        label_studio.annotate(task["id"], "1")
+        bridge.wait(lambda s: s["edge"]["labels_sent"] == 1, timeout=30, what="label sent on the webhook")
+        labels = asyncio.run(consume_all(bootstrap, topics["labels-topic"], expect=1))
+        assert [(m["id"], m["label"]) for m in labels] == [(task["data"]["item_id"], 1)]
+    finally:
+        bridge.stop()
