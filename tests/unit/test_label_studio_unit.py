@@ -1,0 +1,156 @@
+"""The bridge's pure parts and its Label Studio client, against a local HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamer.label.payload import PayloadRefused, payload_file, payload_url
+from streamer.label.requests import LabelRequest
+from streamer.label.studio_api import BridgeStopped, LabelStudioClient, LabelStudioError
+from streamer.label.studio_config import answer_of, config_classes, labelling_config, task_for
+
+class_names = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(class_names, max_size=8, unique=True), st.booleans())
+def test_the_derived_config_offers_exactly_the_classes_escaped(classes, frames) -> None:
+    config = labelling_config(classes, frames)
+    assert config_classes(config) == classes
+    assert ("<Image" in config) == frames
+    assert ("<Choices" in config) == bool(classes)  # Label Studio refuses an empty Choices
+
+
+def test_a_task_carries_the_item_and_its_pre_annotation() -> None:
+    request = LabelRequest("cam-1", "dog", {"dog": 0.55, "cat": 0.45}, 12, 100.0, reason="uncertainty",
+                           features=[0.5, 1.5], payload_uri="https://x/1.png")
+    task = task_for(request, "https://x/1.png")
+    assert task["data"]["item_id"] == "cam-1" and task["data"]["features"] == {"f0": 0.5, "f1": 1.5}
+    assert task["data"]["image"] == "https://x/1.png"
+    prediction = task["predictions"][0]
+    assert prediction["model_version"] == "12" and prediction["score"] == pytest.approx(0.1)
+    assert prediction["result"][0]["value"] == {"choices": ["dog"]}
+    assert "predictions" not in task_for(LabelRequest("a", None, {}, 0, 1.0), None)
+
+
+def test_the_answer_prefers_a_choice_then_the_typed_class() -> None:
+    both = {"result": [{"type": "textarea", "from_name": "new_class", "value": {"text": ["x"]}},
+                       {"type": "choices", "from_name": "label", "value": {"choices": ["y"]}}]}
+    assert answer_of(both) == "y"
+    assert answer_of({"result": [{"type": "textarea", "from_name": "new_class", "value": {"text": ["  "]}}]}) is None
+    assert answer_of({"result": None}) is None
+    assert answer_of({"result": ["junk", {"type": "choices"}]}) is None
+
+
+def test_file_payloads_are_served_only_from_inside_the_root(tmp_path: Path) -> None:
+    (tmp_path / "frames").mkdir()
+    frame = tmp_path / "frames" / "1.png"
+    frame.write_bytes(b"\x89PNG")
+    (tmp_path / "secret.txt").write_text("x")
+    assert payload_file(frame.as_uri(), tmp_path / "frames") == (frame.resolve(), "image/png")
+    for uri, root in [((tmp_path / "frames" / ".." / "secret.txt").as_uri(), tmp_path / "frames"),
+                      ((tmp_path / "secret.txt").as_uri(), tmp_path),  # not an image
+                      (frame.as_uri(), None),  # no root set
+                      ("file://otherhost/x.png", tmp_path)]:
+        with pytest.raises(PayloadRefused):
+            payload_file(uri, root)
+    assert payload_url("ftp://x/1.png") is None
+
+
+async def _server(handler) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+
+
+def test_5xx_answers_are_retried_until_label_studio_answers(monkeypatch) -> None:
+    monkeypatch.setattr("streamer.label.studio_api._BACKOFF_START", 0.01)
+    calls: list[str] = []
+
+    async def flaky(request: web.Request) -> web.Response:
+        calls.append(request.headers["Authorization"])
+        if len(calls) <= 2:
+            return web.Response(status=503, text="restarting")
+        return web.json_response({"results": [{"id": 4, "title": "p"}, {"id": 2, "title": "p"}]})
+
+    async def go() -> None:
+        runner, url = await _server(flaky)
+        errors: list[int] = []
+        try:
+            async with LabelStudioClient(url, "tok", asyncio.Event(), on_error=lambda: errors.append(1)) as client:
+                assert (await client.project("p"))["id"] == 2  # the oldest of two with the title
+                assert client.up and client.last_error is None and len(errors) == 2
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(go())
+    assert calls == ["Token tok"] * 3
+
+
+def test_a_refusal_is_not_retried_and_says_why() -> None:
+    async def refuse(_: web.Request) -> web.Response:
+        return web.Response(status=401, text='{"detail":"Invalid token."}')
+
+    async def go() -> None:
+        runner, url = await _server(refuse)
+        try:
+            async with LabelStudioClient(url, "bad", asyncio.Event()) as client:
+                with pytest.raises(LabelStudioError, match="Invalid token.*check --label-studio-token") as info:
+                    await client.project("p")
+                assert info.value.status == 401
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(go())
+
+
+def test_stopping_ends_the_wait_for_a_label_studio_that_is_down(monkeypatch) -> None:
+    monkeypatch.setattr("streamer.label.studio_api._BACKOFF_START", 5.0)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        async with LabelStudioClient("http://127.0.0.1:9", "tok", stop) as client:  # nothing listens
+            call = asyncio.create_task(client.project("p"))
+            await asyncio.sleep(0.2)
+            assert not client.up and "Cannot connect" in (client.last_error or "")
+            stop.set()
+            with pytest.raises(BridgeStopped):
+                await asyncio.wait_for(call, timeout=2)
+
+    asyncio.run(go())
+
+
+def test_a_personal_access_token_is_exchanged_and_renewed() -> None:
+    seen: list[str] = []
+
+    async def api(request: web.Request) -> web.Response:
+        if request.path == "/api/token/refresh":
+            body = await request.json()
+            assert body == {"refresh": "a.b.c"}
+            seen.append("refresh")
+            return web.json_response({"access": f"access{len(seen)}"})
+        seen.append(request.headers["Authorization"])
+        if request.headers["Authorization"] == "Bearer access1":
+            return web.Response(status=401, text="expired")
+        return web.json_response({"results": []})
+
+    async def go() -> None:
+        runner, url = await _server(api)
+        try:
+            async with LabelStudioClient(url, "a.b.c", asyncio.Event()) as client:
+                assert await client.project("p") is None
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(go())
+    assert seen == ["refresh", "Bearer access1", "refresh", "Bearer access3"]
