@@ -268,6 +268,10 @@ async def test_bad_input_gets_a_clear_4xx_and_never_a_traceback(
     settings = _settings(kafka, topics, free_port(), claim_seconds=3.0, payload_root=tmp_path / "frames")
     caplog.set_level(logging.INFO)
     async with web_edge(settings) as base:
+        deadline = time.monotonic() + 10  # all four read, so the order is the queue's
+        while (await call("GET", f"{base}/api/stats"))[1]["requests_read"] < 4:
+            assert time.monotonic() < deadline, "the requests were not read in 10 s"
+            await asyncio.sleep(0.1)
         page_status, page = await call("GET", f"{base}/")
         code, first = await call("GET", f"{base}/api/next?annotator=ann&wait=10")
         assert page_status == 200 and b"/api/next" in page
