@@ -21,6 +21,9 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 SEL = 'instance=~"$instance"'  # every query of the service's metrics: the instance variable
 GROUP = 'consumergroup=~"$consumergroup"'  # every query of the Kafka exporter's lag
 RATE = "$__rate_interval"
+# every query of the labelling edges' metrics (streamer_labelling_*): their own instance variable,
+# since `streamer label-studio` and `streamer annotate --web` expose no streamer_ready
+EDGE = 'instance=~"$edge"'
 FIRING = 'ALERTS{alertstate="firing", alertname=~"Streamer.*"}'  # the rules of alerts.yml
 
 Panel = dict[str, Any]
@@ -36,10 +39,10 @@ def target(expr: str, legend: str, ref: str, format_: str = "time_series") -> di
     }
 
 
-def quantile(q: float, histogram: str, by: str = "") -> str:
+def quantile(q: float, histogram: str, by: str = "", sel: str = SEL) -> str:
     """PromQL for the q-quantile of a histogram over all selected instances (or `by` labels)."""
     group = f"{by}, le" if by else "le"
-    return f"histogram_quantile({q}, sum by ({group}) (rate({histogram}_bucket{{{SEL}}}[{RATE}])))"
+    return f"histogram_quantile({q}, sum by ({group}) (rate({histogram}_bucket{{{sel}}}[{RATE}])))"
 
 
 def timeseries(
@@ -594,6 +597,143 @@ def panels() -> list[tuple[Panel, int, int]]:
             6,
             6,
         ),
+        *labelling(),
+    ]
+
+
+def labelling() -> list[tuple[Panel, int, int]]:
+    """The labelling edges (streamer/label/edge.py): `streamer label-studio`, `annotate --web`.
+
+    Empty where no edge runs (docker-compose.yml starts the bridge with the `labelling` profile).
+    """
+    return [
+        (row("Labelling"), 24, 1),
+        (
+            timeseries(
+                "Tasks created",
+                [
+                    (f"sum(rate(streamer_labelling_requests_total{{{EDGE}}}[{RATE}]))", "requests read/s"),
+                    (f"sum(rate(streamer_labelling_tasks_created_total{{{EDGE}}}[{RATE}]))", "tasks created/s"),
+                    (f"sum(rate(streamer_labelling_expired_total{{{EDGE}}}[{RATE}]))", "expired/s"),
+                ],
+                description="Label requests read from the label-requests topic, Label Studio tasks created for them (one per item id: redelivered requests make none), and requests dropped unanswered after the pending TTL.",
+                unit="reqps",
+                min_=0,
+            ),
+            8,
+            8,
+        ),
+        (
+            timeseries(
+                "Annotations by event",
+                [
+                    (
+                        f"sum by (event) (rate(streamer_labelling_annotations_total{{{EDGE}}}[{RATE}]))",
+                        "{{event}}",
+                    )
+                ],
+                description="Answers received: created and updated ones become labels; deleted and skipped ones send nothing.",
+                unit="reqps",
+                stack=True,
+                min_=0,
+            ),
+            8,
+            8,
+        ),
+        (
+            timeseries(
+                "Labels sent by kind",
+                [
+                    (
+                        f"sum by (kind) (rate(streamer_labelling_labels_sent_total{{{EDGE}}}[{RATE}]))",
+                        "{{kind}}",
+                    )
+                ],
+                description="Labels written to the labels topic: first answers train the model; corrections (updated or second annotations) are kept on the topic, and the service counts them as duplicates.",
+                unit="reqps",
+                stack=True,
+                min_=0,
+            ),
+            8,
+            8,
+        ),
+        (
+            stat(
+                "Labelling edge ready",
+                f"streamer_labelling_ready{{{EDGE}}}",
+                "{{instance}}",
+                description="1 once the edge has joined its consumer group and (the bridge) Label Studio answered with the project.",
+                thresholds=[(None, "red"), (1, "green")],
+                mappings=[
+                    {
+                        "type": "value",
+                        "options": {
+                            "0": {"text": "not ready", "color": "red", "index": 0},
+                            "1": {"text": "ready", "color": "green", "index": 1},
+                        },
+                    }
+                ],
+            ),
+            4,
+            8,
+        ),
+        (
+            timeseries(
+                "Open label requests",
+                [(f"sum by (instance) (streamer_labelling_queue_depth{{{EDGE}}})", "{{instance}}")],
+                description="Requests read and not answered yet; alert when it grows for an hour.",
+                min_=0,
+            ),
+            5,
+            8,
+        ),
+        (
+            timeseries(
+                "Request to label",
+                [
+                    (quantile(0.5, "streamer_labelling_request_to_label_seconds", sel=EDGE), "p50"),
+                    (quantile(0.9, "streamer_labelling_request_to_label_seconds", sel=EDGE), "p90"),
+                ],
+                description="From the service's label request to its first label on the labels topic: how long people take.",
+                unit="s",
+                min_=0,
+            ),
+            5,
+            8,
+        ),
+        (
+            timeseries(
+                "Label Studio errors",
+                [
+                    (
+                        f"sum by (instance) (rate(streamer_labelling_upstream_errors_total{{{EDGE}}}[{RATE}]))",
+                        "{{instance}}",
+                    )
+                ],
+                description="Failed calls to Label Studio (each retried with backoff, at most 30 s apart); requests wait in Kafka meanwhile.",
+                unit="reqps",
+                min_=0,
+            ),
+            5,
+            8,
+        ),
+        (
+            timeseries(
+                "Labelling dead letters by reason",
+                [
+                    (
+                        f"sum by (reason) (rate(streamer_labelling_dead_letters_total{{{EDGE}}}[{RATE}]))",
+                        "{{reason}}",
+                    )
+                ],
+                description="Label requests that cannot be read, and annotations that cannot be a label (no_choice), sent to the dead-letter topic.",
+                unit="reqps",
+                stack=True,
+                min_=0,
+            ),
+            5,
+            8,
+        ),
     ]
 
 
@@ -614,7 +754,7 @@ def dashboard() -> dict[str, Any]:
     return {
         "uid": "streamer",
         "title": "streamer",
-        "description": "Stream-based selective sampling: loop health, throughput, label budget, model quality, labels, latency, consumer lag.",
+        "description": "Stream-based selective sampling: loop health, throughput, label budget, model quality, labels, latency, consumer lag, labelling (Label Studio bridge).",
         "tags": ["streamer", "active-learning", "kafka"],
         "timezone": "browser",
         "editable": True,
@@ -658,6 +798,26 @@ def dashboard() -> dict[str, Any]:
                         "refId": "instance",
                     },
                     "definition": "label_values(streamer_ready, instance)",
+                    "current": {},
+                    "includeAll": True,
+                    "allValue": ".+",
+                    "multi": True,
+                    "refresh": 2,
+                    "sort": 1,
+                    "hide": 0,
+                    "regex": "",
+                },
+                {
+                    "name": "edge",
+                    "label": "Labelling edge",
+                    "description": "Instances of streamer label-studio and streamer annotate --web.",
+                    "type": "query",
+                    "datasource": DATASOURCE,
+                    "query": {
+                        "query": "label_values(streamer_labelling_ready, instance)",
+                        "refId": "edge",
+                    },
+                    "definition": "label_values(streamer_labelling_ready, instance)",
                     "current": {},
                     "includeAll": True,
                     "allValue": ".+",

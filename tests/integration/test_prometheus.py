@@ -6,6 +6,12 @@ the dead-letter topic. Prometheus (Debian's package) scrapes it every second wit
 deploy/prometheus/alerts.yml loaded. Then every query of the Grafana dashboard must return
 numbers, and every alert rule must evaluate with every one of its selectors matching series.
 
+A labelling edge runs beside it: `streamer annotate --web` on the same topics, answering a
+request every half second through its JSON API (so the request-to-label histogram always has
+fresh observations) and dead-lettering one malformed request. It stands in for the Label Studio
+bridge, which needs a Label Studio: both serve the same EdgeMetrics, and it is scraped under the
+bridge's job name, `label-studio-bridge`, which the labelling alerts select.
+
 Consumer lag comes from the Kafka exporter in docker-compose.yml, which cannot run here (no
 Docker, no exporter binary). A stand-in HTTP endpoint serves series with the exporter's names
 and labels (kafka_consumergroup_lag{consumergroup, topic, partition}), so that the lag panels
@@ -19,10 +25,13 @@ skips elsewhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
+import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -60,6 +69,7 @@ ITEMS_PER_SECOND = 400
 # The alert rules select job="streamer" and consumergroup="streamer", as deployed.
 JOB = "streamer"
 GROUP = "streamer"
+EDGE_JOB = "label-studio-bridge"  # the labelling alerts select the bridge's job
 
 
 @dataclass
@@ -67,6 +77,7 @@ class Live:
     service: ServiceProcess
     exporter: str  # host:port of the stand-in Kafka exporter
     prometheus: str  # base URL
+    edge: str  # host:port of the labelling edge
 
 
 # --- traffic -------------------------------------------------------------------------------
@@ -105,7 +116,7 @@ async def traffic(bootstrap: str, topics: dict[str, str], stop: asyncio.Event) -
 def service(kafka: Any, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """`streamer run` with traffic flowing until the module's tests are done."""
     tag = uuid.uuid4().hex[:8]
-    topics = {
+    topics = TOPICS[tag] = {
         "items-topic": f"items-{tag}",
         "label-requests-topic": f"label-requests-{tag}",
         "labels-topic": f"labels-{tag}",
@@ -139,6 +150,85 @@ def service(kafka: Any, redis_url: str, tmp_path_factory: pytest.TempPathFactory
         process.stop()
 
 
+TOPICS: dict[str, dict[str, str]] = {}  # the service's topics, for the edge
+
+
+def http_json(url: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.load(reply)
+
+
+def answer_requests(base: str, stop: threading.Event) -> None:
+    """An annotator at the web edge: one answer every half second, the tenth item skipped."""
+    answered = 0
+    while not stop.is_set():
+        with contextlib.suppress(OSError, ValueError):
+            item = http_json(f"{base}/api/next?annotator=prometheus-test&wait=1")["item"]
+            if item is not None:
+                answered += 1
+                if answered % 10 == 0:
+                    http_json(f"{base}/api/skip", {"id": item["id"], "claim": item["claim"]})
+                else:
+                    http_json(f"{base}/api/answer",
+                              {"id": item["id"], "claim": item["claim"], "label": "1"})
+        stop.wait(0.5)
+
+
+@pytest.fixture(scope="module")
+def edge(service: ServiceProcess, kafka: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`streamer annotate --web` on the service's topics, answered through its API."""
+    (topics,) = TOPICS.values()
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("edge") / "edge.log"
+    args = [sys.executable, "-m", "streamer.cli", "annotate", "--web", "--port", str(port),
+            "--metrics-host", "127.0.0.1", "--bootstrap-servers", kafka.bootstrap_servers,
+            "--group-id", f"{topics['group-id']}-web"]
+    for flag in ("label-requests-topic", "labels-topic", "dead-letters-topic"):
+        args += [f"--{flag}", topics[flag]]
+    base = f"http://127.0.0.1:{port}"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    stop = threading.Event()
+    answering = threading.Thread(target=answer_requests, args=(base, stop), daemon=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"annotate --web exited with {process.returncode}:\n{log_path.read_text()}")
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"{base}/readyz", timeout=2)
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"annotate --web not ready in 60 s:\n{log_path.read_text()}")
+            time.sleep(0.5)
+
+        async def bad_request() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+            await producer.start()
+            try:
+                await producer.send_and_wait(topics["label-requests-topic"], b"{broken", key=b"bad")
+            finally:
+                await producer.stop()
+
+        asyncio.run(bad_request())
+        answering.start()
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop.set()
+        if answering.is_alive():
+            answering.join(timeout=15)
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @pytest.fixture(scope="module")
 def exporter() -> Iterator[str]:
     """Stand-in for danielqsj/kafka-exporter: its consumer-group series, made-up values."""
@@ -157,7 +247,7 @@ def exporter() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def live(
-    service: ServiceProcess, exporter: str, tmp_path_factory: pytest.TempPathFactory
+    service: ServiceProcess, exporter: str, edge: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
     """A real Prometheus scraping both every second, with alerts.yml loaded, once it has data."""
     assert PROMETHEUS is not None
@@ -171,6 +261,8 @@ def live(
         f"    static_configs: [{{targets: ['127.0.0.1:{service.port}']}}]\n"
         "  - job_name: kafka-exporter\n"
         f"    static_configs: [{{targets: ['{exporter}']}}]\n"
+        f"  - job_name: {EDGE_JOB}\n"
+        f"    static_configs: [{{targets: ['{edge}']}}]\n"
     )
     port = free_port()
     log = (workdir / "prometheus.log").open("w")
@@ -187,7 +279,8 @@ def live(
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_samples(base, process, workdir / "prometheus.log")
-        yield Live(service, exporter, base)
+        wait_for_labelling(base)
+        yield Live(service, exporter, base, edge)
     finally:
         process.terminate()
         try:
@@ -205,12 +298,30 @@ def wait_for_samples(base: str, process: subprocess.Popen[bytes], log: Path) -> 
         if process.poll() is not None:
             pytest.fail(f"prometheus exited with {process.returncode}:\n{log.read_text()}")
         try:
-            if len(query(base, expr)["data"]["result"]) == 2:  # the service and the exporter
+            if len(query(base, expr)["data"]["result"]) == 3:  # service, exporter, edge
                 return
         except (OSError, KeyError):
             pass  # not listening yet
         time.sleep(0.5)
     pytest.fail(f"prometheus scraped fewer than {SCRAPES_NEEDED} times in 30 s:\n{log.read_text()}")
+
+
+def wait_for_labelling(base: str) -> None:
+    """Until the edge's labelled series exist: labels sent, answers skipped, a dead letter."""
+    wanted = [
+        'streamer_labelling_labels_sent_total{kind="first"}',
+        'streamer_labelling_annotations_total{event="skipped"}',
+        "streamer_labelling_dead_letters_total",
+        f"rate(streamer_labelling_request_to_label_seconds_count[{RATE_WINDOW}]) > 0",
+    ]
+    deadline = time.monotonic() + 60
+    missing = wanted
+    while time.monotonic() < deadline:
+        missing = [expr for expr in wanted if not query(base, expr)["data"]["result"]]
+        if not missing:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the labelling edge's series did not appear in 60 s: {missing}")
 
 
 # --- Prometheus HTTP API -------------------------------------------------------------------
@@ -234,6 +345,7 @@ def as_grafana_would_send(expr: str) -> str:
     return (
         expr.replace("$__rate_interval", RATE_WINDOW)
         .replace("$instance", ".+")
+        .replace("$edge", ".+")
         .replace("$consumergroup", GROUP)
     )
 
@@ -305,6 +417,7 @@ def test_dashboard_variables_list_the_scraped_service_and_consumer_group(live: L
         return get_json(url)["data"]
 
     assert label_values(variables["instance"]["definition"]) == [f"127.0.0.1:{live.service.port}"]
+    assert label_values(variables["edge"]["definition"]) == [live.edge]
     assert variables["consumergroup"]["current"]["value"] in label_values(
         variables["consumergroup"]["definition"]
     )

@@ -152,11 +152,36 @@ def test_manifest_matches_the_strict_kubernetes_schema(
         pytest.fail(f"{name} against Kubernetes {version}: {error.message}")
 
 
+def service_monitors() -> list[tuple[str, dict[str, Any]]]:
+    return [(name, doc) for name, doc in manifests() if doc["kind"] == "ServiceMonitor"]
+
+
+@pytest.mark.parametrize(
+    ("name", "monitor"), service_monitors(), ids=[name for name, _ in service_monitors()]
+)
 def test_service_monitor_matches_the_prometheus_operator_schema(
-    service_monitor_validator: jsonschema.protocols.Validator,
+    service_monitor_validator: jsonschema.protocols.Validator, name: str, monitor: dict[str, Any]
 ) -> None:
-    monitor = yaml.safe_load((K8S / "servicemonitor.yaml").read_text())
-    assert errors(service_monitor_validator, monitor) == []
+    assert errors(service_monitor_validator, monitor) == [], name
+
+
+def test_the_bridge_manifests_are_checked_too() -> None:
+    # the service's and the Label Studio bridge's (`streamer label-studio`)
+    names = {name for name, _ in manifests()}
+    for kind in ("configmap", "deployment", "service", "servicemonitor"):
+        assert f"label-studio-bridge-{kind}.yaml" in names, kind
+    assert len(service_monitors()) == 2
+
+
+def test_compose_labelling_profile_matches_the_compose_specification(
+    compose_validator: jsonschema.protocols.Validator, compose: dict[str, Any]
+) -> None:
+    # the profile's services are in the file the schema checks; a misspelt key there fails too
+    broken = copy.deepcopy(compose)
+    broken["services"]["label-studio-bridge"]["profile"] = ["labelling"]
+    assert any("profile" in e for e in errors(compose_validator, broken))
+    for name in ("label-studio", "label-studio-bridge"):
+        assert compose["services"][name]["profiles"] == ["labelling"], name
 
 
 def test_every_kind_in_deploy_k8s_has_a_schema_check() -> None:
