@@ -632,7 +632,7 @@ def test_compose_label_studio_is_pinned_persistent_and_health_checked(
     assert any(v.split(":")[1] == "/label-studio/data" for v in studio["volumes"])
     assert studio["volumes"][0].split(":")[0] in compose["volumes"]  # a named volume
     assert "8080:8080" in studio["ports"]
-    assert "http://127.0.0.1:8080/health" in studio["healthcheck"]["test"][-1]
+    assert "http://127.0.0.1:8080/health/" in studio["healthcheck"]["test"][-1]
     assert studio["healthcheck"]["start_period"]  # it migrates its database on the first start
 
 
