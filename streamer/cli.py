@@ -141,8 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
                            "built-in extractor; the annotator answers from the digits' labels "
                            "(a FILE of yours has no labels: the demo says how to use it instead)")
     demo.add_argument("--budget", type=float, default=0.05)
-    demo.add_argument("--duration", type=float, default=45.0, help="seconds to replay the stream over")
-    demo.add_argument("--label-delay", type=float, default=0.5, help="annotator delay in seconds")
+    demo.add_argument("--duration", type=float, default=None,
+                      help="seconds to replay the stream over (45; 600 with people answering)")
+    demo.add_argument("--label-delay", type=float, default=0.5, help="simulated annotator's delay in seconds")
+    demo.add_argument("--annotator", choices=["simulated", "web", "label-studio"], default="simulated",
+                      help="who answers the label requests: the simulated annotator (from the "
+                           "stream's truth), you in the built-in labelling page (web: the demo prints "
+                           "its URL), or you in Label Studio (started from `make label-studio`, or "
+                           "$STREAMER_LABEL_STUDIO_URL and $STREAMER_LABEL_STUDIO_TOKEN)")
     demo.add_argument("--metrics-port", type=int, default=9100)
     demo.add_argument("--redis-url", default=None, help="use Redis for pending items")
     demo.add_argument("--max-items", type=int, default=None, help="items (with --video: digits) at most")

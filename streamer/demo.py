@@ -34,6 +34,7 @@ from streamer.data import default_data_dir, find_stream
 from streamer.feed.errors import FeedError
 from streamer.kafka.client import client_kwargs
 from streamer.kafka.groups import start_group_consumer
+from streamer.label.demo_people import PEOPLE_DURATION, PEOPLE_ITEMS, PeopleLabeller
 from streamer.replay import Annotator, LabelledStream, load_stream, produce_items
 
 log = logging.getLogger("streamer.demo")
@@ -89,6 +90,7 @@ async def run_demo(
     model: str | None = None,
     strategy: str | None = None,
     seed: int = 0,
+    annotator: str = "simulated",
     out=sys.stderr,
 ) -> dict[str, Any]:
     """Run the demo and return its summary (also printed)."""
@@ -96,7 +98,7 @@ async def run_demo(
     rate = len(stream) / duration
     say = _printer(out)
     say(f"stream: {stream.name}, {len(stream):,} items x {stream.X.shape[1]} features, "
-        f"replayed at {rate:,.0f} items/s; budget {budget:.1%}; annotator delay {label_delay}s")
+        f"replayed at {rate:,.0f} items/s; budget {budget:.1%}; {_who(annotator, label_delay)}")
     with EmbeddedBroker() as broker:
         settings = _settings(broker, say, budget=budget, metrics_port=metrics_port,
                              redis_url=redis_url, model=model, strategy=strategy, seed=seed)
@@ -105,7 +107,7 @@ async def run_demo(
             send=lambda producer, topic: produce_items(producer, topic, stream, rate=rate),
             offline=lambda **kwargs: _simulate_stream(stream, **kwargs),
         )
-        return await _run(settings, feed, label_delay, say)
+        return await _run(settings, feed, label_delay, say, annotator)
 
 
 async def run_video_demo(
@@ -120,6 +122,7 @@ async def run_video_demo(
     model: str | None = None,
     strategy: str | None = None,
     seed: int = 0,
+    annotator: str = "simulated",
     out=sys.stderr,
 ) -> dict[str, Any]:
     """The demo on a video: digits rendered to an mp4, fed by the video feeder, labels known.
@@ -146,15 +149,17 @@ async def run_video_demo(
         speed = len(labels) / VIDEO_FPS / duration
         sample_fps = VIDEO_FPS / FRAMES_PER_DIGIT
         frames_dir = Path(tmp) / "frames"
+        frames_dir.mkdir()
         fed: list[tuple[str, np.ndarray]] = []
         say(f"video: {digits:,} digits of {source.name} as 64x64 frames, {len(labels):,} frames at "
             f"{VIDEO_FPS:g} fps -> {video}")
         say(f"feeder: sampled at {sample_fps:g} fps, replayed {speed:.1f}x real time "
             f"({rate:,.0f} items/s), built-in extractor ({extractor.dim} values), frames stored "
-            f"as PNG in {frames_dir} (payload_uri); budget {budget:.1%}; annotator delay {label_delay}s")
+            f"as PNG in {frames_dir} (payload_uri); budget {budget:.1%}; {_who(annotator, label_delay)}")
         with EmbeddedBroker() as broker:
             settings = _settings(broker, say, budget=budget, metrics_port=metrics_port,
-                                 redis_url=redis_url, model=model, strategy=strategy, seed=seed)
+                                 redis_url=redis_url, model=model, strategy=strategy, seed=seed,
+                                 payload_root=frames_dir)  # people see the frames
             feed = DemoFeed(
                 name=f"{source.name.split('.')[0]} video", truth=truth, total=digits, rate=rate,
                 send=lambda producer, topic: feed_video(
@@ -164,7 +169,11 @@ async def run_video_demo(
                 offline=lambda **kwargs: _simulate_fed(fed, truth, Path(tmp) / "fed.csv", seed, **kwargs),
                 extra={"source": "video", "extractor": extractor.name, "features": extractor.dim},
             )
-            return await _run(settings, feed, label_delay, say)
+            return await _run(settings, feed, label_delay, say, annotator)
+
+
+def _who(annotator: str, label_delay: float) -> str:
+    return f"annotator delay {label_delay}s" if annotator == "simulated" else f"you answer ({annotator})"
 
 
 def default_digits_data() -> Path:
@@ -215,7 +224,50 @@ class DemoFeed:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-async def _run(settings, feed: DemoFeed, label_delay: float, say) -> dict[str, Any]:
+class SimulatedLabeller:
+    """The demo's simulated annotator: answers every request from the truth after a delay."""
+
+    drain_seconds = 30.0
+
+    def __init__(self, settings: Settings, truth: dict[str, int], delay: float, stop: asyncio.Event,
+                 producer: AIOKafkaProducer) -> None:
+        self.settings, self.stop_event, self.producer = settings, stop, producer
+        self.annotator = Annotator(truth, delay=delay)
+        self._requests: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def sent(self) -> int:
+        return self.annotator.sent
+
+    async def start(self) -> None:
+        self._requests, _ = await start_group_consumer(
+            [self.settings.label_requests_topic], group_id="demo-annotator", name="demo annotator",
+            client=client_kwargs(self.settings), log=log, auto_offset_reset="earliest",
+            fetch_max_wait_ms=10)
+        self._task = asyncio.create_task(self.annotator.run(
+            self._requests, self.producer, self.settings.labels_topic, self.stop_event))
+
+    async def joined(self) -> bool:
+        assert self._requests is not None
+        return bool(self._requests.assignment())
+
+    def stream_over(self) -> None:
+        pass
+
+    def done(self, status: dict[str, Any]) -> bool:
+        answered = self.annotator.answered
+        return bool(answered) and self.sent >= len(answered) and sum(status["join_outcomes"].values()) >= self.sent
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._requests is not None:
+            await self._requests.stop()
+
+
+async def _run(settings, feed: DemoFeed, label_delay: float, say,
+               annotator: str = "simulated") -> dict[str, Any]:
     service = await build_service(settings)
     stop_service = asyncio.Event()
     stop_clients = asyncio.Event()
@@ -231,26 +283,21 @@ async def _run(settings, feed: DemoFeed, label_delay: float, say) -> dict[str, A
 
     common = client_kwargs(settings)
     producer = AIOKafkaProducer(**common, linger_ms=5)
-    (requests, _), (predictions, _), _ = await asyncio.gather(
-        start_group_consumer([settings.label_requests_topic], group_id="demo-annotator",
-                             name="demo annotator", client=common, log=log,
-                             auto_offset_reset="earliest", fetch_max_wait_ms=10),
+    labeller = (SimulatedLabeller(settings, feed.truth, label_delay, stop_clients, producer)
+                if annotator == "simulated" else PeopleLabeller(annotator, settings, say))
+    (predictions, _), _, _ = await asyncio.gather(
         start_group_consumer([settings.predictions_topic], group_id="demo-scorer",
                              name="demo scorer", client=common, log=log,
                              auto_offset_reset="earliest", fetch_max_wait_ms=10),
-        producer.start(),
+        producer.start(), labeller.start(),
     )
-    annotator = Annotator(feed.truth, delay=label_delay)
     scorer = PredictionScorer(feed.truth)
-    side_tasks = [
-        asyncio.create_task(annotator.run(requests, producer, settings.labels_topic, stop_clients)),
-        asyncio.create_task(scorer.run(predictions, stop_clients)),
-    ]
+    side_tasks = [asyncio.create_task(scorer.run(predictions, stop_clients))]
     say("waiting for the consumer groups to get their partitions (~1 s on the embedded broker)...")
     joined_at = None
     # the annotator and the scorer too: an annotator joining after a short stream has passed
     # would label it too late to learn anything from (accuracy at chance)
-    while not (service.consuming and requests.assignment() and predictions.assignment()):
+    while not (service.consuming and await labeller.joined() and predictions.assignment()):
         if service_task.done():
             service_task.result()
         if service.consuming and joined_at is None:
@@ -262,17 +309,15 @@ async def _run(settings, feed: DemoFeed, label_delay: float, say) -> dict[str, A
     started_at = time.monotonic()
     say("progress every 2 s; 'accuracy' is prequential: each item is predicted before its label "
         "could be known, over every item so far")
-    progress = asyncio.create_task(_progress(service, scorer, annotator, feed.total, say))
+    progress = asyncio.create_task(_progress(service, scorer, feed.total, say))
     try:
         await feed.send(producer, settings.items_topic)
+        labeller.stream_over()
         # drain: every item decided, every request answered, every label applied
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + labeller.drain_seconds
         while time.monotonic() < deadline:
             s = service.status()
-            done_labels = sum(s["join_outcomes"].values()) >= annotator.sent
-            if (s["items_seen"] >= feed.total and len(scorer.seen) >= feed.total
-                    and annotator.answered and annotator.sent >= len(annotator.answered)
-                    and done_labels):
+            if s["items_seen"] >= feed.total and len(scorer.seen) >= feed.total and labeller.done(s):
                 break
             await asyncio.sleep(0.2)
     finally:
@@ -280,7 +325,7 @@ async def _run(settings, feed: DemoFeed, label_delay: float, say) -> dict[str, A
         progress.cancel()
         stop_clients.set()
         await asyncio.gather(*side_tasks, return_exceptions=True)
-        await asyncio.gather(producer.stop(), requests.stop(), predictions.stop(),
+        await asyncio.gather(producer.stop(), labeller.stop(), predictions.stop(),
                              return_exceptions=True)
         stop_service.set()
         with contextlib.suppress(asyncio.CancelledError):
@@ -298,7 +343,8 @@ async def _run(settings, feed: DemoFeed, label_delay: float, say) -> dict[str, A
         "label_requests": status["label_requests"],
         "budget": settings.budget,
         "query_rate": status["label_requests"] / max(1, status["items_seen"]),
-        "labels_sent": annotator.sent,
+        "labels_sent": labeller.sent,
+        "annotator": annotator,
         "labels_applied": status["labels_applied"],
         "join_outcomes": status["join_outcomes"],
         "dead_letters": status["dead_letters"],
@@ -328,7 +374,7 @@ def _simulate_stream(stream: LabelledStream, **kwargs: Any) -> dict[str, Any]:
                           seed=stream.seed, **kwargs)
 
 
-async def _progress(service, scorer: PredictionScorer, annotator: Annotator, total: int, say) -> None:
+async def _progress(service, scorer: PredictionScorer, total: int, say) -> None:
     last_items, last_time = 0, time.monotonic()
     while True:
         await asyncio.sleep(2.0)
@@ -409,9 +455,14 @@ def _printer(out):
 
 
 def main(args) -> int:
-    options = dict(budget=args.budget, duration=args.duration, label_delay=args.label_delay,
-                   metrics_port=args.metrics_port, redis_url=args.redis_url, max_items=args.max_items,
-                   model=args.model, strategy=args.strategy, seed=args.seed)
+    people = args.annotator != "simulated"
+    # people answer slower than the simulated annotator: fewer items, replayed slower
+    duration = args.duration if args.duration is not None else PEOPLE_DURATION if people else 45.0
+    max_items = args.max_items if args.max_items is not None or not people else (
+        PEOPLE_ITEMS if getattr(args, "video", None) is None else PEOPLE_ITEMS // 10)
+    options = dict(budget=args.budget, duration=duration, label_delay=args.label_delay,
+                   metrics_port=args.metrics_port, redis_url=args.redis_url, max_items=max_items,
+                   model=args.model, strategy=args.strategy, seed=args.seed, annotator=args.annotator)
     # a bad --model, --strategy or --budget: exit 2 (ConfigError) before the broker starts
     load_settings(budget=args.budget, model=args.model, strategy=args.strategy, seed=args.seed)
     video = getattr(args, "video", None)

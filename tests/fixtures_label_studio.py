@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,14 +16,10 @@ from typing import Any
 
 import pytest
 
-from streamer.broker import free_port
+from streamer.label.local_studio import LocalLabelStudio, find_label_studio
 
-ROOT = Path(__file__).resolve().parent.parent
-LABEL_STUDIO_BIN = Path(os.environ.get("STREAMER_LABEL_STUDIO_BIN",
-                                       ROOT / ".venv-label-studio" / "bin" / "label-studio"))
 TOKEN = "streamer-test-token-0123456789abcdef"
 USER = "annotator@example.com"
-_START_SECONDS = 180.0
 
 
 class LabelStudio:
@@ -84,43 +78,17 @@ class LabelStudio:
         self.api("DELETE", f"/api/annotations/{annotation_id}/")
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-            return reply.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture(scope="session")
 def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudio]:
-    if not LABEL_STUDIO_BIN.exists():
-        message = f"Label Studio is not installed at {LABEL_STUDIO_BIN}: run `make label-studio`"
+    binary = find_label_studio()
+    if binary is None:
+        message = "Label Studio is not installed (.venv-label-studio): run `make label-studio`"
         if os.environ.get("CI"):
             pytest.fail(message)  # `make test` installs it: a missing one in CI is a defect
         pytest.skip(message)
-    data = tmp_path_factory.mktemp("label-studio")
-    port = free_port()
-    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data), "LABEL_STUDIO_USERNAME": USER,
-           "LABEL_STUDIO_PASSWORD": "streamer-test-password", "LABEL_STUDIO_USER_TOKEN": TOKEN,
-           "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true", "SSRF_PROTECTION_ENABLED": "false",
-           "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true", "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "",
-           "COLLECT_ANALYTICS": "false"}
-    log = data / "label-studio.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([str(LABEL_STUDIO_BIN), "start", "--no-browser", "--port", str(port),
-                                    "--internal-host", "127.0.0.1"], stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + _START_SECONDS
+    local = LocalLabelStudio(binary, tmp_path_factory.mktemp("label-studio"), USER,
+                             "streamer-test-password", TOKEN).start()
     try:
-        while not _healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Label Studio did not start:\n{log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.5)
-        yield LabelStudio(url, process, log)
+        yield LabelStudio(local.url, local.process, local.log_path)  # type: ignore[arg-type]
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        local.stop()
