@@ -78,8 +78,10 @@ def edge_settings(args: argparse.Namespace, studio: bool, default_port: int) -> 
              **(_STUDIO_FLAGS if studio else _WEB_FLAGS)}
     overrides = {field: getattr(args, flag.replace("-", "_"), None) for flag, (field, _) in table.items()}
     overrides = {field: value for field, value in overrides.items() if value is not None}
-    overrides.setdefault("metrics_port", default_port)
-    return load_settings(args.config, **overrides)
+    settings = load_settings(args.config, **overrides)
+    if "metrics_port" not in settings.model_fields_set:  # no flag, env or file chose a port
+        settings = settings.model_copy(update={"metrics_port": default_port})
+    return settings
 
 
 def run_edge(main: Callable[[Settings, asyncio.Event], Awaitable[None]], settings: Settings) -> int:

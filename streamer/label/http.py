@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streamer.label.payload import PAYLOAD_PATH, PayloadRefused, payload_file
@@ -21,6 +22,27 @@ from streamer.label.payload import PAYLOAD_PATH, PayloadRefused, payload_file
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_048_576  # a webhook or an answer is small; larger bodies are refused (413)
+
+
+class _BadRequestsInOneLine(logging.Filter):
+    """aiohttp logs a malformed request (a 100 KB header, say) at ERROR with its traceback;
+    it has already answered 400: keep one WARNING line, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                "bad HTTP request from %s answered %d: %.200s", (remote, exc.code, exc.message),
+                None, None)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def quiet_bad_requests() -> None:
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _BadRequestsInOneLine) for f in server.filters):
+        server.addFilter(_BadRequestsInOneLine())
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -63,6 +85,7 @@ def edge_app(registry: CollectorRegistry, ready: Callable[[], bool], status: Cal
 
 async def start_app(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve ``app`` on ``host:port`` (0 = any free port); return the runner and the port."""
+    quiet_bad_requests()
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -180,21 +180,22 @@ class ClassBook:
         self._typed: dict[str, str | int] = {}  # text -> class as the model's predictions write it
         self.names: list[str] = []  # every class, in order of first sight (the tools' choices)
         for name in declared or []:
-            self._add(name)
+            self.add(name)
 
-    def _add(self, name: str) -> bool:
-        if name in self._typed or name in self.names:
+    def add(self, name: str) -> bool:
+        """Offer ``name`` from now on (an answer typed as a class not listed); True if new."""
+        if name in self.names:
             return False
         self.names.append(name)
         return True
 
     def see(self, request: LabelRequest) -> list[str]:
         """Learn the classes of ``request``; return those new to the book (in order)."""
-        new = [name for name in request.proba if self._add(name)]
+        new = [name for name in request.proba if self.add(name)]
         if request.prediction is not None:
             text = str(request.prediction)
             self._typed[text] = request.prediction
-            if self._add(text):
+            if self.add(text):
                 new.append(text)
         return new
 

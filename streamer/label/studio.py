@@ -93,7 +93,7 @@ class StudioBridge:
         self._shown_config = shown
         self.frames = "<Image" in shown
         for name in config_classes(shown):
-            self.book.names.append(name) if name not in self.book.names else None
+            self.book.add(name)
         async for task in self.client.tasks(self.project_id, fields="task_only"):
             item_id = (task.get("data") or {}).get("item_id")
             if isinstance(item_id, str):
@@ -222,8 +222,7 @@ class StudioBridge:
                 continue
             correction = key in sent_answers or bool(sent_answers)
             self._count("updated" if key in sent_answers else "created")
-            if answer not in self.book.names:
-                self.book.names.append(answer)
+            if self.book.add(answer):
                 await self._show_classes()
             annotator = await self._user(annotation.get("completed_by"))
             await self.edge.send_label(None, item_id, self.book.label(answer), annotator,
@@ -313,7 +312,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
         try:
             await edge.start()
             await bridge.prepare()
-            edge.metrics.ready.set(1)
+            edge.metrics.ready.set_function(lambda: float(bridge.ready()))  # read at each scrape
             tasks = [asyncio.create_task(coro) for coro in (
                 bridge.requests_loop(stop), bridge.annotations_loop(stop), keep_committing(edge, stop))]
             done, _ = await asyncio.wait([*tasks, asyncio.create_task(stop.wait())],

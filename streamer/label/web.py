@@ -34,7 +34,6 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from aiokafka.errors import KafkaError
 
 from streamer.config import Settings
@@ -50,27 +49,6 @@ MAX_FEATURES_SHOWN = 200
 MAX_WAIT_SECONDS = 25.0
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")  # an annotator's name: 1-64 printable characters
 _LABEL_MAX = 256
-
-
-class _BadRequestsInOneLine(logging.Filter):
-    """aiohttp logs a malformed request (a 100 KB header, say) at ERROR with its traceback;
-    it has already answered 400: keep one WARNING line, without the traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError):
-            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
-            record.msg, record.args, record.exc_info, record.exc_text = (
-                "bad HTTP request from %s answered %d: %.200s", (remote, exc.code, exc.message),
-                None, None)
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-        return True
-
-
-def _quiet_bad_requests() -> None:
-    server = logging.getLogger("aiohttp.server")
-    if not any(isinstance(f, _BadRequestsInOneLine) for f in server.filters):
-        server.addFilter(_BadRequestsInOneLine())
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -221,7 +199,7 @@ class WebEdge:
             return _error(exc.status, str(exc))
         text = body["label"]
         if text not in self.book.names:  # a class not seen yet: the book (and the buttons) grow
-            self.book.see(LabelRequest(read.request.id, None, {text: 0.0}, 0, 0.0))
+            self.book.add(text)
         label = self.book.label(text)
         try:
             await self.edge.send_label(read.request, read.request.id, label, annotator)
@@ -282,7 +260,6 @@ class WebEdge:
 
 async def run_web(settings: Settings, stop: asyncio.Event) -> None:
     """Serve the labelling page until ``stop``."""
-    _quiet_bad_requests()
     edge = LabelEdge(settings, "annotate-web")
     await edge.start()
     page = WebEdge(settings, edge)

@@ -113,6 +113,7 @@ CONTEXT: dict[str, dict[str, Any]] = {
     "redis_username": {"redis_url": "redis://cache:6379/0", "checkpoint_key": KEY},
     "redis_password": {"redis_url": "redis://cache:6379/0", "checkpoint_key": KEY},
     "checkpoint_key": {},
+    "label_studio_token": {"label_studio_url": "http://label-studio:8080"},
 }  # fmt: skip
 VALUES = {
     "sasl_username": "kafka-user-from-file",
@@ -121,6 +122,7 @@ VALUES = {
     "redis_username": "redis-user-from-file",
     "redis_password": "redis-password-from-file",
     "checkpoint_key": "checkpoint-key-from-file-0123",
+    "label_studio_token": "label-studio-token-from-file",
 }
 
 
@@ -473,8 +475,11 @@ def test_every_run_flag_is_a_setting_and_every_secret_file_has_a_flag() -> None:
 
     fields = set(Settings.model_fields)
     assert {name.replace("-", "_") for name in _RUN_FLAGS} <= fields
-    for name in FILE_FIELDS:
-        assert f"{name}_file".replace("_", "-") in _RUN_FLAGS, name
+    from streamer.label.command import _STUDIO_FLAGS
+
+    for name in FILE_FIELDS:  # the bridge's token is a flag of `streamer label-studio`
+        flags = _STUDIO_FLAGS if name.startswith("label_studio") else _RUN_FLAGS
+        assert f"{name}_file".replace("_", "-") in flags, name
     for name in ("redis-ssl-ca-certs", "redis-ssl-certfile", "redis-ssl-keyfile",
                  "redis-ssl-cert-reqs", "redis-username", "redis-password", "metrics-host"):
         assert name in _RUN_FLAGS, name
