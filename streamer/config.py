@@ -139,6 +139,7 @@ class Settings(BaseSettings):
     classes: str | None = None  # "a,b,c": the choices shown; None = grown from the requests
     claim_seconds: float = Field(120.0, gt=0, le=86_400)  # an opened item returns to the queue after
     payload_root: Path | None = None  # file:// payload_uri served only from under this folder
+    service_url: str | None = None  # the service's HTTP address: the page shows its budget spent
     label_studio_url: str | None = None
     label_studio_token: SecretStr | None = None
     label_studio_project: str = "streamer"  # the project's title, created if absent

@@ -284,7 +284,8 @@ async def _run(settings, feed: DemoFeed, label_delay: float, say,
     common = client_kwargs(settings)
     producer = AIOKafkaProducer(**common, linger_ms=5)
     labeller = (SimulatedLabeller(settings, feed.truth, label_delay, stop_clients, producer)
-                if annotator == "simulated" else PeopleLabeller(annotator, settings, say))
+                if annotator == "simulated" else
+                PeopleLabeller(annotator, settings, say, f"http://127.0.0.1:{service.http_port}"))
     (predictions, _), _, _ = await asyncio.gather(
         start_group_consumer([settings.predictions_topic], group_id="demo-scorer",
                              name="demo scorer", client=common, log=log,

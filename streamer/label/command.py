@@ -52,6 +52,8 @@ _STUDIO_FLAGS: dict[str, tuple[str, dict]] = {
 _WEB_FLAGS: dict[str, tuple[str, dict]] = {
     "claim-seconds": ("claim_seconds", {"type": float, "help": "an opened item returns to the "
                                         "queue after this (120)"}),
+    "service-url": ("service_url", {"metavar": "URL", "help": "the service's HTTP address (e.g. "
+                                    "http://127.0.0.1:9100): the page shows the budget it spent"}),
 }
 BRIDGE_PORT = 9101
 WEB_PORT = 8000

@@ -51,8 +51,9 @@ class PeopleLabeller:
 
     drain_seconds = 24 * 3600.0  # the idle rule or Ctrl-C ends the wait, not a deadline
 
-    def __init__(self, kind: str, settings: Settings, say) -> None:
+    def __init__(self, kind: str, settings: Settings, say, service_url: str | None = None) -> None:
         self.kind = kind
+        self.service_url = service_url  # the page shows the service's budget spent
         self.say = say
         self.settings = settings
         self.sent = 0
@@ -70,7 +71,8 @@ class PeopleLabeller:
 
         if self.kind == "web":
             port = _port_or_free(WEB_PORT)
-            edge = self.settings.model_copy(update={"metrics_port": port, "metrics_host": "127.0.0.1"})
+            edge = self.settings.model_copy(update={"metrics_port": port, "metrics_host": "127.0.0.1",
+                                                    "service_url": self.service_url})
             self.url = f"http://127.0.0.1:{port}"
             self._task = asyncio.create_task(run_web(edge, self._stop))
         else:

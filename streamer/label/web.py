@@ -32,6 +32,7 @@ from collections import Counter
 from importlib.resources import files
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 from aiokafka.errors import KafkaError
@@ -90,6 +91,7 @@ class WebEdge:
                                 on_finished=edge.finished)
         self.given: Counter[str] = Counter()  # annotator -> labels acknowledged
         self._expired_seen = 0
+        self.budget: dict[str, Any] | None = None
         self.page, self.csp = _page()
 
     # ---- the Kafka side ----
@@ -225,6 +227,21 @@ class WebEdge:
         self.edge.metrics.annotations.labels(event="skipped").inc()
         return json_response({"ok": True, "id": read.request.id})
 
+    async def watch_budget(self, stop: asyncio.Event) -> None:
+        """Read the service's /status every 2 s (``service_url``): the budget it spent."""
+        url = f"{self.settings.service_url.rstrip('/')}/status"  # type: ignore[union-attr]
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            while not stop.is_set():
+                try:
+                    async with session.get(url) as reply:
+                        status = await reply.json(content_type=None)
+                    self.budget = {key: status.get(key) for key in (
+                        "budget", "spend", "label_requests", "items_seen", "labels_applied")}
+                except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError) as exc:
+                    self.budget = {"error": f"{url}: {type(exc).__name__} {exc}"[:300]}
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=2.0)
+
     def stats(self) -> dict[str, Any]:
         now = time.time()
         self.tidy(now)
@@ -236,6 +253,7 @@ class WebEdge:
             # every distinct request is one label the service's budget paid for
             "requests_read": c["read"] - c["duplicates"],
             "classes": list(self.book.names), "claim_seconds": self.settings.claim_seconds,
+            "budget": self.budget,  # the service's, read from its /status (None: no --service-url)
         }
 
     async def stats_page(self, _: web.Request) -> web.Response:
@@ -273,6 +291,8 @@ async def run_web(settings: Settings, stop: asyncio.Event) -> None:
                  host, port, settings.label_requests_topic, edge.group_id, settings.claim_seconds)
         tasks = [asyncio.create_task(page.read_forever(stop)),
                  asyncio.create_task(keep_committing(edge, stop))]
+        if settings.service_url:
+            tasks.append(asyncio.create_task(page.watch_budget(stop)))
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()

@@ -80,12 +80,15 @@ def test_demo_with_the_labelling_page(quick_idle) -> None:
         label = item["prediction"] if item["prediction"] is not None else 0
         _json(f"{url}/api/answer", {"id": item["id"], "claim": item["claim"], "label": str(label)})
         answered += 1
+    stats = _json(f"{url}/api/stats")
     thread.join(120)
     summary = result["summary"]
     assert answered == 30
     assert summary["annotator"] == "web"
     assert summary["join_outcomes"]["joined"] >= 30 and summary["labels_applied"] >= 30
     assert summary["labels_sent"] == sum(summary["join_outcomes"].values())
+    # the page shows the budget the demo's service spent (its /status)
+    assert stats["budget"]["budget"] == 0.05 and stats["budget"]["items_seen"] > 0
 
 
 def test_demo_with_label_studio(quick_idle, label_studio, monkeypatch) -> None:
