@@ -47,7 +47,13 @@ from streamer.label.edge import EdgeMetrics, LabelEdge, ReadRequest, keep_commit
 from streamer.label.http import edge_app, json_response, start_app
 from streamer.label.payload import payload_url
 from streamer.label.requests import ClassBook
-from streamer.label.studio_api import BridgeStopped, LabelStudioClient, LabelStudioError, iso
+from streamer.label.studio_api import (
+    BridgeStopped,
+    LabelStudioClient,
+    LabelStudioError,
+    MaybeDone,
+    iso,
+)
 from streamer.label.studio_config import answer_of, config_classes, labelling_config, task_for
 
 log = logging.getLogger("streamer.label.studio")
@@ -94,12 +100,7 @@ class StudioBridge:
         self.frames = "<Image" in shown
         for name in config_classes(shown):
             self.book.add(name)
-        async for task in self.client.tasks(self.project_id, fields="task_only"):
-            item_id = (task.get("data") or {}).get("item_id")
-            if isinstance(item_id, str):
-                self.items.add(item_id)
-                if not task.get("is_labeled"):
-                    self.open_items.add(item_id)
+        await self._read_item_ids()
         log.info("project %r (id %s): %d tasks, %d without an answer", title, self.project_id,
                  len(self.items), len(self.open_items))
         if self.settings.label_studio_annotations == "webhook":
@@ -152,27 +153,55 @@ class StudioBridge:
         self._gauge()
 
     async def _import(self, tasks: list[tuple[ReadRequest, dict[str, Any]]]) -> set[str]:
-        """Import ``tasks`` in one call; if Label Studio refuses the batch, one by one, and a task
-        it refuses alone goes to the dead-letter topic. Return the item ids that got a task."""
+        """Import ``tasks`` in one call; return the item ids that have a task now.
+
+        An import is not repeated blindly: when its answer was lost, the project's item ids are
+        read again and only the tasks still missing are imported. If Label Studio refuses the
+        batch, the tasks go one by one, and one it refuses alone goes to the dead-letter topic.
+        """
         assert self.project_id is not None
-        try:
-            await self.client.import_tasks(self.project_id, [task for _, task in tasks])
-            return {done.request.id for done, _ in tasks}
-        except LabelStudioError as exc:
-            if exc.status in (401, 403):
-                raise
-            log.warning("Label Studio refused %d task(s) (%s); importing one by one", len(tasks), exc)
-        created = set()
-        for done, task in tasks:
+        while True:
+            missing = [(done, task) for done, task in tasks if done.request.id not in self.items]
+            if not missing:
+                return {done.request.id for done, _ in tasks}
             try:
-                await self.client.import_tasks(self.project_id, [task])
-                created.add(done.request.id)
+                await self.client.import_tasks(self.project_id, [task for _, task in missing])
+                return {done.request.id for done, _ in tasks}
+            except MaybeDone:
+                await self._read_item_ids()
             except LabelStudioError as exc:
                 if exc.status in (401, 403):
                     raise
-                await self.edge.dead_letter(done.partition, done.offset, str(exc), None,
-                                            reason="refused_by_label_studio")
+                log.warning("Label Studio refused %d task(s) (%s); importing one by one", len(missing), exc)
+                return await self._import_each(missing) | {d.request.id for d, _ in tasks if d.request.id in self.items}
+
+    async def _import_each(self, tasks: list[tuple[ReadRequest, dict[str, Any]]]) -> set[str]:
+        created = set()
+        for done, task in tasks:
+            while done.request.id not in self.items:
+                try:
+                    await self.client.import_tasks(self.project_id, [task])  # type: ignore[arg-type]
+                    created.add(done.request.id)
+                    break
+                except MaybeDone:
+                    await self._read_item_ids()
+                except LabelStudioError as exc:
+                    if exc.status in (401, 403):
+                        raise
+                    await self.edge.dead_letter(done.partition, done.offset, str(exc), None,
+                                                reason="refused_by_label_studio")
+                    break
         return created
+
+    async def _read_item_ids(self) -> None:
+        """Every task's item id, from Label Studio (at start, and after a lost import answer)."""
+        assert self.project_id is not None
+        async for task in self.client.tasks(self.project_id, fields="task_only"):
+            item_id = (task.get("data") or {}).get("item_id")
+            if isinstance(item_id, str) and item_id not in self.items:
+                self.items.add(item_id)
+                if not task.get("is_labeled"):
+                    self.open_items.add(item_id)
 
     # ------------------------------------------------------------------ annotations
 

@@ -39,6 +39,10 @@ class LabelStudioError(RuntimeError):
         self.status = status
 
 
+class MaybeDone(Exception):
+    """A call that is not repeated blindly failed: Label Studio may or may not have acted."""
+
+
 class BridgeStopped(Exception):
     """The bridge is stopping while a call waited for Label Studio."""
 
@@ -79,8 +83,14 @@ class LabelStudioClient:
             self._access = body["access"]
         return f"Bearer {self._access}"
 
-    async def call(self, method: str, path: str, body: Any = None, params: dict | None = None) -> Any:
-        """One API call, retried until Label Studio answers it (or raises LabelStudioError)."""
+    async def call(self, method: str, path: str, body: Any = None, params: dict | None = None,
+                   once: bool = False) -> Any:
+        """One API call, retried until Label Studio answers it (or raises LabelStudioError).
+
+        ``once``: for a call that is not idempotent (an import): after a failure that may have
+        happened after Label Studio acted (a timeout, a lost answer), wait the backoff and raise
+        :class:`MaybeDone` instead of repeating it, so the caller can look before trying again.
+        """
         delay = _BACKOFF_START
         while True:
             if self._stop.is_set():
@@ -100,6 +110,8 @@ class LabelStudioClient:
                 self._failed(f"{method} {path}: {type(exc).__name__} {exc}", delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            if once:
+                raise MaybeDone(self.last_error or "")
             delay = min(delay * 2, _BACKOFF_MAX)
 
     def _failed(self, error: str, delay: float) -> None:
@@ -149,7 +161,8 @@ class LabelStudioClient:
         await self.call("PATCH", f"/api/projects/{project_id}/", {"label_config": label_config})
 
     async def import_tasks(self, project_id: int, tasks: list[dict]) -> None:
-        await self.call("POST", f"/api/projects/{project_id}/import", tasks)
+        """Create ``tasks``; raises MaybeDone when they may exist after all (see ``call``)."""
+        await self.call("POST", f"/api/projects/{project_id}/import", tasks, once=True)
 
     async def tasks(self, project_id: int, updated_after: str | None = None,
                     fields: str = "all") -> AsyncIterator[dict]:

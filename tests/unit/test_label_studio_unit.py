@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,56 @@ def test_a_personal_access_token_is_exchanged_and_renewed() -> None:
 
     asyncio.run(go())
     assert seen == ["refresh", "Bearer access1", "refresh", "Bearer access3"]
+
+
+def test_an_import_whose_answer_was_lost_is_not_repeated(monkeypatch) -> None:
+    """Label Studio created the tasks but its answer never arrived (a 503 from a proxy, a
+    timeout): the bridge reads the project's item ids again and creates no second task."""
+    from aiokafka import TopicPartition
+
+    from streamer.config import load_settings
+    from streamer.label.edge import LabelEdge, ReadRequest
+    from streamer.label.studio import StudioBridge
+
+    monkeypatch.setattr("streamer.label.studio_api._BACKOFF_START", 0.01)
+    stored: list[dict] = []
+    imports: list[int] = []
+
+    async def fake_label_studio(request: web.Request) -> web.Response:
+        if request.path == "/api/projects/1/import":
+            batch = await request.json()
+            imports.append(len(batch))
+            stored.extend({"id": len(stored) + i + 1, **task} for i, task in enumerate(batch))
+            if len(imports) == 1:
+                return web.Response(status=503, text="the answer is lost on the way")
+            return web.json_response({"task_count": len(batch)})
+        if request.path == "/api/tasks/":
+            return web.json_response({"tasks": stored, "total": len(stored)})
+        if request.path == "/api/projects/1/":
+            return web.json_response({"id": 1})
+        return web.Response(status=404)
+
+    async def go() -> None:
+        runner, url = await _server(fake_label_studio)
+        settings = load_settings(label_studio_url=url, label_studio_token="tok")
+        edge = LabelEdge(settings, "label-studio")
+        partition = TopicPartition("label-requests", 0)
+        read = []
+        for i in range(5):
+            edge.offsets.opened(partition, i)
+            read.append(ReadRequest(partition, i, LabelRequest(f"item-{i}", 1, {"0": 0.4, "1": 0.6}, 2,
+                                                               time.time())))
+        try:
+            async with LabelStudioClient(url, "tok", asyncio.Event()) as client:
+                bridge = StudioBridge(settings, client, edge)
+                bridge.project_id = 1
+                await bridge.add_requests(read)
+                await bridge.add_requests(read[:2])  # a redelivery after a restart of the consumer
+        finally:
+            await runner.cleanup()
+        assert sorted(t["data"]["item_id"] for t in stored) == [f"item-{i}" for i in range(5)]
+        assert imports == [5], "imported once, then found in Label Studio, not imported again"
+        assert edge.offsets.committable() == {partition: 5}
+        assert bridge.counts["duplicates"] == 2
+
+    asyncio.run(go())
