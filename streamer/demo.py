@@ -34,8 +34,13 @@ from streamer.data import default_data_dir, find_stream
 from streamer.feed.errors import FeedError
 from streamer.kafka.client import client_kwargs
 from streamer.kafka.groups import start_group_consumer
-from streamer.label.demo_people import PEOPLE_DURATION, PEOPLE_ITEMS, PeopleLabeller
-from streamer.replay import Annotator, LabelledStream, load_stream, produce_items
+from streamer.label.demo_annotators import (
+    PEOPLE_DURATION,
+    PEOPLE_ITEMS,
+    PeopleLabeller,
+    SimulatedLabeller,
+)
+from streamer.replay import LabelledStream, load_stream, produce_items
 
 log = logging.getLogger("streamer.demo")
 
@@ -222,48 +227,6 @@ class DemoFeed:
     send: Callable[[AIOKafkaProducer, str], Awaitable[Any]]
     offline: Callable[..., dict[str, Any]]
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-class SimulatedLabeller:
-    """The demo's simulated annotator: answers every request from the truth after a delay."""
-
-    drain_seconds = 30.0
-
-    def __init__(self, settings: Settings, truth: dict[str, int], delay: float, stop: asyncio.Event,
-                 producer: AIOKafkaProducer) -> None:
-        self.settings, self.stop_event, self.producer = settings, stop, producer
-        self.annotator = Annotator(truth, delay=delay)
-        self._requests: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def sent(self) -> int:
-        return self.annotator.sent
-
-    async def start(self) -> None:
-        self._requests, _ = await start_group_consumer(
-            [self.settings.label_requests_topic], group_id="demo-annotator", name="demo annotator",
-            client=client_kwargs(self.settings), log=log, auto_offset_reset="earliest",
-            fetch_max_wait_ms=10)
-        self._task = asyncio.create_task(self.annotator.run(
-            self._requests, self.producer, self.settings.labels_topic, self.stop_event))
-
-    async def joined(self) -> bool:
-        assert self._requests is not None
-        return bool(self._requests.assignment())
-
-    def stream_over(self) -> None:
-        pass
-
-    def done(self, status: dict[str, Any]) -> bool:
-        answered = self.annotator.answered
-        return bool(answered) and self.sent >= len(answered) and sum(status["join_outcomes"].values()) >= self.sent
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._requests is not None:
-            await self._requests.stop()
 
 
 async def _run(settings, feed: DemoFeed, label_delay: float, say,

@@ -34,32 +34,24 @@ def sea_stream(items: int, seed: int) -> LabelledStream:
                           None, seed)
 
 
-class ServiceProcess:
-    """`python -m streamer.cli run ...` in a subprocess with its HTTP port."""
+class CliProcess:
+    """`python -m streamer.cli COMMAND ...` in a subprocess with its HTTP port (``port_flag``)."""
 
-    def __init__(self, bootstrap: str, flags: dict[str, Any], log_path: Path) -> None:
+    def __init__(self, command: str, bootstrap: str, flags: dict[str, Any], log_path: Path,
+                 port_flag: str = "--metrics-port", env: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        self.args = [sys.executable, "-m", "streamer.cli", "run",
-                     "--bootstrap-servers", bootstrap, "--metrics-port", str(self.port)]
+        self.args = [sys.executable, "-m", "streamer.cli", command,
+                     "--bootstrap-servers", bootstrap, port_flag, str(self.port)]
         for name, value in flags.items():
             if value is not None:
                 self.args += [f"--{name}", str(value)]
         self.log_path = log_path
+        self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, ready_timeout: float = 60.0) -> ServiceProcess:
-        env = {"STREAMER_CHECKPOINT_KEY": "integration-test-key-0123456789", **os.environ,
-               "PYTHONUNBUFFERED": "1"}
+    def launch(self) -> None:
         self._log = open(self.log_path, "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"service exited with {self.process.returncode}:\n{self.log()}")
-            if self.get("/readyz")[0] == 200:
-                return self
-            time.sleep(0.2)
-        raise TimeoutError(f"service not ready in {ready_timeout} s:\n{self.log()}")
+        self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
@@ -116,6 +108,26 @@ class ServiceProcess:
             time.sleep(0.25)
         raise TimeoutError(f"{what} not reached in {timeout} s; last status {status}\n{self.log()}")
 
+
+class ServiceProcess(CliProcess):
+    """`python -m streamer.cli run ...` in a subprocess with its HTTP port."""
+
+    def __init__(self, bootstrap: str, flags: dict[str, Any], log_path: Path) -> None:
+        super().__init__("run", bootstrap, flags, log_path,
+                         env={"STREAMER_CHECKPOINT_KEY": os.environ.get(
+                             "STREAMER_CHECKPOINT_KEY", "integration-test-key-0123456789")})
+
+    def start(self, ready_timeout: float = 60.0) -> ServiceProcess:
+        self.launch()
+        assert self.process is not None
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited with {self.process.returncode}:\n{self.log()}")
+            if self.get("/readyz")[0] == 200:
+                return self
+            time.sleep(0.2)
+        raise TimeoutError(f"service not ready in {ready_timeout} s:\n{self.log()}")
 
 async def produce(bootstrap: str, topic: str, values: Sequence[tuple[bytes | None, bytes | None]],
                   headers: Sequence[list[tuple[str, bytes]] | None] | None = None) -> None:

@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 
 from streamer import demo
-from streamer.label import demo_people
+from streamer.label import demo_annotators
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -63,7 +63,7 @@ def _json(url: str, body: dict | None = None) -> dict:
 
 @pytest.fixture
 def quick_idle(monkeypatch):
-    monkeypatch.setattr(demo_people, "IDLE_SECONDS", 4.0)
+    monkeypatch.setattr(demo_annotators, "IDLE_SECONDS", 4.0)
 
 
 def test_demo_with_the_labelling_page(quick_idle) -> None:

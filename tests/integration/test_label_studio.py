@@ -10,12 +10,8 @@ loses nothing.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
+import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -25,81 +21,38 @@ import pytest
 
 from streamer.broker import free_port
 from streamer.kafka.codecs import encode_item
-from tests.integration.harness import ServiceProcess, consume_all, produce, sea_stream
+from tests.integration.harness import CliProcess, ServiceProcess, consume_all, produce, sea_stream
 
 pytestmark = pytest.mark.timeout(600)
 
 STREAM = sea_stream(4_000, seed=7)
 
 
-class BridgeProcess:
-    """`streamer label-studio ...` in a subprocess."""
+class BridgeProcess(CliProcess):
+    """`streamer label-studio ...` in a subprocess (the token in its environment)."""
 
     def __init__(self, bootstrap: str, topics: dict[str, str], url: str, token: str, project: str,
                  log: Path, **flags: Any) -> None:
-        self.port = free_port()
-        self.args = [sys.executable, "-m", "streamer.cli", "label-studio", "--bootstrap-servers", bootstrap,
-                     "--label-studio-url", url, "--project", project, "--port", str(self.port),
-                     "--poll-seconds", "0.5", "--metrics-host", "127.0.0.1"]
-        for name in ("label-requests-topic", "labels-topic", "dead-letters-topic"):
-            self.args += [f"--{name}", topics[name]]
-        for name, value in flags.items():
-            self.args += [f"--{name.replace('_', '-')}", str(value)]
-        self.env = {**os.environ, "STREAMER_LABEL_STUDIO_TOKEN": token, "PYTHONUNBUFFERED": "1"}
-        self.log_path = log
-        self.process: subprocess.Popen[bytes] | None = None
+        names = ("label-requests-topic", "labels-topic", "dead-letters-topic")
+        super().__init__("label-studio", bootstrap, {
+            "label-studio-url": url, "project": project, "poll-seconds": 0.5, "metrics-host": "127.0.0.1",
+            **{name: topics[name] for name in names}, **{k.replace("_", "-"): v for k, v in flags.items()},
+        }, log, port_flag="--port", env={"STREAMER_LABEL_STUDIO_TOKEN": token})
 
     def start(self) -> BridgeProcess:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
+        self.launch()
         return self
 
-    def get(self, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as reply:
-                return reply.status, reply.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-        except OSError:
-            return 0, b""
-
     def status(self) -> dict[str, Any]:
-        import json
-
         code, body = self.get("/status")
-        return json.loads(body) if code == 200 else {}
+        return json.loads(body) if code == 200 else {}  # {} until its endpoints are up
 
-    def wait(self, predicate, timeout: float = 90.0, what: str = "condition") -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        status: dict[str, Any] = {}
-        while time.monotonic() < deadline:
+    def wait_for(self, predicate, timeout: float = 90.0, what: str = "condition") -> dict[str, Any]:
+        def alive_and(status: dict[str, Any]) -> bool:
             assert self.process is not None and self.process.poll() is None, self.log()
-            status = self.status()
-            if status and predicate(status):
-                return status
-            time.sleep(0.25)
-        raise TimeoutError(f"bridge: {what} not reached in {timeout} s; last status {status}\n{self.log()}")
+            return bool(status) and predicate(status)
 
-    def kill9(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-        self._log.close()
-
-    def stop(self) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
+        return super().wait_for(alive_and, timeout, what)
 
 
 def _topics() -> dict[str, str]:
@@ -133,7 +86,7 @@ def loop(kafka, label_studio, tmp_path_factory):
     title = f"streamer-test-{topics['group-id'][-8:]}"
     bridge = BridgeProcess(kafka.bootstrap_servers, topics, label_studio.url, label_studio.token, title,
                            logs / "bridge.log").start()
-    bridge.wait(lambda s: s.get("edge", {}).get("group", {}).get("partitions"), what="bridge joined")
+    bridge.wait_for(lambda s: s.get("edge", {}).get("group", {}).get("partitions"), what="bridge joined")
     yield {"service": service, "bridge": bridge, "topics": topics, "title": title, "logs": logs}
     bridge.stop()
     service.stop()
@@ -159,12 +112,12 @@ def test_annotations_become_labels_once_and_a_restarted_bridge_makes_no_duplicat
             answered[item_id] = STREAM.truth[item_id]
 
     answer_open(limit=10)
-    bridge.wait(lambda s: s.get("edge", {}).get("labels_sent", 0) >= 10, what="10 labels sent")
+    bridge.wait_for(lambda s: s.get("edge", {}).get("labels_sent", 0) >= 10, what="10 labels sent")
     bridge.kill9()  # a crash mid-stream: requests read but not committed are read again
     _send_items(bootstrap, topics["items-topic"], 300, 600)
     time.sleep(1.0)
     bridge.start()
-    bridge.wait(lambda s: s.get("edge", {}).get("group", {}).get("partitions"), what="bridge rejoined")
+    bridge.wait_for(lambda s: s.get("edge", {}).get("group", {}).get("partitions"), what="bridge rejoined")
 
     requests = asyncio.run(consume_all(bootstrap, topics["label-requests-topic"], idle_s=4.0))
     requested = {r["id"] for r in requests}
@@ -172,7 +125,7 @@ def test_annotations_become_labels_once_and_a_restarted_bridge_makes_no_duplicat
           "a task for every request")
     answer_open()
     service.wait_for(lambda s: s["labels_applied"] >= len(answered), timeout=90, what="labels applied")
-    bridge.wait(lambda s: s["edge"]["labels_sent"] >= len(answered) - 10, what="labels sent after restart")
+    bridge.wait_for(lambda s: s["edge"]["labels_sent"] >= len(answered) - 10, what="labels sent after restart")
 
     tasks = label_studio.tasks(project["id"])
     ids = [t["data"]["item_id"] for t in tasks]
@@ -213,20 +166,20 @@ def test_correction_deletion_skip_and_a_new_class(kafka, label_studio, loop):
 
     truth = STREAM.truth[corrected["data"]["item_id"]]
     first = label_studio.annotate(corrected["id"], str(truth))
-    bridge.wait(lambda s: s["created"] == base["created"] + 1, what="first answer sent")
+    bridge.wait_for(lambda s: s["created"] == base["created"] + 1, what="first answer sent")
     label_studio.update(first["id"], str(1 - truth))
-    bridge.wait(lambda s: s["updated"] == base["updated"] + 1, what="correction sent")
+    bridge.wait_for(lambda s: s["updated"] == base["updated"] + 1, what="correction sent")
 
     gone = label_studio.annotate(deleted["id"], str(STREAM.truth[deleted["data"]["item_id"]]))
-    bridge.wait(lambda s: s["created"] == base["created"] + 2, what="second answer sent")
+    bridge.wait_for(lambda s: s["created"] == base["created"] + 2, what="second answer sent")
     label_studio.delete(gone["id"])
-    bridge.wait(lambda s: s["deleted"] == base["deleted"] + 1, what="deletion seen")
+    bridge.wait_for(lambda s: s["deleted"] == base["deleted"] + 1, what="deletion seen")
 
     label_studio.skip(skipped["id"])
-    bridge.wait(lambda s: s["skipped"] == base["skipped"] + 1, what="skip seen")
+    bridge.wait_for(lambda s: s["skipped"] == base["skipped"] + 1, what="skip seen")
 
     label_studio.annotate_new_class(novel["id"], "zebra")
-    bridge.wait(lambda s: "zebra" in s["classes"], what="new class offered")
+    bridge.wait_for(lambda s: "zebra" in s["classes"], what="new class offered")
 
     labels = asyncio.run(consume_all(bootstrap, topics["labels-topic"],
                                      expect=sum(labels_before.values()) + 4, idle_s=4.0))
@@ -261,7 +214,7 @@ def test_label_studio_unreachable_loses_nothing(kafka, label_studio, tmp_path):
 
     up = BridgeProcess(bootstrap, topics, label_studio.url, label_studio.token, title, tmp_path / "up.log").start()
     try:
-        status = up.wait(lambda s: s.get("tasks", 0) >= 12, what="every waiting request became a task")
+        status = up.wait_for(lambda s: s.get("tasks", 0) >= 12, what="every waiting request became a task")
         assert up.get("/readyz")[0] == 200
         assert status["tasks"] == 12
         dead = asyncio.run(consume_all(bootstrap, topics["dead-letters-topic"], expect=1))
@@ -289,13 +242,13 @@ def test_webhook_mode_sends_a_label_without_waiting_for_the_reconcile_poll(kafka
     bridge.args += ["--webhook-url", f"http://127.0.0.1:{bridge.port}/webhook"]
     bridge.start()
     try:
-        bridge.wait(lambda s: s.get("tasks", 0) == 3 and s["label_studio"]["up"], what="3 tasks")
+        bridge.wait_for(lambda s: s.get("tasks", 0) == 3 and s["label_studio"]["up"], what="3 tasks")
         project = label_studio.project(title)
         hooks = label_studio.api("GET", f"/api/webhooks/?project={project['id']}")
         assert [h["url"] for h in hooks] == [f"http://127.0.0.1:{bridge.port}/webhook"]
         task = label_studio.tasks(project["id"])[0]
         label_studio.annotate(task["id"], "1")
-        bridge.wait(lambda s: s["edge"]["labels_sent"] == 1, timeout=30, what="label sent on the webhook")
+        bridge.wait_for(lambda s: s["edge"]["labels_sent"] == 1, timeout=30, what="label sent on the webhook")
         labels = asyncio.run(consume_all(bootstrap, topics["labels-topic"], expect=1))
         assert [(m["id"], m["label"]) for m in labels] == [(task["data"]["item_id"], 1)]
     finally:

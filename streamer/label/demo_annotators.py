@@ -1,4 +1,6 @@
-"""``streamer demo --annotator web|label-studio``: people answer the demo's label requests.
+"""Who answers the demo's label requests: ``streamer demo --annotator simulated|web|label-studio``.
+
+``simulated`` answers every request from the stream's truth after a delay.
 
 ``web`` serves the labelling page (port 8000, or a free one) and prints its URL. ``label-studio``
 uses the Label Studio at $STREAMER_LABEL_STUDIO_URL with $STREAMER_LABEL_STUDIO_TOKEN, or
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -22,8 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamer.config import Settings
+from streamer.kafka.client import client_kwargs
+from streamer.kafka.groups import start_group_consumer
+from streamer.replay import Annotator
+
+log = logging.getLogger("streamer.demo")
 
 PEOPLE_ITEMS = 2_000
 PEOPLE_DURATION = 600.0
@@ -44,6 +53,48 @@ def _port_or_free(port: int) -> int:
         except OSError:
             probe.bind(("127.0.0.1", 0))
             return probe.getsockname()[1]
+
+
+class SimulatedLabeller:
+    """The demo's simulated annotator: answers every request from the truth after a delay."""
+
+    drain_seconds = 30.0
+
+    def __init__(self, settings: Settings, truth: dict[str, int], delay: float, stop: asyncio.Event,
+                 producer: AIOKafkaProducer) -> None:
+        self.settings, self.stop_event, self.producer = settings, stop, producer
+        self.annotator = Annotator(truth, delay=delay)
+        self._requests: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def sent(self) -> int:
+        return self.annotator.sent
+
+    async def start(self) -> None:
+        self._requests, _ = await start_group_consumer(
+            [self.settings.label_requests_topic], group_id="demo-annotator", name="demo annotator",
+            client=client_kwargs(self.settings), log=log, auto_offset_reset="earliest",
+            fetch_max_wait_ms=10)
+        self._task = asyncio.create_task(self.annotator.run(
+            self._requests, self.producer, self.settings.labels_topic, self.stop_event))
+
+    async def joined(self) -> bool:
+        assert self._requests is not None
+        return bool(self._requests.assignment())
+
+    def stream_over(self) -> None:
+        pass
+
+    def done(self, status: dict[str, Any]) -> bool:
+        answered = self.annotator.answered
+        return bool(answered) and self.sent >= len(answered) and sum(status["join_outcomes"].values()) >= self.sent
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._requests is not None:
+            await self._requests.stop()
 
 
 class PeopleLabeller:
