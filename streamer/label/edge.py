@@ -124,9 +124,18 @@ class LabelEdge:
     def joined(self) -> bool:
         return bool(self.watch and self.watch.partitions)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 15.0) -> None:
+        """Commit what is finished and stop the clients; a broker that does not answer within
+        ``timeout`` seconds must not keep a stopping edge alive (what is not committed is read
+        again by the next edge: nothing is lost)."""
         if self.watch is not None:
             self.watch.stop()
+        try:
+            await asyncio.wait_for(self._stop_clients(), timeout)
+        except TimeoutError:
+            log.warning("%s: the Kafka clients did not stop in %.0f s; exiting anyway", self.name, timeout)
+
+    async def _stop_clients(self) -> None:
         if self._consumer is not None:
             await self.commit()
             await self._consumer.stop()

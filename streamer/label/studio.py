@@ -60,7 +60,8 @@ log = logging.getLogger("streamer.label.studio")
 
 WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
 _WEBHOOK_RECONCILE_SECONDS = 60.0
-_POLL_OVERLAP_SECONDS = 2.0  # Label Studio's Date header has whole seconds
+_POLL_OVERLAP_SECONDS = 2.0
+_STOP_SECONDS = 15.0  # Label Studio's Date header has whole seconds
 
 
 class StudioBridge:
@@ -82,6 +83,7 @@ class StudioBridge:
         self.watermark: str | None = None
         self._users: dict[int, str] = {}
         self._wake = asyncio.Event()
+        self._unreadable: set[Any] = set()  # task ids already dead-lettered
         self._shown_config: str | None = None
 
     # ------------------------------------------------------------------ project and tasks
@@ -213,7 +215,14 @@ class StudioBridge:
         started = self.client.server_time
         sent = 0
         async for task in self.client.tasks(self.project_id, updated_after=since):
-            sent += await self.sync_task(task)
+            try:
+                sent += await self.sync_task(task)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a task we cannot read
+                if task.get("id") not in self._unreadable:
+                    self._unreadable.add(task.get("id"))
+                    log.exception("task %s cannot be read; it is skipped", task.get("id"))
+                    await self.edge.dead_letter(None, int(task.get("id") or -1), f"task {task.get('id')}: "
+                                                f"{type(exc).__name__}: {exc}", None, reason="bad_task")
         if self.client.server_time is not None:
             self.watermark = iso((started or self.client.server_time) - _POLL_OVERLAP_SECONDS)
         return sent
@@ -348,6 +357,8 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
                                          return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task in tasks and task.exception() is not None:
+                    log.error("bridge stops: %s failed", task.get_coro().__qualname__,  # type: ignore[union-attr]
+                              exc_info=task.exception())
                     raise task.exception()  # type: ignore[misc]
         except BridgeStopped:
             pass

@@ -86,7 +86,7 @@ def loop(kafka, label_studio, tmp_path_factory):
     title = f"streamer-test-{topics['group-id'][-8:]}"
     bridge = BridgeProcess(kafka.bootstrap_servers, topics, label_studio.url, label_studio.token, title,
                            logs / "bridge.log").start()
-    bridge.wait_for(lambda s: s.get("edge", {}).get("group", {}).get("partitions"), what="bridge joined")
+    bridge.wait_for(lambda s: (s["edge"]["group"] or {}).get("partitions"), what="bridge joined")
     yield {"service": service, "bridge": bridge, "topics": topics, "title": title, "logs": logs}
     bridge.stop()
     service.stop()
@@ -117,7 +117,7 @@ def test_annotations_become_labels_once_and_a_restarted_bridge_makes_no_duplicat
     _send_items(bootstrap, topics["items-topic"], 300, 600)
     time.sleep(1.0)
     bridge.start()
-    bridge.wait_for(lambda s: s.get("edge", {}).get("group", {}).get("partitions"), what="bridge rejoined")
+    bridge.wait_for(lambda s: (s["edge"]["group"] or {}).get("partitions"), what="bridge rejoined")
 
     requests = asyncio.run(consume_all(bootstrap, topics["label-requests-topic"], idle_s=4.0))
     requested = {r["id"] for r in requests}
