@@ -271,7 +271,9 @@ class StudioBridge:
         for key in set(sent_answers) - live - seen["deleted"]:
             seen["deleted"].add(key)
             self._count("deleted")
-        new_record = {"sent": sent_answers, **{k: sorted(v) for k, v in seen.items() if v}}
+        new_record = {k: v for k, v in {"sent": sent_answers, **{k: sorted(v) for k, v in seen.items()}}.items() if v}
+        # written only when something changed: a write moves the task's updated_at, and an
+        # unanswered task rewritten at every poll would be read again at every poll
         if new_record != {k: v for k, v in record.items() if v}:
             await self.client.set_task_meta(task["id"], {**meta, "streamer": new_record})
         self._gauge()

@@ -208,3 +208,38 @@ def test_an_import_whose_answer_was_lost_is_not_repeated(monkeypatch) -> None:
         assert bridge.counts["duplicates"] == 2
 
     asyncio.run(go())
+
+
+def test_a_task_is_written_back_only_when_its_record_changes() -> None:
+    """Each write moves a task's updated_at: an unanswered task rewritten at every poll would
+    come back at every poll, and Label Studio's SQLite would do nothing else."""
+    from streamer.config import load_settings
+    from streamer.label.edge import LabelEdge
+    from streamer.label.studio import StudioBridge
+
+    writes: list[dict] = []
+
+    async def fake_label_studio(request: web.Request) -> web.Response:
+        if request.method == "PATCH" and request.path.startswith("/api/tasks/"):
+            writes.append(await request.json())
+            return web.json_response({})
+        return web.Response(status=404)
+
+    async def go() -> None:
+        runner, url = await _server(fake_label_studio)
+        settings = load_settings(label_studio_url=url, label_studio_token="tok")
+        try:
+            async with LabelStudioClient(url, "tok", asyncio.Event()) as client:
+                bridge = StudioBridge(settings, client, LabelEdge(settings, "label-studio"))
+                open_task = {"id": 5, "data": {"item_id": "a"}, "meta": {}, "annotations": []}
+                assert await bridge.sync_task(open_task) == 0
+                assert writes == [], "an unanswered task is not written"
+                skipped = {**open_task, "annotations": [{"id": 9, "was_cancelled": True, "result": []}]}
+                await bridge.sync_task(skipped)
+                assert writes == [{"meta": {"streamer": {"skipped": ["9"]}}}]
+                await bridge.sync_task({**skipped, "meta": writes[-1]["meta"]})  # the next poll
+                assert len(writes) == 1 and bridge.counts["skipped"] == 1
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(go())
