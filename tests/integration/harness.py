@@ -38,7 +38,8 @@ class CliProcess:
     """`python -m streamer.cli COMMAND ...` in a subprocess with its HTTP port (``port_flag``)."""
 
     def __init__(self, command: str, bootstrap: str, flags: dict[str, Any], log_path: Path,
-                 port_flag: str = "--metrics-port", env: dict[str, str] | None = None) -> None:
+                 port_flag: str = "--metrics-port", env: dict[str, str] | None = None,
+                 env_defaults: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.args = [sys.executable, "-m", "streamer.cli", command,
                      "--bootstrap-servers", bootstrap, port_flag, str(self.port)]
@@ -46,12 +47,14 @@ class CliProcess:
             if value is not None:
                 self.args += [f"--{name}", str(value)]
         self.log_path = log_path
-        self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self.env, self.env_defaults = env or {}, env_defaults or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def launch(self) -> None:
+        """Start it; the environment is read now (a test may have changed it since)."""
+        env = {**self.env_defaults, **os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         self._log = open(self.log_path, "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
+        self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
@@ -114,8 +117,7 @@ class ServiceProcess(CliProcess):
 
     def __init__(self, bootstrap: str, flags: dict[str, Any], log_path: Path) -> None:
         super().__init__("run", bootstrap, flags, log_path,
-                         env={"STREAMER_CHECKPOINT_KEY": os.environ.get(
-                             "STREAMER_CHECKPOINT_KEY", "integration-test-key-0123456789")})
+                         env_defaults={"STREAMER_CHECKPOINT_KEY": "integration-test-key-0123456789"})
 
     def start(self, ready_timeout: float = 60.0) -> ServiceProcess:
         self.launch()

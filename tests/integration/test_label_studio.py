@@ -36,6 +36,7 @@ class BridgeProcess(CliProcess):
         names = ("label-requests-topic", "labels-topic", "dead-letters-topic")
         super().__init__("label-studio", bootstrap, {
             "label-studio-url": url, "project": project, "poll-seconds": 0.5, "metrics-host": "127.0.0.1",
+            "group-id": f"label-studio-{topics['group-id']}",  # a group of this test's own
             **{name: topics[name] for name in names}, **{k.replace("_", "-"): v for k, v in flags.items()},
         }, log, port_flag="--port", env={"STREAMER_LABEL_STUDIO_TOKEN": token})
 
@@ -85,11 +86,14 @@ def loop(kafka, label_studio, tmp_path_factory):
                              logs / "service.log").start()
     title = f"streamer-test-{topics['group-id'][-8:]}"
     bridge = BridgeProcess(kafka.bootstrap_servers, topics, label_studio.url, label_studio.token, title,
-                           logs / "bridge.log").start()
-    bridge.wait_for(lambda s: (s["edge"]["group"] or {}).get("partitions"), what="bridge joined")
-    yield {"service": service, "bridge": bridge, "topics": topics, "title": title, "logs": logs}
-    bridge.stop()
-    service.stop()
+                           logs / "bridge.log")
+    try:
+        bridge.start().wait_for(lambda s: (s["edge"]["group"] or {}).get("partitions"), what="bridge joined")
+        yield {"service": service, "bridge": bridge, "topics": topics, "title": title, "logs": logs}
+    finally:  # also when the setup failed: no process outlives its test
+        if bridge.process is not None:
+            bridge.stop()
+        service.stop()
 
 
 def _open_tasks(label_studio, project_id: int) -> list[dict]:
@@ -206,10 +210,12 @@ def test_label_studio_unreachable_loses_nothing(kafka, label_studio, tmp_path):
     title = f"streamer-down-{topics['group-id'][-8:]}"
     down = BridgeProcess(bootstrap, topics, f"http://127.0.0.1:{free_port()}", label_studio.token, title,
                          tmp_path / "down.log").start()
-    time.sleep(8.0)
-    assert down.get("/readyz")[0] == 503
-    assert down.status()["label_studio"]["up"] is False
-    down.stop()
+    try:
+        time.sleep(8.0)
+        assert down.get("/readyz")[0] == 503
+        assert down.status()["label_studio"]["up"] is False
+    finally:
+        assert down.stop() == 0, "a bridge waiting for Label Studio stops cleanly on SIGTERM"
     assert label_studio.project(title) is None
 
     up = BridgeProcess(bootstrap, topics, label_studio.url, label_studio.token, title, tmp_path / "up.log").start()
