@@ -442,10 +442,23 @@ class Service:
                 m.batch_size.observe(len(batch.ids))
                 m.observe_scores(decisions.scores)  # the dashboard's score heatmap
                 sends += await self._emit(batch, decisions, [records[i] for i in batch.index])
-        now = time.time()
-        stamps = np.fromiter((r.timestamp for r in records), dtype=np.float64, count=len(records))
-        observe_many(m.item_latency, np.maximum(0.0, now - stamps / 1000.0))
+        stamps = np.fromiter((r.timestamp for r in records), dtype=np.float64, count=len(records)) / 1000.0
+        self._observe_latency_when_acked(stamps, sends)
         return sends
+
+    def _observe_latency_when_acked(self, stamps: np.ndarray, sends: list[asyncio.Future[Any]]) -> None:
+        """Item timestamp to the broker's acknowledgement of the item's outputs (what
+        streamer_item_latency_seconds says); items with no output count at their decision."""
+        histogram = self.metrics.item_latency
+        if not sends:
+            observe_many(histogram, np.maximum(0.0, time.time() - stamps))
+            return
+
+        def acked(outputs: asyncio.Future[Any]) -> None:
+            if not outputs.cancelled() and outputs.exception() is None:  # failures are reported elsewhere
+                observe_many(histogram, np.maximum(0.0, time.time() - stamps))
+
+        asyncio.gather(*sends).add_done_callback(acked)
 
     async def _emit(
         self, batch: ItemBatch, decisions: Decisions, records: list[ConsumerRecord]

@@ -1,0 +1,83 @@
+"""Defects a review of the runtime found (issue 18): each test failed before its fix.
+
+The service runs on the in-process store with a producer whose acknowledgements the test gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+from aiokafka.structs import ConsumerRecord
+
+from streamer.app import build_service
+from streamer.config import load_settings
+from streamer.kafka.codecs import encode_item
+
+
+class HeldProducer:
+    """Just what the service's output path uses of AIOKafkaProducer; every send waits for
+    :meth:`acknowledge` like a broker that has not answered yet."""
+
+    def __init__(self) -> None:
+        self.pending: list[asyncio.Future[Any]] = []
+        self.sent = 0
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def create_batch(self) -> Any:
+        producer = self
+
+        class Batch:
+            def append(self, **_: Any) -> object:
+                producer.sent += 1
+                return object()
+
+        return Batch()
+
+    def _future(self) -> asyncio.Future[Any]:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append(future)
+        return future
+
+    async def send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
+        return self._future()
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None, **_: Any) -> asyncio.Future[Any]:
+        self.sent += 1
+        return self._future()
+
+    def acknowledge(self) -> None:
+        for future in self.pending:
+            if not future.done():
+                future.set_result(None)
+
+
+def _records(count: int, age_s: float, d: int = 3) -> list[ConsumerRecord]:
+    rng = np.random.default_rng(0)
+    stamp = int((time.time() - age_s) * 1000)
+    return [ConsumerRecord("items", i % 3, i, stamp, 0, f"i{i}".encode(),
+                           encode_item(f"i{i}", rng.normal(size=d)), None, 0, 0, [])
+            for i in range(count)]
+
+
+async def test_item_latency_is_observed_once_the_broker_acknowledged_the_output() -> None:
+    """Defect 8: streamer_item_latency_seconds says "to decision acknowledged by the broker"."""
+    service = await build_service(load_settings(model="StandardScaler | LogisticRegression"))
+    producer = HeldProducer()
+    service.attach_producer(producer)  # type: ignore[arg-type]
+    count = "streamer_item_latency_seconds_count"
+    total = "streamer_item_latency_seconds_sum"
+    sends = await service.process_items(_records(8, age_s=1.0))
+    registry = service.metrics.registry
+    assert sends and producer.sent >= 8
+    assert (registry.get_sample_value(count) or 0) == 0, "observed before any acknowledgement"
+    await asyncio.sleep(0.3)
+    producer.acknowledge()
+    await asyncio.gather(*sends)
+    await asyncio.sleep(0)  # the callbacks of the acknowledgement
+    assert registry.get_sample_value(count) == 8
+    assert registry.get_sample_value(total) >= 8 * 1.3, "measured to the acknowledgement"
