@@ -70,6 +70,7 @@ _MAX_BATCH_BYTES = 256 * 1024  # a record batch per partition and micro-batch, n
 _MAX_REQUEST_BYTES = 1_048_576  # aiokafka's default: larger outputs are shrunk or dead letters
 _MAX_UNACKED_BATCHES = 8  # items micro-batches produced but not yet acknowledged
 _COMMIT_SECONDS = 0.0  # acked items offsets are committed as soon as the last commit returned
+_REVOKE_WAIT_SECONDS = 5.0  # a rebalance waits this long at most for the outputs in flight
 _LEARN_SLICE_SECONDS = 0.005  # learning yields to the items loop this often
 _LEARN_SLICE_MAX = 4096
 _RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)  # backoff while the store is down
@@ -80,6 +81,19 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutErr
 
 class _Stopped(Exception):
     """Raised out of a store retry when the service is stopping."""
+
+
+class _CommitOnRevoke(GroupWatch):
+    """The items' group watch, plus: before partitions move, wait for the outputs in flight and
+    commit what the broker acknowledged, so their next owner does not decide those items again."""
+
+    def __init__(self, service: Service, *args: Any) -> None:
+        super().__init__(*args)
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.service.commit_acknowledged()
+        await super().on_partitions_revoked(revoked)
 
 
 class Service:
@@ -119,7 +133,7 @@ class Service:
         self._labels: AIOKafkaConsumer | None = None
         self._label_partitions: LabelPartitions | None = None
         # what the consumers hold, for /status and the "joined after N s" log lines
-        self.items_watch = GroupWatch("items", settings.group_id, [settings.items_topic], log)
+        self.items_watch = _CommitOnRevoke(self, "items", settings.group_id, [settings.items_topic], log)
         self.labels_watch = GroupWatch("labels", None, [settings.labels_topic], log)
         self._bulk: BulkProducer | None = None
         # items batches whose outputs are not acknowledged yet (in order), and their offsets
@@ -404,6 +418,26 @@ class Service:
             offsets, self._acked = self._acked, {}
             self._last_commit = time.monotonic()
             self._committing = asyncio.create_task(self._commit(consumer, offsets), name="commit")
+
+    async def commit_acknowledged(self, wait_s: float = _REVOKE_WAIT_SECONDS) -> None:
+        """A rebalance takes partitions away: wait (at most ``wait_s``) for the outputs in
+        flight, then commit every offset acknowledged. What is still unacknowledged is decided
+        again by the next owner (at-least-once), never lost."""
+        consumer = self._items
+        if consumer is None:
+            return
+        if self._unacked:
+            await asyncio.wait([pending for pending, _ in self._unacked], timeout=wait_s)
+        try:
+            self._reap()
+        except Exception as exc:  # outputs the broker refused: the items loop stops on them
+            log.warning("outputs failed before a rebalance: %s", exc)
+            return
+        if self._committing is not None and not self._committing.done():
+            await asyncio.wait([self._committing], timeout=wait_s)
+        if self._acked:
+            offsets, self._acked = self._acked, {}
+            await self._commit(consumer, offsets)
 
     async def _drain(self, consumer: AIOKafkaConsumer) -> None:
         """Stopping: wait for the outputs in flight, then commit everything acked."""

@@ -81,3 +81,41 @@ async def test_item_latency_is_observed_once_the_broker_acknowledged_the_output(
     await asyncio.sleep(0)  # the callbacks of the acknowledgement
     assert registry.get_sample_value(count) == 8
     assert registry.get_sample_value(total) >= 8 * 1.3, "measured to the acknowledgement"
+
+
+class RecordingConsumer:
+    """The items consumer as far as commits go."""
+
+    def __init__(self) -> None:
+        self.commits: list[dict] = []
+
+    async def commit(self, offsets: dict) -> None:
+        self.commits.append(dict(offsets))
+
+
+async def test_a_rebalance_commits_the_acknowledged_items_before_the_partitions_move() -> None:
+    """Defect 9: without a commit on revoke, the next owner decides acknowledged items again."""
+    from aiokafka import TopicPartition
+
+    service = await build_service(load_settings(model="StandardScaler | LogisticRegression"))
+    producer, consumer = HeldProducer(), RecordingConsumer()
+    service.attach_producer(producer)  # type: ignore[arg-type]
+    service._items = consumer  # type: ignore[assignment]
+    records = _records(6, age_s=0.1)
+    sends = await service.process_items(records)
+    offsets = {TopicPartition("items", p): max(r.offset for r in records if r.partition == p) + 1
+               for p in {r.partition for r in records}}
+    await service._commit_after(consumer, sends, offsets)  # type: ignore[arg-type]
+    assert consumer.commits == [], "nothing is acknowledged yet"
+
+    async def broker_answers_later() -> None:
+        await asyncio.sleep(0.2)
+        producer.acknowledge()
+
+    answering = asyncio.create_task(broker_answers_later())
+    await service.items_watch.on_partitions_revoked(list(offsets))
+    await answering
+    committed: dict = {}
+    for commit in consumer.commits:
+        committed.update(commit)
+    assert committed == offsets, "the outputs in flight were awaited and their offsets committed"
