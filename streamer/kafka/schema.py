@@ -634,13 +634,31 @@ class ItemDecoder:
         return [feats[k] for k in self._names]
 
 
+def canonical_label(label: str | int) -> str | int:
+    """The one form a class label has: a string that writes a decimal integer in canonical
+    form (``"7"``, ``"-3"``; not ``"07"``, ``"+7"``, ``"7.0"``, non-ASCII digits) is that
+    integer, so ``1`` and ``"1"`` are one class (their ``proba`` keys would collide on the wire);
+    every other label is unchanged.
+
+    >>> canonical_label("7"), canonical_label("-3"), canonical_label("07"), canonical_label("cat")
+    (7, -3, '07', 'cat')
+    """
+    if type(label) is not str or not label or len(label) > 19 or not label.isascii():
+        return label
+    if not label.lstrip("-").isdigit():
+        return label
+    number = int(label)
+    return number if str(number) == label else label
+
+
 def decode_label(
     value: bytes | None, content_type: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> LabelMessage:
     """Decode and validate one label message.
 
-    A label is a non-empty string (at most 256 characters) or an integer. Booleans
-    are rejected (``true`` is not a class). An integral float such as ``1.0`` is
+    A label is a non-empty string (at most 256 characters) or an integer, in its canonical
+    form (:func:`canonical_label`: ``"1"`` is the class ``1``). Booleans are rejected (``true``
+    is not a class). An integral float such as ``1.0`` is
     accepted as the integer ``1``, because some JSON writers emit every number as a
     float; any other float is rejected.
 
@@ -676,7 +694,7 @@ def decode_label(
         )
     return LabelMessage(
         id=item_id,
-        label=label,
+        label=canonical_label(label),
         annotator=_optional_str(obj, "annotator", item_id),
         ts=_optional_float(obj, "ts", item_id),
     )

@@ -8,8 +8,8 @@ request becomes a dead letter instead of a crash.
 An annotation tool answers with text. :class:`ClassBook` turns that text back into the class the
 model knows: ``proba`` keys are ``str(class)`` on the wire, so ``"1"`` may stand for the integer
 class ``1``. The rule, the same in both edges: an answer equal to a class seen as a typed
-``prediction`` is that class; else a canonical decimal integer (``"0"``, ``"17"``, ``"-3"``) is
-sent as the integer; anything else as the string.
+``prediction`` is that class; else the labels decoder's canonical form
+(:func:`streamer.kafka.schema.canonical_label`: ``"17"`` is the integer 17).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from streamer.kafka.schema import (
     _parse_id,
     _parse_object,
     _where,
+    canonical_label,
 )
 from streamer.kafka.wire import DEFAULT_MAX_BYTES, DecodeError
 
@@ -154,18 +155,6 @@ def _features(value: Any, item_id: str) -> list[float] | dict[str, float] | None
     return value
 
 
-def _canonical_int(text: str) -> int | None:
-    """The integer ``text`` writes in canonical decimal form, else None.
-
-    >>> _canonical_int("17"), _canonical_int("-3"), _canonical_int("017"), _canonical_int("1.0")
-    (17, -3, None, None)
-    """
-    if not text or len(text) > 19 or not text.lstrip("-").isdigit() or not text.isascii():
-        return None
-    number = int(text)
-    return number if str(number) == text else None
-
-
 class ClassBook:
     """The classes an edge has seen, and how an answer's text maps back to one.
 
@@ -206,5 +195,4 @@ class ClassBook:
         text = str(answer)
         if text in self._typed:
             return self._typed[text]
-        number = _canonical_int(text)
-        return number if number is not None else text
+        return canonical_label(text)

@@ -41,6 +41,7 @@ from streamer.kafka.codecs import (
     header_content_type,
     normalize_content_type,
 )
+from streamer.kafka.schema import canonical_label
 
 FORMAT_REASONS = frozenset(
     {"null_value", "too_large", "bad_content_type", "bad_json", "bad_msgpack", "not_object"}
@@ -647,7 +648,7 @@ def test_good_labels_decode_to_their_value(
         encode({"id": item_id, "label": label, "annotator": annotator, "ts": ts}, ct), ct
     )
 
-    expected = int(label) if isinstance(label, float) else label
+    expected = canonical_label(int(label) if isinstance(label, float) else label)
     assert message.label == expected and type(message.label) is type(expected)
     assert (message.id, message.annotator, message.ts) == (item_id, annotator, ts)
 

@@ -119,3 +119,43 @@ async def test_a_rebalance_commits_the_acknowledged_items_before_the_partitions_
     for commit in consumer.commits:
         committed.update(commit)
     assert committed == offsets, "the outputs in flight were awaited and their offsets committed"
+
+
+def test_a_label_has_one_canonical_form_on_the_wire() -> None:
+    """Defect 3: 1 and "1" were two classes whose proba keys collide ("1" twice on the wire).
+    The labels decoder writes a decimal integer string as the integer; other strings stay."""
+    from streamer.kafka.schema import decode_label
+
+    def label(raw: bytes) -> str | int:
+        return decode_label(raw).label
+
+    assert label(b'{"id":"a","label":"1"}') == 1 and type(label(b'{"id":"a","label":"1"}')) is int
+    assert label(b'{"id":"a","label":"-12"}') == -12
+    assert label(b'{"id":"a","label":1}') == 1
+    for text in ("01", "1.0", "+1", " 1", "cat", "\\u0661"):  # not canonical decimal: strings
+        assert label(b'{"id":"a","label":"%s"}' % text.encode()) == text.encode().decode("unicode_escape")
+
+
+async def test_labels_1_and_string_1_teach_one_class() -> None:
+    from streamer.kafka.codecs import encode_label_request
+
+    service = await build_service(load_settings(model="StandardScaler | LogisticRegression"))
+    sampler = service.sampler
+    from streamer.kafka.schema import decode_label
+
+    rows = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 2.0], [2.0, 1.0, 0.0]])
+    labels = [decode_label(b'{"id":"a","label":1}').label, decode_label(b'{"id":"b","label":"1"}').label,
+              decode_label(b'{"id":"c","label":"0"}').label]
+    sampler.learn(rows, np.array(labels, dtype=object))
+    assert sorted(map(str, sampler.model.classes)) == ["0", "1"]
+    proba = dict(zip(sampler.model.classes, sampler.model.predict_proba(rows[:1])[0], strict=True))
+    keys = orjson_keys(encode_label_request("x", prediction=1, proba=proba, scores={}, reason="u",
+                                            model_version=1, requested_at=0.0))
+    assert len(keys) == len(set(keys)) == 2
+
+
+def orjson_keys(raw: bytes) -> list[str]:
+    import json
+
+    pairs = json.loads(raw, object_pairs_hook=lambda p: p)
+    return [k for k, _ in dict(pairs)["proba"]]
