@@ -1,105 +1,136 @@
-"""The tiny HTTP server on the metrics port: /metrics, /healthz, /readyz, /status.
+"""The HTTP endpoints of every streamer process: /metrics, /healthz, /readyz, /status, on aiohttp.
 
-Plain asyncio (no web framework): four read-only GET endpoints do not justify a dependency.
+aiohttp rather than a hand-written server (which raised a traceback on a 64 KiB request line
+and let headers trickled a line at a time hold a connection open): its parser bounds the request
+line and each header field (8190 bytes; longer ones are answered 400), a body is bounded by
+``MAX_BODY_BYTES``, and a connection that has not sent a whole request within ``IDLE_SECONDS``
+is closed, however slowly its bytes arrive. The labelling edges add their routes to the same app.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import orjson
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 log = logging.getLogger(__name__)
 
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+IDLE_SECONDS = 5.0  # a connection must send a whole request within this
+MAX_BODY_BYTES = 1_048_576  # a webhook or an answer is small; larger bodies are refused (413)
+
+
+class _BadRequestsInOneLine(logging.Filter):
+    """aiohttp logs a malformed request (a 100 KB header, say) at ERROR with its traceback;
+    it has already answered 400: keep one WARNING line, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                "bad HTTP request from %s answered %d: %.200s", (remote, exc.code, exc.message),
+                None, None)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _quiet_bad_requests() -> None:
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _BadRequestsInOneLine) for f in server.filters):
+        server.addFilter(_BadRequestsInOneLine())
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_INDENT_2)
+                        + b"\n", status=status, content_type="application/json")
+
+
+def health_app(registry: CollectorRegistry, ready: Callable[[], bool],
+               status: Callable[[], dict[str, Any]]) -> web.Application:
+    """/metrics, /healthz, /readyz and /status (GET or HEAD); add a process's own routes to it.
+
+    ``ready`` and ``status`` are callables, so nothing shown is stale. Nothing here is
+    authenticated: ``status`` must return only what anyone on that network may read.
+    """
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        return web.Response(text="ready\n") if ready() else web.Response(text="not ready\n", status=503)
+
+    async def status_page(request: web.Request) -> web.Response:
+        try:
+            return json_response(status())
+        except Exception:  # a failing status callback must not take the endpoints down
+            log.exception("HTTP %s failed", request.path)
+            # the error's text stays in the log: it may name internals a client should not see
+            return web.Response(text="error; see the service log\n", status=503)
+
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_helpful_404])
+    for path, handler in (("/metrics", metrics), ("/healthz", healthz), ("/readyz", readyz),
+                          ("/status", status_page)):
+        app.router.add_get(path, handler)  # GET routes answer HEAD too
+    return app
+
+
+@web.middleware
+async def _helpful_404(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return web.Response(text="try /metrics, /healthz, /readyz or /status\n", status=404)
+
+
+async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``host:port`` (0 = any free port); return the runner and the port."""
+    _quiet_bad_requests()
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, keepalive_timeout=IDLE_SECONDS)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another port "
+                      "(--metrics-port / --port; 0 = any free port)") from exc
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
 class StatusServer:
-    """Serves the service's health and metrics on ``host:port``.
+    """The service's endpoints on ``host:port`` (``127.0.0.1``: this machine only; ``0.0.0.0``:
+    every IPv4 interface, as a container needs)."""
 
-    ``ready`` and ``status`` are callables so the server never holds stale state. ``host``
-    is the one address listened on (``127.0.0.1``: this machine only; ``0.0.0.0``: every
-    IPv4 interface, as a container needs). Nothing here is authenticated, so ``status``
-    must return only what any client on that network may read (secrets masked).
-    """
-
-    def __init__(
-        self,
-        registry: CollectorRegistry,
-        ready: Callable[[], bool],
-        status: Callable[[], dict[str, Any]],
-        host: str = "0.0.0.0",
-        port: int = 9100,
-    ) -> None:
-        self.registry = registry
-        self.ready = ready
-        self.status = status
+    def __init__(self, registry: CollectorRegistry, ready: Callable[[], bool],
+                 status: Callable[[], dict[str, Any]], host: str = "0.0.0.0", port: int = 9100) -> None:
+        self.app = health_app(registry, ready, status)
         self.host = host
         self.port = port
-        self._server: asyncio.Server | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def addresses(self) -> set[str]:
+        """The addresses it listens on."""
+        assert self._runner is not None
+        return {sock.getsockname()[0] for site in self._runner.sites
+                for sock in site._server.sockets}  # type: ignore[union-attr]
 
     async def start(self) -> StatusServer:
         try:
-            self._server = await asyncio.start_server(self._handle, self.host, self.port)
+            self._runner, self.port = await serve(self.app, self.host, self.port)
         except OSError as exc:
-            raise OSError(
-                f"cannot serve metrics on {self.host}:{self.port}: {exc.strerror}; "
-                "choose another --metrics-port (0 = any free port)"
-            ) from exc
-        self.port = self._server.sockets[0].getsockname()[1]
+            raise OSError(f"cannot serve metrics on {self.host}:{self.port}: {exc.__cause__ or exc}; "
+                          "choose another --metrics-port (0 = any free port)") from exc
         return self
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), timeout=2)
-
-    def route(self, method: str, path: str) -> tuple[int, str, bytes]:
-        """Answer one request: (status code, content type, body)."""
-        path = path.split("?", 1)[0]
-        if method not in ("GET", "HEAD"):
-            return 405, "text/plain", b"only GET\n"
-        if path == "/metrics":
-            return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
-        if path == "/healthz":
-            return 200, "text/plain", b"ok\n"
-        if path == "/readyz":
-            ready = self.ready()
-            return (200, "text/plain", b"ready\n") if ready else (503, "text/plain", b"not ready\n")
-        if path == "/status":
-            body = orjson.dumps(self.status(), option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_INDENT_2)
-            return 200, "application/json", body + b"\n"
-        return 404, "text/plain", b"try /metrics, /healthz, /readyz or /status\n"
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), timeout=5)
-            parts = request.decode("latin-1").split()
-            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b"\n", b""):
-                pass  # headers are not needed
-            if len(parts) < 2:
-                return
-            try:
-                code, content_type, body = self.route(parts[0], parts[1])
-            except Exception:  # a failing status callback must not kill the server
-                log.exception("HTTP %s failed", parts[1])
-                # the error's text stays in the log: it may name internals a client should not see
-                code, content_type, body = 503, "text/plain", b"error; see the service log\n"
-            head = (
-                f"HTTP/1.1 {code} {_REASONS.get(code, '')}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            ).encode()
-            writer.write(head + (b"" if parts[0] == "HEAD" else body))
-            await writer.drain()
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+        if self._runner is not None:
+            await self._runner.cleanup()

@@ -43,8 +43,9 @@ from typing import Any
 from aiohttp import web
 
 from streamer.config import Settings
+from streamer.http import json_response, serve
 from streamer.label.edge import EdgeMetrics, LabelEdge, ReadRequest, keep_committing
-from streamer.label.http import edge_app, json_response, start_app
+from streamer.label.http import edge_app
 from streamer.label.payload import payload_url
 from streamer.label.requests import ClassBook
 from streamer.label.studio_api import (
@@ -345,7 +346,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
             return json_response({"ok": True})
 
         app.router.add_post("/webhook", webhook)
-        runner, port = await start_app(app, settings.metrics_host, settings.metrics_port)
+        runner, port = await serve(app, settings.metrics_host, settings.metrics_port)
         log.info("bridge endpoints on http://%s:%d (/metrics /status /readyz%s)", settings.metrics_host,
                  port, " /webhook" if settings.label_studio_annotations == "webhook" else "")
         tasks: list[asyncio.Task[None]] = []

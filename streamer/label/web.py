@@ -38,9 +38,10 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 
 from streamer.config import Settings
+from streamer.http import json_response, serve
 from streamer.label.claims import ClaimQueue, Refused
 from streamer.label.edge import LabelEdge, ReadRequest, keep_committing
-from streamer.label.http import edge_app, json_response, start_app
+from streamer.label.http import edge_app
 from streamer.label.payload import payload_url
 from streamer.label.requests import ClassBook, LabelRequest
 
@@ -284,7 +285,7 @@ async def run_web(settings: Settings, stop: asyncio.Event) -> None:
     runner = None
     tasks: list[asyncio.Task[None]] = []
     try:
-        runner, port = await start_app(page.app(), settings.metrics_host, settings.metrics_port)
+        runner, port = await serve(page.app(), settings.metrics_host, settings.metrics_port)
         host = settings.metrics_host
         host = "localhost" if host in ("0.0.0.0", "::", "") else f"[{host}]" if ":" in host else host
         log.info("labelling page: http://%s:%d/ (reading %s as group %s, claims run out after %g s)",

@@ -14,9 +14,9 @@ from streamer.http import StatusServer
 from streamer.metrics import Metrics
 
 
-async def _get(port: int, path: str) -> tuple[int, bytes]:
+async def _get(port: int, path: str, extra: str = "") -> tuple[int, bytes]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n".encode())
     await writer.drain()
     response = await reader.read()
     writer.close()
@@ -79,8 +79,7 @@ async def test_the_server_listens_only_on_the_configured_address() -> None:
     server = await StatusServer(Metrics().registry, ready=lambda: True, status=dict,
                                 host="127.0.0.1", port=0).start()
     try:
-        assert server._server is not None
-        assert {sock.getsockname()[0] for sock in server._server.sockets} == {"127.0.0.1"}
+        assert server.addresses == {"127.0.0.1"}
         assert (await _get(server.port, "/healthz"))[0] == 200
         assert not await _reachable("127.0.0.2", server.port)  # another address of this host
     finally:
@@ -116,3 +115,55 @@ async def test_status_shows_the_settings_with_every_secret_masked(
         assert secret.encode() not in body and secret not in caplog.text
         assert shown[name] == "**********"
     assert shown["redis_url_file"] == str(tmp_path / "url")
+
+
+async def test_an_oversized_request_line_is_answered_400_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Defect 6 (issue 18): a 100 KiB request line raised a ValueError traceback."""
+    server = await StatusServer(Metrics().registry, ready=lambda: True, status=dict,
+                                host="127.0.0.1", port=0).start()
+    try:
+        with caplog.at_level(logging.DEBUG):
+            code, _ = await _get(server.port, "/status?" + "x" * 100_000)
+            header_code, _ = await _get(server.port, "/status", extra="X-Big: " + "y" * 100_000 + "\r\n")
+        assert code in (400, 414) and header_code in (400, 431)
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+        assert (await _get(server.port, "/healthz"))[0] == 200
+    finally:
+        await server.stop()
+
+
+async def test_headers_trickled_slowly_do_not_hold_a_connection_open() -> None:
+    """Defect 6 (issue 18): a header line every second kept a connection open for ever."""
+    server = await StatusServer(Metrics().registry, ready=lambda: True, status=dict,
+                                host="127.0.0.1", port=0).start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\n")
+        closed_after = None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for i in range(15):
+            await asyncio.sleep(1.0)
+            try:
+                writer.write(f"X-Slow-{i}: y\r\n".encode())
+                await writer.drain()
+            except ConnectionError:
+                closed_after = loop.time() - started
+                break
+            if reader.at_eof() or (await _closed(reader)):
+                closed_after = loop.time() - started
+                break
+        writer.close()
+        assert closed_after is not None and closed_after < 12, "the server closed the slow connection"
+    finally:
+        await server.stop()
+
+
+async def _closed(reader: asyncio.StreamReader) -> bool:
+    try:
+        data = await asyncio.wait_for(reader.read(1), timeout=0.01)
+    except TimeoutError:
+        return False
+    return data == b""
