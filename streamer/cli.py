@@ -68,6 +68,10 @@ _RUN_FLAGS: dict[str, dict] = {
     "predictions-topic": {"help": "topic predictions go to (predictions)"},
     "dead-letters-topic": {"help": "topic unusable messages go to (dead-letters)"},
     "n-features": {"type": int, "help": "expected feature count (default: fixed by the first item)"},
+    "classes": {"metavar": "A,B,C", "help": "the classes; labels of any other are dead letters "
+                "(default: grown from the labels, up to --max-classes)"},
+    "max-classes": {"type": int, "help": "most classes learned from the labels; a label of one "
+                    "more is a dead letter, too_many_classes (100)"},
     "max-batch": {"type": int, "help": "items per micro-batch at most (1024)"},
     "fetch-max-wait-ms": {"type": int, "help": "broker fetch wait; sets latency (10)"},
     "role": {"choices": ["all", "scorer", "learner"],

@@ -136,7 +136,11 @@ class Settings(BaseSettings):
     # labelling edges (`streamer label-studio`, `streamer annotate --web`): they read label
     # requests and write labels with the Kafka settings above, never Redis or the model
     label_group_id: str | None = None  # None: streamer-label-studio / streamer-annotate-web
-    classes: str | None = None  # "a,b,c": the choices shown; None = grown from the requests
+    # "a,b,c": the classes. The service refuses labels of any other (dead letter undeclared_class);
+    # the labelling edges offer them as the choices. None: classes grow from the labels, up to
+    # max_classes (beyond: dead letter too_many_classes; each class costs every decision)
+    classes: str | None = None
+    max_classes: int = Field(100, ge=2, le=100_000)
     claim_seconds: float = Field(120.0, gt=0, le=86_400)  # an opened item returns to the queue after
     payload_root: Path | None = None  # file:// payload_uri served only from under this folder
     service_url: str | None = None  # the service's HTTP address: the page shows its budget spent

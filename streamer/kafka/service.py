@@ -58,6 +58,7 @@ from streamer.kafka.codecs import (
 from streamer.kafka.groups import GroupWatch, broker_group_timeouts
 from streamer.kafka.label_positions import LabelPartitions
 from streamer.kafka.produce import BulkProducer, encode_predictions
+from streamer.kafka.schema import canonical_label
 from streamer.metrics import Metrics, observe_many
 from streamer.store.base import JoinOutcome, LeaseLostError, PendingStore
 from streamer.store.checkpoint import Checkpoint, CheckpointError, dumps, loads
@@ -133,6 +134,8 @@ class Service:
         self._labels: AIOKafkaConsumer | None = None
         self._label_partitions: LabelPartitions | None = None
         # what the consumers hold, for /status and the "joined after N s" log lines
+        declared = settings.declared_classes
+        self._declared_classes = None if declared is None else {canonical_label(name) for name in declared}
         self.items_watch = _CommitOnRevoke(self, "items", settings.group_id, [settings.items_topic], log)
         self.labels_watch = GroupWatch("labels", None, [settings.labels_topic], log)
         self._bulk: BulkProducer | None = None
@@ -840,6 +843,7 @@ class Service:
         joined_ids: list[str] = []
         sends: list[asyncio.Future[Any]] = []
         in_batch: set[str] = set()
+        new_classes: set[Any] = set(self.sampler.model.classes)  # known, and joined in this batch
         for record in records:
             try:
                 message = decode_label(
@@ -849,6 +853,11 @@ class Service:
             except DecodeError as error:
                 self._count_outcome(JoinOutcome.INVALID)
                 sends.append(await self._dead_letter(record, error, source="labels"))
+                continue
+            refused = self._refuse_class(message.label, new_classes)
+            if refused is not None:
+                self._count_outcome(JoinOutcome.INVALID)
+                sends.append(await self._dead_letter(record, refused, source="labels"))
                 continue
             if message.id in self._uncommitted or message.id in in_batch:
                 self._count_outcome(JoinOutcome.DUPLICATE)  # applied, not committed yet
@@ -860,6 +869,7 @@ class Service:
             self._count_outcome(outcome)
             if joined is not None:
                 in_batch.add(message.id)
+                new_classes.add(message.label)
                 rows.append(joined.features)
                 labels.append(message.label)
                 joined_ids.append(message.id)
@@ -884,6 +894,20 @@ class Service:
         elif len(self._uncommitted) >= self.settings.checkpoint_every_labels:
             await self.checkpoint("labels")
         m.uncommitted_labels.set(len(self._uncommitted))
+
+    def _refuse_class(self, label: Any, classes: set[Any]) -> DecodeError | None:
+        """Why a label cannot teach its class (``classes``: those known and joined so far), or
+        None. Each class costs every decision and every label request a probability."""
+        if self._declared_classes is not None:
+            if label in self._declared_classes:
+                return None
+            return DecodeError("undeclared_class", f"label {label!r} is not one of --classes "
+                               f"{sorted(map(str, self._declared_classes))}")
+        limit = self.settings.max_classes
+        if label in classes or len(classes) < limit:
+            return None
+        return DecodeError("too_many_classes", f"label {label!r} would be class {len(classes) + 1}, and "
+                           f"--max-classes is {limit}: raise it, or declare the classes with --classes")
 
     async def _learn(
         self,

@@ -21,9 +21,11 @@ class HeldProducer:
     """Just what the service's output path uses of AIOKafkaProducer; every send waits for
     :meth:`acknowledge` like a broker that has not answered yet."""
 
-    def __init__(self) -> None:
+    def __init__(self, auto: bool = False) -> None:
         self.pending: list[asyncio.Future[Any]] = []
         self.sent = 0
+        self.auto = auto  # acknowledge every send at once
+        self.values: list[tuple[str, bytes]] = []
 
     async def partitions_for(self, topic: str) -> set[int]:
         return {0, 1, 2}
@@ -41,6 +43,8 @@ class HeldProducer:
     def _future(self) -> asyncio.Future[Any]:
         future = asyncio.get_running_loop().create_future()
         self.pending.append(future)
+        if self.auto:
+            future.set_result(None)
         return future
 
     async def send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
@@ -48,6 +52,7 @@ class HeldProducer:
 
     async def send(self, topic: str, value: bytes, key: bytes | None = None, **_: Any) -> asyncio.Future[Any]:
         self.sent += 1
+        self.values.append((topic, value))
         return self._future()
 
     def acknowledge(self) -> None:
@@ -159,3 +164,42 @@ def orjson_keys(raw: bytes) -> list[str]:
 
     pairs = json.loads(raw, object_pairs_hook=lambda p: p)
     return [k for k, _ in dict(pairs)["proba"]]
+
+
+async def _service_with_pending(count: int, **settings: Any) -> tuple[Any, HeldProducer]:
+    service = await build_service(load_settings(model="StandardScaler | LogisticRegression", **settings))
+    producer = HeldProducer(auto=True)
+    service.attach_producer(producer)  # type: ignore[arg-type]
+    rng = np.random.default_rng(1)
+    await service.store.put_many([f"p{i}" for i in range(count)], rng.normal(size=(count, 3)), time.time(), 3600)
+    return service, producer
+
+
+def _label_records(labels: list[Any]) -> list[ConsumerRecord]:
+    import orjson
+
+    return [ConsumerRecord("labels", 0, i, 0, 0, f"p{i}".encode(),
+                           orjson.dumps({"id": f"p{i}", "label": label}), None, 0, 0, [])
+            for i, label in enumerate(labels)]
+
+
+def _dead_reasons(producer: HeldProducer) -> list[str]:
+    import orjson
+
+    return [orjson.loads(value)["reason"] for topic, value in producer.values if topic == "dead-letters"]
+
+
+async def test_classes_beyond_max_classes_are_dead_letters() -> None:
+    """Defect 2: any label became a class for ever (1,202 classes made decide 60x slower)."""
+    service, producer = await _service_with_pending(6, max_classes=3)
+    await service.process_labels(_label_records(["a", "b", "c", "d", "a", "zebra"]))
+    assert sorted(map(str, service.sampler.model.classes)) == ["a", "b", "c"]
+    assert _dead_reasons(producer) == ["too_many_classes", "too_many_classes"]
+    assert service.status()["labels_applied"] == 4
+
+
+async def test_declared_classes_refuse_every_other_label() -> None:
+    service, producer = await _service_with_pending(4, classes="0, 1")
+    await service.process_labels(_label_records(["1", 0, "cat", 2]))
+    assert sorted(service.sampler.model.classes) == [0, 1]  # "1" is the class 1 (canonical form)
+    assert _dead_reasons(producer) == ["undeclared_class", "undeclared_class"]
