@@ -878,9 +878,11 @@ class Service:
         if rows:
             # A checkpoint sees all of this batch or none of it: the model, the ids and the offsets.
             async with self._checkpoint_lock:
-                await self._learn(np.vstack(rows), labels, joined_ids, joined_records, sends)
-                # learned (or dead-lettered): never claimed again by this process
-                self._uncommitted.update(dict.fromkeys(joined_ids))
+                failed = await self._learn(np.vstack(rows), labels, joined_ids, joined_records, sends)
+                # learned: applied with the next checkpoint, never claimed again. A label whose
+                # learning failed is not: its item stays claimed with its features, so its dead
+                # letter, replayed onto the labels topic, joins again
+                self._uncommitted.update(dict.fromkeys(i for i in joined_ids if i not in failed))
                 self._advance(records)
             await self._publish_model()
         else:
@@ -916,13 +918,15 @@ class Service:
         ids: list[str],
         records: list[ConsumerRecord],
         sends: list[asyncio.Future[Any]],
-    ) -> None:
-        """Learn in slices of about ``_LEARN_SLICE_SECONDS``, letting the items loop run between.
+    ) -> set[str]:
+        """Learn in slices of about ``_LEARN_SLICE_SECONDS``, letting the items loop run between;
+        return the ids whose learning failed (dead-lettered as they came, to be replayed).
 
         Labels are few, but a slow ``learn`` (river at 512 features: ~250 µs a label) on a batch
         of a thousand would otherwise hold every decision for a quarter of a second.
         """
         m = self.metrics
+        failed: set[str] = set()
         start, size = 0, self._learn_slice
         while start < len(labels):
             stop = min(len(labels), start + size)
@@ -933,9 +937,11 @@ class Service:
                 correct = self.sampler.learn(X[start:stop], labels[start:stop], ids=ids[start:stop])
             except Exception as exc:  # joined labels are claimed: keep them, never drop them
                 log.exception("learning from %d joined labels failed", stop - start)
-                error = DecodeError("learn_failed", f"the model could not learn the label: {exc!r}")
+                error = DecodeError("learn_failed", f"the model could not learn the label: {exc!r}; "
+                                    "its item waits: replay `raw` onto the labels topic once fixed")
                 for record in records[start:stop]:
                     sends.append(await self._dead_letter(record, error, source="labels"))
+                failed.update(ids[start:stop])
             else:
                 hits = int(np.count_nonzero(correct))
                 self._labelled_correct += hits
@@ -950,6 +956,7 @@ class Service:
             if start < len(labels):
                 await asyncio.sleep(0)  # decisions first
         self._learn_slice = size
+        return failed
 
     def _advance(self, records: Sequence[ConsumerRecord]) -> None:
         for record in records:  # synchronously with learning: the checkpoint sees both

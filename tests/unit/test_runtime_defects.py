@@ -203,3 +203,34 @@ async def test_declared_classes_refuse_every_other_label() -> None:
     await service.process_labels(_label_records(["1", 0, "cat", 2]))
     assert sorted(service.sampler.model.classes) == [0, 1]  # "1" is the class 1 (canonical form)
     assert _dead_reasons(producer) == ["undeclared_class", "undeclared_class"]
+
+
+async def test_a_label_whose_learning_failed_is_kept_and_its_dead_letter_replays() -> None:
+    """Defect 1: a batch whose learn raised was dead-lettered but marked applied, so its
+    features were deleted and replaying the dead letter counted a duplicate: the label was lost."""
+    import orjson
+
+    service, producer = await _service_with_pending(2)
+    sampler = service.sampler
+    learn = sampler.learn
+    broken = {"on": True}
+
+    def flaky_learn(*args: Any, **kwargs: Any) -> Any:
+        if broken["on"]:
+            raise RuntimeError("the model cannot learn right now")
+        return learn(*args, **kwargs)
+
+    sampler.learn = flaky_learn  # type: ignore[method-assign]
+    records = _label_records([0, 1])
+    await service.process_labels(records)
+    assert _dead_reasons(producer) == ["learn_failed", "learn_failed"]
+    assert service.status()["labels_applied"] == 0
+    # the dead letters carry the labels as they came; replayed once the cause is fixed, they join
+    broken["on"] = False
+    raws = [orjson.loads(v)["raw"].encode() for t, v in producer.values if t == "dead-letters"]
+    replayed = [ConsumerRecord("labels", 0, 10 + i, 0, 0, r.key, raw, None, 0, 0, [])
+                for i, (r, raw) in enumerate(zip(records, raws, strict=True))]
+    await service.process_labels(replayed)
+    status = service.status()
+    assert status["labels_applied"] == 2, status["join_outcomes"]
+    assert status["join_outcomes"].get("duplicate", 0) == 0
