@@ -243,6 +243,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
     from streamer.app import serve
+    from streamer.store.errors import StoreRefusedError
 
     settings = _settings_from_args(args)
     logging.getLogger().setLevel(settings.log_level)
@@ -253,7 +254,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"streamer: cannot use Kafka at {settings.bootstrap_servers}: {exc} (check "
               "--bootstrap-servers, that the broker runs, and the security settings)", file=sys.stderr)
         return 1
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, StoreRefusedError) as exc:
         print(f"streamer: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -63,6 +63,7 @@ from streamer.metrics import Metrics, observe_many
 from streamer.store.base import JoinOutcome, LeaseLostError, PendingStore
 from streamer.store.checkpoint import Checkpoint, CheckpointError, dumps, loads
 from streamer.store.coordination import BudgetLedger, LearnerLease, LedgerTotals, ModelBoard
+from streamer.store.errors import StoreRefusedError, refusal, refused
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ _RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)  # backoff while the store is down
 _LEDGER_SECONDS = 0.25  # replicas add their spend to the shared budget this often
 # what a failing store raises (redis-py errors, sockets, timeouts)
 STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+
+
+__all__ = ["Service", "StoreRefusedError"]
 
 
 class _Stopped(Exception):
@@ -1059,6 +1063,8 @@ class Service:
         return max(0, room) if room < self.settings.max_batch else None
 
     def _degrade(self, component: str, exc: BaseException) -> None:
+        if refused(exc):  # not an outage: stop with the reason (the caller's except chains it)
+            raise refusal(exc)
         if component not in self.degraded:
             log.error("%s unavailable, running degraded (no label requests, labels wait): %r",
                       component, exc)

@@ -136,4 +136,12 @@ async def open_store(
             f"cannot reach Redis at {where}: {e} (check the URL, that Redis runs, the password, "
             "and for rediss:// the TLS settings redis_ssl_*)", secrets
         )) from None
+    policy = await store.eviction_policy()
+    if policy is not None and policy != "noeviction":
+        await store.close()
+        raise StoreUnavailableError(scrub(
+            f"Redis at {where} evicts keys (maxmemory-policy={policy}): it would silently drop "
+            "pending items, applied-label marks or the checkpoint. Set maxmemory-policy noeviction "
+            "(CONFIG SET maxmemory-policy noeviction, or in redis.conf), and give Redis the memory "
+            "the pending items need", secrets))
     return store

@@ -19,16 +19,19 @@ together with the checkpoint whose model learned them -- never one without the o
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from streamer.store.base import Joined, JoinOutcome, LeaseLostError
 from streamer.store.memory import check_put
+
+log = logging.getLogger(__name__)
 
 _FEATURES_DTYPE = "<f8"  # explicit byte order: replicas may run on different machines
 
@@ -291,6 +294,18 @@ class RedisPendingStore:
     async def check_connection(self) -> None:
         """Raise the Redis client's error if Redis does not answer a PING."""
         await self._client.ping()
+
+    async def eviction_policy(self) -> str | None:
+        """Redis's maxmemory-policy, or None where this user may not read it (a managed Redis
+        often refuses CONFIG: then it is logged, and checking it is the operator's)."""
+        try:
+            values = await self._client.config_get("maxmemory-policy")
+        except ResponseError as exc:
+            log.warning("cannot read Redis's maxmemory-policy (%s); make sure it is noeviction: an "
+                        "evicting Redis drops pending items and checkpoints silently", exc)
+            return None
+        policy = values.get("maxmemory-policy") if isinstance(values, dict) else None
+        return policy.decode() if isinstance(policy, bytes) else policy
 
     async def ping(self) -> bool:
         """True when Redis answers; False (not an exception) when it does not."""

@@ -151,3 +151,19 @@ async def test_ping_is_false_while_redis_is_down_and_true_after_restart() -> Non
     finally:
         await store.close()
         server.stop()
+
+
+async def test_an_evicting_redis_is_refused_at_start(private_redis) -> None:
+    """Defect 5 (issue 18): an evicting Redis silently drops pending items, applied marks or
+    the checkpoint; the service refuses it at start and says which setting to change."""
+    import redis as sync_redis
+
+    from streamer.store.factory import StoreUnavailableError, open_store
+
+    client = sync_redis.Redis.from_url(private_redis.url)
+    client.config_set("maxmemory-policy", "allkeys-lru")
+    with pytest.raises(StoreUnavailableError, match="maxmemory-policy=allkeys-lru.*noeviction"):
+        await open_store(private_redis.url)
+    client.config_set("maxmemory-policy", "noeviction")
+    store = await open_store(private_redis.url)
+    await store.close()

@@ -234,3 +234,42 @@ async def test_a_label_whose_learning_failed_is_kept_and_its_dead_letter_replays
     status = service.status()
     assert status["labels_applied"] == 2, status["join_outcomes"]
     assert status["join_outcomes"].get("duplicate", 0) == 0
+
+
+async def test_a_permanent_redis_error_stops_the_service_with_the_reason() -> None:
+    """Defect 5: every RedisError was an outage retried for ever, WRONGTYPE, NOPERM and OOM too."""
+    import pytest
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import OutOfMemoryError, ResponseError
+
+    from streamer.kafka.service import StoreRefusedError
+
+    service, _ = await _service_with_pending(1)
+    service._stop = asyncio.Event()
+    calls = {"n": 0}
+
+    async def refused() -> None:
+        calls["n"] += 1
+        raise OutOfMemoryError("OOM command not allowed when used memory > 'maxmemory'.")
+
+    with pytest.raises(StoreRefusedError, match="OOM command not allowed.*maxmemory"):
+        await asyncio.wait_for(service._store_retry(refused), timeout=5)
+    assert calls["n"] == 1, "not retried"
+    with pytest.raises(StoreRefusedError, match="WRONGTYPE"):
+        await asyncio.wait_for(service._store_retry(
+            lambda: _raise(ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"))),
+            timeout=5)
+
+    flaky = {"n": 0}
+
+    async def outage_then_back() -> str:
+        flaky["n"] += 1
+        if flaky["n"] < 3:
+            raise RedisConnectionError("Connection refused")
+        return "ok"
+
+    assert await asyncio.wait_for(service._store_retry(outage_then_back), timeout=30) == "ok"  # transient
+
+
+async def _raise(exc: BaseException) -> None:
+    raise exc
