@@ -754,9 +754,16 @@ class Service:
         assert self._key is not None
         blob = model.to_bytes(self._key)
         try:
-            self._model_sequence = await self._board.publish(model.version, blob)
+            fence = None if self._lease is None else self._lease.fence()
+            self._model_sequence = await self._board.publish(model.version, blob, fence=fence)
         except STORE_ERRORS as exc:
             self._degrade("store", exc)
+            return
+        except LeaseLostError:
+            log.error("model version %d not published: another replica took the learner lease over",
+                      model.version)
+            self.learning = False
+            self.metrics.learner.set(0)
             return
         self._published_version, self._last_publish = model.version, now
         log.debug("published model version %d (%d bytes)", model.version, len(blob))

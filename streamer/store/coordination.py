@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from streamer.store.base import LeaseLostError
+
 __all__ = ["BudgetLedger", "LearnerLease", "LedgerTotals", "ModelBoard", "PublishedModel"]
 
 # KEYS[1] lease, ARGV: token, ttl ms. Take a free lease, or renew our own; 1 = held by us.
@@ -115,6 +117,19 @@ class PublishedModel:
     blob: bytes | None = None  # the signed model; None when only the meta was read
 
 
+# KEYS: lease, sequence, model, meta. ARGV: token, fenced (1/0), version, stamp, blob.
+# 0 = the lease is not ours (nothing written); else the new sequence.
+_PUBLISH = """
+if ARGV[2] == '1' and redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+local sequence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[3], ARGV[5])
+redis.call('SET', KEYS[4], sequence .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
+return sequence
+"""
+
+
 class ModelBoard:
     """Where the learner publishes model versions and scorers pick them up."""
 
@@ -123,16 +138,29 @@ class ModelBoard:
         self.model_key = f"{{{prefix}}}:model"
         self.meta_key = f"{{{prefix}}}:model:meta"
         self.sequence_key = f"{{{prefix}}}:model:sequence"
+        self.lease_key = f"{{{prefix}}}:learner"  # no lease given: a key nobody holds
+        self._publish = client.register_script(_PUBLISH)
 
-    async def publish(self, version: int, blob: bytes, now: float | None = None) -> int:
-        """Publish ``blob`` (a model's signed bytes) as ``version``; return its sequence."""
-        sequence = int(await self._client.incr(self.sequence_key))
+    async def publish(self, version: int, blob: bytes, now: float | None = None,
+                      fence: tuple[str, bytes] | None = None) -> int:
+        """Publish ``blob`` (a model's signed bytes) as ``version``; return its sequence.
+
+        The sequence, the bytes and the meta are written in one step, so a newer sequence
+        always carries the newer model. With ``fence = (lease key, token)`` nothing is written
+        unless the lease is still ours.
+
+        Raises
+        ------
+        LeaseLostError
+            The lease of ``fence`` is another replica's now: this one no longer learns.
+        """
         stamp = time.time() if now is None else now
-        meta = f"{sequence} {int(version)} {stamp!r}".encode()
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.set(self.model_key, bytes(blob))
-            pipe.set(self.meta_key, meta)
-            await pipe.execute()
+        key, token = fence if fence is not None else (self.lease_key, b"")
+        sequence = int(await self._publish(
+            keys=[key, self.sequence_key, self.model_key, self.meta_key],
+            args=[token, "1" if fence is not None else "0", int(version), repr(stamp), bytes(blob)]))
+        if sequence == 0:
+            raise LeaseLostError("another replica holds the learner lease: this model is not published")
         return sequence
 
     async def latest(self) -> PublishedModel | None:

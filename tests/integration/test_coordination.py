@@ -103,3 +103,22 @@ def test_a_replica_steers_by_its_share_of_the_others_deficit() -> None:
     assert asked[1] > asked[0] > asked[2]
     # the counters stay this replica's own
     assert behind.planned == pytest.approx(alone.planned) == pytest.approx(2000 * 0.05)
+
+
+async def test_a_deposed_learner_cannot_publish(client, prefix) -> None:
+    """Defect 4 (issue 18): publication was not fenced, and the sequence was taken before the
+    write, so a deposed learner could publish, and an older model overwrite a newer one."""
+    from streamer.store.base import LeaseLostError
+
+    board = ModelBoard(client, prefix)
+    old = LearnerLease(client, prefix, "old-learner", seconds=0.5)
+    assert await old.acquire()
+    assert await board.publish(1, b"model-v1", fence=old.fence()) == 1
+    await asyncio.sleep(0.7)  # the old learner stalls; its lease expires
+    new = LearnerLease(client, prefix, "new-learner", seconds=5)
+    assert await new.acquire()
+    assert await board.publish(5, b"model-v5", fence=new.fence()) == 2
+    with pytest.raises(LeaseLostError):
+        await board.publish(2, b"model-v2-stale", fence=old.fence())
+    published = await board.fetch()
+    assert (published.sequence, published.version, published.blob) == (2, 5, b"model-v5")
