@@ -4,9 +4,16 @@ A checkpoint is written to the store together with the ids of the labels it incl
 (:meth:`~streamer.store.base.PendingStore.commit`, one atomic step), so after a crash the
 restored service re-reads exactly the labels its model has not learned yet.
 
-Format: ``MAGIC + HMAC-SHA256(key, payload) + payload``; the payload is a pickle and is
-unpickled only after the signature matched. A checkpoint that was modified, truncated or
-signed with another key is refused with :class:`CheckpointError` -- never loaded.
+Format: ``streamer-checkpoint/<format>\n + HMAC-SHA256(key, payload) + payload``; the payload
+is a pickle and is unpickled only after the signature matched. A checkpoint that was modified,
+truncated or signed with another key is refused with :class:`CheckpointError` -- never loaded.
+
+Versions: the header names the format (``FORMAT``). A checkpoint of a newer format than this
+code knows is refused with what to do. One of an older format (or written by a release whose
+objects lacked attributes added since) is upgraded at load: every attribute that a fresh Sampler
+with the checkpoint's settings has and the restored one lacks is filled in from the fresh one,
+in the Sampler and in the objects it holds, so the restored sampler works at once instead of
+failing at its first use.
 
 Examples
 --------
@@ -27,6 +34,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
+import logging
 import pickle
 import time
 from dataclasses import dataclass, field
@@ -34,9 +43,13 @@ from typing import Any
 
 from streamer.core.sampler import Sampler
 
-__all__ = ["Checkpoint", "CheckpointError", "dumps", "loads"]
+__all__ = ["FORMAT", "Checkpoint", "CheckpointError", "dumps", "loads"]
 
-MAGIC = b"streamer-checkpoint/1\n"
+log = logging.getLogger(__name__)
+
+FORMAT = 2  # 2: the header carries the format; loads upgrades objects that lack attributes
+_HEADER = b"streamer-checkpoint/"
+MAGIC = _HEADER + f"{FORMAT}\n".encode()
 _DIGEST = hashlib.sha256().digest_size
 
 
@@ -75,21 +88,61 @@ def loads(data: bytes, key: bytes) -> Checkpoint:
     Raises
     ------
     CheckpointError
-        If the bytes are not a streamer checkpoint or their signature does not match.
-        Nothing is unpickled then.
+        If the bytes are not a streamer checkpoint, their signature does not match (nothing
+        is unpickled then), or they were written in a newer format than this code knows.
     """
     _check_key(key)
-    if not isinstance(data, bytes | bytearray) or not bytes(data).startswith(MAGIC):
-        raise CheckpointError("not a streamer checkpoint (wrong header); refusing to load it")
-    body = bytes(data[len(MAGIC) :])
+    version = _format(data)
+    body = bytes(data[len(_HEADER) + len(str(version)) + 1 :])
     signature, payload = body[:_DIGEST], body[_DIGEST:]
     if len(signature) != _DIGEST or not hmac.compare_digest(signature, _sign(key, payload)):
         raise CheckpointError(
             "checkpoint failed its integrity check: it was modified, truncated or signed with "
             "a different key (checkpoint_key); refusing to load it"
         )
+    if version > FORMAT:
+        raise CheckpointError(
+            f"checkpoint format {version} was written by a newer streamer (this one reads formats "
+            f"up to {FORMAT}): run that release, or start fresh with a new --redis-prefix")
     fields = pickle.loads(payload)  # noqa: S301 - the signature was verified above
-    return Checkpoint(**fields)
+    checkpoint = Checkpoint(**{name: value for name, value in fields.items() if name in Checkpoint.__slots__})
+    upgraded = _fill_missing(checkpoint.sampler, _fresh_sampler(checkpoint))
+    if upgraded:
+        log.warning("checkpoint %d (format %d) lacked %s: filled in with their defaults",
+                    checkpoint.sequence, version, ", ".join(upgraded))
+    return checkpoint
+
+
+def _fresh_sampler(checkpoint: Checkpoint) -> Sampler:
+    """A Sampler built now with the checkpoint's model and the settings this code still takes."""
+    accepted = inspect.signature(Sampler).parameters
+    config = {k: v for k, v in checkpoint.sampler_config.items() if k in accepted}
+    return Sampler(checkpoint.sampler.model, **config)
+
+
+def _format(data: Any) -> int:
+    """The format number in a checkpoint's header."""
+    if isinstance(data, bytes | bytearray) and bytes(data).startswith(_HEADER):
+        number = bytes(data[len(_HEADER) : len(_HEADER) + 8]).split(b"\n", 1)[0]
+        if number.isdigit():
+            return int(number)
+    raise CheckpointError("not a streamer checkpoint (wrong header); refusing to load it")
+
+
+def _fill_missing(restored: Any, fresh: Any, path: str = "sampler", depth: int = 3) -> list[str]:
+    """Give ``restored`` every attribute ``fresh`` (the same class, built now) has and it lacks,
+    down the objects of the same class it holds; return the names filled in."""
+    filled = []
+    if depth == 0 or type(restored) is not type(fresh) or not hasattr(fresh, "__dict__"):
+        return filled
+    have = vars(restored)
+    for name, value in vars(fresh).items():
+        if name not in have:
+            have[name] = value
+            filled.append(f"{path}.{name}")
+        else:
+            filled += _fill_missing(have[name], value, f"{path}.{name}", depth - 1)
+    return filled
 
 
 def _check_key(key: bytes) -> None:

@@ -273,3 +273,52 @@ async def test_a_permanent_redis_error_stops_the_service_with_the_reason() -> No
 
 async def _raise(exc: BaseException) -> None:
     raise exc
+
+
+def _old_checkpoint(key: bytes, *drop: str) -> bytes:
+    """A checkpoint as the previous format (streamer-checkpoint/1) wrote it, from a release
+    whose Sampler and budget controller did not have the attributes ``drop`` yet."""
+    import hashlib
+    import hmac
+    import pickle
+
+    from streamer.core.sampler import Sampler
+    from streamer.models import build_model
+    from streamer.store.checkpoint import Checkpoint
+
+    sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.1)
+    for name in drop:
+        owner, attribute = name.split(".")
+        del vars(sampler if owner == "sampler" else sampler.controller)[attribute]
+    state = Checkpoint(sampler, {("labels", 0): 7}, sampler_config={"budget": 0.1})
+    payload = pickle.dumps({n: getattr(state, n) for n in Checkpoint.__slots__})
+    return b"streamer-checkpoint/1\n" + hmac.new(key, payload, hashlib.sha256).digest() + payload
+
+
+def test_a_checkpoint_of_the_previous_format_loads_with_what_it_lacked_filled_in() -> None:
+    """Defect 10: a checkpoint pickled the whole Sampler without a schema version; an attribute
+    added in a later release failed at first use after the restore, not at load."""
+    from streamer.store.checkpoint import loads
+
+    key = b"0123456789abcdef0123"
+    restored = loads(_old_checkpoint(key, "sampler._by_reason", "controller._owed"), key)
+    assert restored.label_offsets == {("labels", 0): 7}
+    decisions = restored.sampler.decide(np.zeros((4, 3)), ids=["a", "b", "c", "d"])
+    assert len(decisions.prediction) == 4  # usable at once, not failing at first use
+    restored.sampler.learn(np.zeros((2, 3)), np.array([0, 1]), ids=["a", "b"])
+
+
+def test_a_checkpoint_of_a_newer_format_is_refused_with_what_to_do() -> None:
+    import hashlib
+    import hmac
+    import pickle
+
+    import pytest
+
+    from streamer.store.checkpoint import CheckpointError, loads
+
+    key = b"0123456789abcdef0123"
+    payload = pickle.dumps({"format": 99})
+    data = b"streamer-checkpoint/99\n" + hmac.new(key, payload, hashlib.sha256).digest() + payload
+    with pytest.raises(CheckpointError, match="format 99.*newer streamer"):
+        loads(data, key)
