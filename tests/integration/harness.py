@@ -102,12 +102,18 @@ class CliProcess:
         return self.log_path.read_text(errors="replace")[-5000:]
 
     def wait_for(self, predicate, timeout: float = 60.0, what: str = "condition") -> dict[str, Any]:
+        """Poll /status until ``predicate`` holds. A poll the process does not answer in time (a
+        busy 2-core machine) is tried again; a process that exited fails at once."""
         deadline = time.monotonic() + timeout
         status: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            status = self.status()
-            if predicate(status):
-                return status
+            code, body = self.get("/status")
+            if code == 200:
+                status = json.loads(body)
+                if predicate(status):
+                    return status
+            elif self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{what}: the process exited with {self.process.returncode}\n{self.log()}")
             time.sleep(0.25)
         raise TimeoutError(f"{what} not reached in {timeout} s; last status {status}\n{self.log()}")
 
@@ -149,8 +155,11 @@ async def produce(bootstrap: str, topic: str, values: Sequence[tuple[bytes | Non
 async def consume_all(bootstrap: str, topic: str, expect: int | None = None,
                       idle_s: float = 3.0, timeout_s: float = 60.0) -> list[dict[str, Any]]:
     """Read a topic from the start until `expect` messages arrived or it stays idle `idle_s`."""
+    # metadata_max_age_ms: on a busy machine the first metadata may list only some of the
+    # topic's partitions; refreshed every second, the others are read too (else after 5 min)
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=10)
+                                auto_offset_reset="earliest", fetch_max_wait_ms=10,
+                                metadata_max_age_ms=1000)
     await consumer.start()
     out: list[dict[str, Any]] = []
     try:
