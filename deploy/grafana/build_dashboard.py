@@ -126,6 +126,18 @@ def stat(
     }
 
 
+def ready_stat(title: str, expr: str, description: str) -> Panel:
+    """A 0/1 readiness gauge per instance, shown as "ready" (green) or "not ready" (red)."""
+    return stat(
+        title, expr, "{{instance}}", description=description,
+        thresholds=[(None, "red"), (1, "green")],
+        mappings=[{"type": "value", "options": {
+            "0": {"text": "not ready", "color": "red", "index": 0},
+            "1": {"text": "ready", "color": "green", "index": 1},
+        }}],
+    )
+
+
 def heatmap(title: str, histogram: str, *, description: str = "", unit: str = "short") -> Panel:
     """Buckets of a Prometheus histogram over time: one row per bucket, colour = items."""
     expr = f"sum by (le) (increase({histogram}_bucket{{{SEL}}}[{RATE}]))"
@@ -201,22 +213,8 @@ def panels() -> list[tuple[Panel, int, int]]:
     return [
         (row("Is the loop healthy?"), 24, 1),
         (
-            stat(
-                "Ready",
-                f"streamer_ready{{{SEL}}}",
-                "{{instance}}",
-                description="1 while the instance is consuming (its /readyz answers 200).",
-                thresholds=[(None, "red"), (1, "green")],
-                mappings=[
-                    {
-                        "type": "value",
-                        "options": {
-                            "0": {"text": "not ready", "color": "red", "index": 0},
-                            "1": {"text": "ready", "color": "green", "index": 1},
-                        },
-                    }
-                ],
-            ),
+            ready_stat("Ready", f"streamer_ready{{{SEL}}}",
+                       "1 while the instance is consuming (its /readyz answers 200)."),
             3,
             4,
         ),
@@ -658,22 +656,9 @@ def labelling() -> list[tuple[Panel, int, int]]:
             8,
         ),
         (
-            stat(
-                "Labelling edge ready",
-                f"streamer_labelling_ready{{{EDGE}}}",
-                "{{instance}}",
-                description="1 once the edge has joined its consumer group and (the bridge) Label Studio answered with the project.",
-                thresholds=[(None, "red"), (1, "green")],
-                mappings=[
-                    {
-                        "type": "value",
-                        "options": {
-                            "0": {"text": "not ready", "color": "red", "index": 0},
-                            "1": {"text": "ready", "color": "green", "index": 1},
-                        },
-                    }
-                ],
-            ),
+            ready_stat("Labelling edge ready", f"streamer_labelling_ready{{{EDGE}}}",
+                       "1 once the edge has joined its consumer group and (the bridge) Label Studio "
+                       "answered with the project."),
             4,
             8,
         ),
