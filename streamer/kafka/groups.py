@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -81,8 +81,12 @@ class GroupWatch(ConsumerRebalanceListener):
     """
 
     def __init__(self, name: str, group: str | None, topics: Iterable[str],
-                 log: logging.Logger | None = None) -> None:
+                 log: logging.Logger | None = None,
+                 before_revoke: Callable[[list[TopicPartition]], Awaitable[None]] | None = None) -> None:
         self.name = name
+        # awaited before partitions move (e.g. commit what is done, so their next owner does not
+        # redo it): the rebalance waits for it
+        self.before_revoke = before_revoke
         self.group = group
         self.topics = list(topics)
         self.log = log or logging.getLogger(__name__)
@@ -107,6 +111,8 @@ class GroupWatch(ConsumerRebalanceListener):
                       _names(self.partitions))
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        if self.before_revoke is not None:
+            await self.before_revoke(list(revoked))
         gone = set(revoked)
         self.partitions = [tp for tp in self.partitions if tp not in gone]
 

@@ -88,19 +88,6 @@ class _Stopped(Exception):
     """Raised out of a store retry when the service is stopping."""
 
 
-class _CommitOnRevoke(GroupWatch):
-    """The items' group watch, plus: before partitions move, wait for the outputs in flight and
-    commit what the broker acknowledged, so their next owner does not decide those items again."""
-
-    def __init__(self, service: Service, *args: Any) -> None:
-        super().__init__(*args)
-        self.service = service
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.service.commit_acknowledged()
-        await super().on_partitions_revoked(revoked)
-
-
 class Service:
     """One replica of the selective-sampling service.
 
@@ -140,7 +127,10 @@ class Service:
         # what the consumers hold, for /status and the "joined after N s" log lines
         declared = settings.declared_classes
         self._declared_classes = None if declared is None else {canonical_label(name) for name in declared}
-        self.items_watch = _CommitOnRevoke(self, "items", settings.group_id, [settings.items_topic], log)
+        # before a rebalance moves items partitions: commit what the broker acknowledged, so their
+        # next owner does not decide those items again
+        self.items_watch = GroupWatch("items", settings.group_id, [settings.items_topic], log,
+                                      before_revoke=lambda _: self.commit_acknowledged())
         self.labels_watch = GroupWatch("labels", None, [settings.labels_topic], log)
         self._bulk: BulkProducer | None = None
         # items batches whose outputs are not acknowledged yet (in order), and their offsets

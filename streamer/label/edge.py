@@ -77,19 +77,6 @@ class ReadRequest:
     request: LabelRequest
 
 
-class _Revoked(GroupWatch):
-    """The group watch, plus: commit what is finished before partitions move."""
-
-    def __init__(self, edge: LabelEdge, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.edge = edge
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.edge.commit()
-        self.edge.offsets.forget(list(revoked))
-        await super().on_partitions_revoked(revoked)
-
-
 class LabelEdge:
     """Reads label requests and writes labels for one edge (``name``) on ``settings``."""
 
@@ -115,10 +102,16 @@ class LabelEdge:
             group_id=self.group_id, **client, enable_auto_commit=False, auto_offset_reset="earliest",
             fetch_max_wait_ms=100,
             **await broker_group_timeouts(self.settings.session_timeout_ms, client))
-        self.watch = _Revoked(self, self.name, self.group_id, [self.settings.label_requests_topic], log)
+        self.watch = GroupWatch(self.name, self.group_id, [self.settings.label_requests_topic], log,
+                                before_revoke=self._before_revoke)
         self._consumer.subscribe([self.settings.label_requests_topic], listener=self.watch)
         self.watch.started()
         await self._consumer.start()
+
+    async def _before_revoke(self, revoked: list[TopicPartition]) -> None:
+        """Partitions move: commit what is finished; their next owner re-reads what is open."""
+        await self.commit()
+        self.offsets.forget(revoked)
 
     @property
     def joined(self) -> bool:
