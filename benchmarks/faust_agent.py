@@ -236,7 +236,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def tansu_app(group: str, bootstrap: str, partitions: int = 4, fetch_max_wait_ms: int = 10) -> LowWaitApp:
     """A faust app with the settings above (raw codecs, at least once, Tansu's timeouts).
 
-    The streamer.faust ``sampling_agent`` pipeline of the throughput benchmark and its
+    The streamer.faust_sampling ``sampling_agent`` pipeline of the throughput benchmark and its
     integration test run in one of these too, so that the faust rows differ only in the agents.
     """
     data = Path(tempfile.gettempdir()) / "streamer-faust"  # faust's own files, not ./<id>-data

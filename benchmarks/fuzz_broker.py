@@ -55,7 +55,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa:
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from benchmarks.machine import machine as _machine  # noqa: E402
-from streamer.kafka.codecs import JSON, MSGPACK  # noqa: E402
+from streamer.wire import JSON, MSGPACK  # noqa: E402
 
 N_FEATURES = 4
 PARTITIONS = 3

@@ -16,7 +16,7 @@ loopback), every pipeline below runs as its own process, one at a time:
   produce the prediction (and a label request for the least certain 5%) -> next.
 - ``faust-event`` / ``faust-take``: the same per-item logic as a faust-streaming agent,
   per event and with ``stream.take()`` (benchmarks/faust_agent.py).
-- ``faust-sampling``: our Faust integration, ``streamer.faust.sampling_agent``, in the same
+- ``faust-sampling``: our Faust integration, ``streamer.faust_sampling.sampling_agent``, in the same
   faust app as the two above (the service's batch code, model and Redis store behind
   ``stream.take_events``), warmed like ``streamer``, emitting predictions and label requests.
 
@@ -337,7 +337,7 @@ def worker_faust_sampling(cfg: dict[str, Any]) -> None:
     """Not a coroutine: the faust worker runs its own event loop."""
     from faust_agent import run_worker, tansu_app
 
-    from streamer.faust import sampling_agent
+    from streamer.faust_sampling import sampling_agent
 
     app = tansu_app(cfg["group"], cfg["bootstrap"], PARTITIONS)
     handle = sampling_agent(

@@ -20,7 +20,7 @@ for _threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from streamer import __version__  # noqa: E402
 from streamer.config import ConfigError, Settings, load_settings  # noqa: E402
-from streamer.kafka.wire import FLOAT32, JSON, MSGPACK  # noqa: E402
+from streamer.wire import FLOAT32, JSON, MSGPACK  # noqa: E402
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
@@ -313,7 +313,7 @@ def _cmd_produce(args: argparse.Namespace) -> int:
 async def _produce(producer: AIOKafkaProducer, topic: str, stream: LabelledStream, content_type: str,
                    rate: float | None) -> int:
     """Send every item keyed by its id, with the content-type header, at ``rate`` items/s."""
-    from streamer.kafka.codecs import content_type_headers, encode_item
+    from streamer.wire import content_type_headers, encode_item
 
     headers = content_type_headers(content_type)
     chunk = 200 if rate is None else max(1, int(rate / 50))  # ~20 ms of items per step

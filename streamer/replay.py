@@ -17,7 +17,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamer.data import iter_csv_batches, synthetic_stream
-from streamer.kafka.codecs import encode_item, encode_label
+from streamer.wire import encode_item, encode_label
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from streamer.broker import EmbeddedBroker, free_port
-from streamer.kafka.codecs import encode_label_request
 from streamer.label.local_studio import LocalLabelStudio, find_label_studio
+from streamer.wire import encode_label_request
 
 OUT = Path(__file__).with_name("label-studio.png")
 USER, PASSWORD, TOKEN = "annotator@example.com", "screenshot-password", "screenshot-token-0123456789abcdef"

@@ -13,7 +13,7 @@ from typing import Any
 
 from streamer.feed.errors import FeedError
 from streamer.feed.report import FeedReport
-from streamer.kafka.wire import FLOAT32, JSON, MSGPACK
+from streamer.wire import FLOAT32, JSON, MSGPACK
 
 __all__ = ["register"]
 

@@ -46,7 +46,7 @@ import orjson
 
 from streamer.data import LABEL_COLUMN
 from streamer.feed.errors import FeedError
-from streamer.kafka.codecs import MAX_ID_LENGTH, MAX_PAYLOAD_URI_LENGTH, MAX_STREAM_LENGTH
+from streamer.wire import MAX_ID_LENGTH, MAX_PAYLOAD_URI_LENGTH, MAX_STREAM_LENGTH
 
 __all__ = [
     "FORMATS",

@@ -27,7 +27,7 @@ from streamer.feed.report import FeedReport
 from streamer.feed.rows import BadRow, RowSpec, count_lines, default_stream_name, read_rows
 from streamer.feed.sending import Outgoing, Skipped, send_all
 from streamer.feed.sink import ItemSink
-from streamer.kafka.codecs import FLOAT32, JSON, encode_item, normalize_content_type
+from streamer.wire import FLOAT32, JSON, encode_item, normalize_content_type
 
 __all__ = ["encoded_rows", "feed_sensors", "is_live"]
 

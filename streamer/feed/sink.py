@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from streamer.feed.errors import FeedError
-from streamer.kafka.codecs import JSON, content_type_headers, normalize_content_type
 from streamer.kafka.produce import BulkProducer
+from streamer.wire import JSON, content_type_headers, normalize_content_type
 
 __all__ = ["ItemSink"]
 

@@ -32,7 +32,7 @@ from streamer.feed.progress import Progress
 from streamer.feed.report import FeedReport
 from streamer.feed.sending import Outgoing, Skipped, send_all
 from streamer.feed.sink import ItemSink
-from streamer.kafka.codecs import JSON, MAX_STREAM_LENGTH, encode_item
+from streamer.wire import JSON, MAX_STREAM_LENGTH, encode_item
 
 __all__ = ["feed_video", "stream_name", "video_items"]
 

@@ -1,3 +1,3 @@
-"""Transport: wire codecs, schema validation, the Kafka service loop and dead letters."""
+"""Kafka: clients, topics, consumer groups, the bulk producer and the service loop."""
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def encode_predictions(
 ) -> list[bytes]:
     """Encode a batch of predictions (the ``predictions`` wire format, JSON) in one pass.
 
-    The same bytes as :func:`streamer.kafka.codecs.encode_prediction` item by item, at a
+    The same bytes as :func:`streamer.wire.encode_prediction` item by item, at a
     fraction of the cost (no per-item option parsing or type checks beyond the batch's).
 
     >>> encode_predictions(["a", "b"], [1, None], np.array([0.75, 0.0]), 3)

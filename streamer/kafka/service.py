@@ -46,24 +46,24 @@ from streamer.config import Settings
 from streamer.core.decisions import Decisions
 from streamer.core.sampler import Sampler
 from streamer.kafka.client import client_kwargs, ensure_topics
-from streamer.kafka.codecs import (
-    DecodeError,
-    ItemBatch,
-    ItemDecoder,
-    decode_label,
-    encode_dead_letter,
-    encode_label_request,
-    header_content_type,
-)
 from streamer.kafka.groups import GroupWatch, broker_group_timeouts
 from streamer.kafka.label_positions import LabelPartitions
 from streamer.kafka.produce import BulkProducer, encode_predictions
-from streamer.kafka.schema import canonical_label
 from streamer.metrics import Metrics, observe_many
 from streamer.store.base import JoinOutcome, LeaseLostError, PendingStore
 from streamer.store.checkpoint import Checkpoint, CheckpointError, dumps, loads
 from streamer.store.coordination import BudgetLedger, LearnerLease, LedgerTotals, ModelBoard
 from streamer.store.errors import StoreRefusedError, refusal, refused
+from streamer.wire import (
+    DecodeError,
+    ItemBatch,
+    ItemDecoder,
+    canonical_label,
+    decode_label,
+    encode_dead_letter,
+    encode_label_request,
+    header_content_type,
+)
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streamer.config import Settings
 from streamer.kafka.client import client_kwargs, ensure_topics
-from streamer.kafka.codecs import encode_dead_letter, encode_label
 from streamer.kafka.groups import GroupWatch, broker_group_timeouts
-from streamer.kafka.wire import DecodeError, header_content_type
 from streamer.label.offsets import OpenOffsets
 from streamer.label.requests import LabelRequest, decode_label_request
+from streamer.wire import DecodeError, encode_dead_letter, encode_label, header_content_type
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Label requests as the labelling edges read them, and answers turned back into labels.
 
-The service writes label requests (:func:`streamer.kafka.codecs.encode_label_request`); the
+The service writes label requests (:func:`streamer.wire.encode_label_request`); the
 edges (the Label Studio bridge, the built-in page) read them from Kafka, where anything may
 have been written. :func:`decode_label_request` validates one and says what is wrong, so a bad
 request becomes a dead letter instead of a crash.
@@ -9,7 +9,7 @@ An annotation tool answers with text. :class:`ClassBook` turns that text back in
 model knows: ``proba`` keys are ``str(class)`` on the wire, so ``"1"`` may stand for the integer
 class ``1``. The rule, the same in both edges: an answer equal to a class seen as a typed
 ``prediction`` is that class; else the labels decoder's canonical form
-(:func:`streamer.kafka.schema.canonical_label`: ``"17"`` is the integer 17).
+(:func:`streamer.wire.canonical_label`: ``"17"`` is the integer 17).
 """
 
 from __future__ import annotations
@@ -18,16 +18,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamer.kafka.schema import (
+from streamer.wire import DEFAULT_MAX_BYTES, DecodeError, canonical_label
+from streamer.wire.validate import (
     _describe,
     _optional_float,
     _optional_str,
     _parse_id,
     _parse_object,
     _where,
-    canonical_label,
 )
-from streamer.kafka.wire import DEFAULT_MAX_BYTES, DecodeError
 
 MAX_CLASSES_SHOWN = 1_000  # a request with more proba keys is refused (no page can show them)
 _NUMBER = (int, float)
@@ -87,7 +86,7 @@ def decode_label_request(
     >>> decode_label_request(b'{"id":"a","proba":[0.4]}')
     Traceback (most recent call last):
     ...
-    streamer.kafka.wire.DecodeError: 'proba' must be an object of class -> probability, got list [0.4] (item id=a)
+    streamer.wire.DecodeError: 'proba' must be an object of class -> probability, got list [0.4] (item id=a)
     """
     obj = _parse_object(value, content_type, max_bytes, "label request")
     item_id = _parse_id(obj, "label request")

@@ -3,7 +3,7 @@
 
 The app itself is the faust baseline's (``benchmarks/faust_agent.py`` ``tansu_app``: raw codecs,
 at least once, short session timeouts for Tansu); what a user adds to theirs is the
-:func:`streamer.faust.sampling_agent` call in :func:`build_app`. Run as faust's own command
+:func:`streamer.faust_sampling.sampling_agent` call in :func:`build_app`. Run as faust's own command
 line runs any app::
 
     SAMPLING_APP='{"bootstrap": "127.0.0.1:9092", ...}' python tests/integration/faust_app.py worker
@@ -29,7 +29,7 @@ def build_app(config: dict[str, Any]) -> Any:
     sys.path.insert(0, str(BENCHMARKS))
     from faust_agent import tansu_app
 
-    from streamer.faust import sampling_agent
+    from streamer.faust_sampling import sampling_agent
 
     app = tansu_app(config["group"], config["bootstrap"], config["partitions"])
     sampling_agent(

@@ -201,7 +201,7 @@ async def annotate(bootstrap: str, topics: dict[str, str], annotator: Any, stop:
 async def produce_steadily(bootstrap: str, topic: str, stream: Any, count: int, rate: int) -> None:
     """Send the first ``count`` items of ``stream`` (a LabelledStream) at about ``rate`` items/s,
     a tenth of a second's worth at a time, as a sensor would."""
-    from streamer.kafka.codecs import encode_item
+    from streamer.wire import encode_item
 
     step = max(1, rate // 10)
     for start in range(0, count, step):

@@ -23,9 +23,9 @@ from aiokafka import AIOKafkaProducer
 from streamer.broker import EmbeddedBroker
 from streamer.config import Settings
 from streamer.kafka.client import ensure_topics
-from streamer.kafka.codecs import encode_item, encode_label
 from streamer.replay import Annotator, LabelledStream
 from streamer.store.checkpoint import loads
+from streamer.wire import encode_item, encode_label
 from tests.fixtures_redis import RedisServer
 from tests.integration.harness import ServiceProcess, annotate, consume_all, produce, sea_stream
 

@@ -1,4 +1,4 @@
-"""``streamer.faust.sampling_agent`` in a real Faust worker, against the real broker and Redis.
+"""``streamer.faust_sampling.sampling_agent`` in a real Faust worker, against the real broker and Redis.
 
 One run (module fixture) of the user's app ``faust_app.py`` as a ``faust worker`` subprocess:
 3,000 labelled items (SEA, before its drift) with malformed ones among them are produced in
@@ -29,8 +29,8 @@ pytest.importorskip("faust", reason="the Faust integration needs faust-streaming
 
 from streamer.config import Settings  # noqa: E402
 from streamer.kafka.client import ensure_topics  # noqa: E402
-from streamer.kafka.codecs import encode_item  # noqa: E402
 from streamer.replay import Annotator, LabelledStream  # noqa: E402
+from streamer.wire import encode_item  # noqa: E402
 from tests.integration.harness import (  # noqa: E402
     ServiceProcess,
     annotate,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from streamer.broker import free_port
-from streamer.kafka.codecs import encode_item
+from streamer.wire import encode_item
 from tests.integration.harness import CliProcess, ServiceProcess, consume_all, produce, sea_stream
 
 pytestmark = pytest.mark.timeout(600)

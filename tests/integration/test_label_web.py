@@ -26,8 +26,8 @@ import pytest
 
 from streamer.broker import free_port
 from streamer.config import load_settings
-from streamer.kafka.codecs import encode_item, encode_label_request
 from streamer.label.web import run_web
+from streamer.wire import encode_item, encode_label_request
 from tests.integration.harness import (
     ServiceProcess,
     consume_all,

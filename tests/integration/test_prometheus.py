@@ -49,8 +49,8 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from streamer.broker import free_port
-from streamer.kafka.codecs import encode_item, encode_label
 from streamer.replay import Annotator, load_stream
+from streamer.wire import encode_item, encode_label
 from tests.deploy_queries import ALERTS, alert_rules, dashboard, dashboard_targets, selectors
 from tests.integration.harness import ServiceProcess, annotate
 

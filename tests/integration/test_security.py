@@ -27,9 +27,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamer.broker import free_port
 from streamer.config import Settings, load_settings
-from streamer.kafka.codecs import encode_item, encode_label
 from streamer.store.base import JoinOutcome, PendingStore
 from streamer.store.factory import StoreUnavailableError, open_store
+from streamer.wire import encode_item, encode_label
 from tests.fixtures_redis import find_redis_server
 from tests.integration.harness import ServiceProcess, produce
 from tests.unit.test_security import Certs, issue_certs

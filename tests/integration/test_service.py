@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streamer.kafka.codecs import encode_item, encode_label
 from streamer.replay import Annotator, LabelledStream
+from streamer.wire import encode_item, encode_label
 from tests.integration.harness import ServiceProcess, annotate, consume_all, produce, sea_stream
 
 pytestmark = pytest.mark.integration

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamer.kafka.codecs import (
+from streamer.wire import (
     MSGPACK,
     DecodeError,
     ItemDecoder,
+    canonical_label,
     content_type_headers,
     decode_label,
     encode_dead_letter,
@@ -26,7 +27,6 @@ from streamer.kafka.codecs import (
     encode_prediction,
     header_content_type,
 )
-from streamer.kafka.schema import canonical_label
 
 
 def js(obj: object) -> bytes:
@@ -660,7 +660,7 @@ def test_the_majority_of_named_features_fixes_the_names() -> None:
 
 
 def test_finite_features_beyond_max_abs_are_out_of_range() -> None:
-    from streamer.kafka.codecs import ItemDecoder
+    from streamer.wire import ItemDecoder
 
     dec = ItemDecoder(n_features=2)
     batch, errors = dec.decode_batch(
@@ -675,7 +675,7 @@ def test_finite_features_beyond_max_abs_are_out_of_range() -> None:
 
 
 def test_max_abs_none_accepts_every_finite_value() -> None:
-    from streamer.kafka.codecs import ItemDecoder
+    from streamer.wire import ItemDecoder
 
     batch, errors = ItemDecoder(max_abs=None).decode_batch([b'{"id": "a", "features": [1e308]}'], [None])
 
@@ -683,7 +683,7 @@ def test_max_abs_none_accepts_every_finite_value() -> None:
 
 
 def test_the_first_item_cannot_fix_the_schema_with_an_out_of_range_value() -> None:
-    from streamer.kafka.codecs import ItemDecoder
+    from streamer.wire import ItemDecoder
 
     dec = ItemDecoder(max_abs=10.0)
     batch, errors = dec.decode_batch([b'{"id": "a", "features": [11.0, 1.0]}'], [None])

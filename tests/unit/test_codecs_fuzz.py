@@ -31,17 +31,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamer.kafka.codecs import (
+from streamer.wire import (
     FLOAT32,
     JSON,
     MSGPACK,
     DecodeError,
     ItemDecoder,
+    canonical_label,
     decode_label,
     header_content_type,
     normalize_content_type,
 )
-from streamer.kafka.schema import canonical_label
 
 FORMAT_REASONS = frozenset(
     {"null_value", "too_large", "bad_content_type", "bad_json", "bad_msgpack", "not_object"}

@@ -1,4 +1,4 @@
-"""``streamer.faust``: what ``sampling_agent`` registers on a Faust app and refuses, and the
+"""``streamer.faust_sampling``: what ``sampling_agent`` registers on a Faust app and refuses, and the
 batch handling that keeps Faust's offsets honest. No broker: a Faust app is only built here,
 never started (the integration test runs one as a worker)."""
 
@@ -19,7 +19,7 @@ import prometheus_client  # noqa: E402
 from faust.types.tuples import Message  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
-from streamer.faust import as_record, hold, run_batch, sampling_agent  # noqa: E402
+from streamer.faust_sampling import as_record, hold, run_batch, sampling_agent  # noqa: E402
 from streamer.metrics import Metrics  # noqa: E402
 
 

@@ -486,7 +486,7 @@ def test_a_missing_file_fails_before_connecting_to_kafka(tmp_path: Path,
 
 
 def test_items_are_the_bytes_encode_item_writes(tmp_path: Path) -> None:
-    from streamer.kafka.codecs import encode_item
+    from streamer.wire import encode_item
 
     path = write(tmp_path / "a.jsonl", '{"x": 1.5, "ts": 3}\n{"features": [2], "stream": "s9"}\n'
                                        '{"features": {"a": 1}, "meta": {"k": 1}, "payload_uri": "u"}\n')

@@ -14,12 +14,12 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from streamer.config import Settings
 from streamer.core.sampler import Sampler
-from streamer.kafka.codecs import ItemDecoder, encode_label, encode_prediction
 from streamer.kafka.produce import encode_predictions
 from streamer.kafka.service import Service
 from streamer.metrics import observe_many
 from streamer.models import build_model
 from streamer.store.memory import MemoryPendingStore
+from streamer.wire import ItemDecoder, encode_label, encode_prediction
 
 
 def test_bulk_prediction_encoder_writes_the_same_bytes_as_the_per_item_one() -> None:

@@ -7,10 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamer.kafka.codecs import encode_label_request
-from streamer.kafka.wire import DecodeError
 from streamer.label.offsets import OpenOffsets
 from streamer.label.requests import ClassBook, LabelRequest, decode_label_request
+from streamer.wire import DecodeError, encode_label_request
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=8),

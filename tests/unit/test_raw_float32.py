@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from streamer.cli import _produce, build_parser
-from streamer.kafka.codecs import (
+from streamer.replay import LabelledStream
+from streamer.wire import (
     FLOAT32,
     JSON,
     MAX_ID_LENGTH,
@@ -27,7 +28,6 @@ from streamer.kafka.codecs import (
     encode_label,
     normalize_content_type,
 )
-from streamer.replay import LabelledStream
 
 D = 4
 

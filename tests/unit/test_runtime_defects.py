@@ -14,7 +14,7 @@ from aiokafka.structs import ConsumerRecord
 
 from streamer.app import build_service
 from streamer.config import load_settings
-from streamer.kafka.codecs import encode_item
+from streamer.wire import encode_item
 
 
 class HeldProducer:
@@ -129,7 +129,7 @@ async def test_a_rebalance_commits_the_acknowledged_items_before_the_partitions_
 def test_a_label_has_one_canonical_form_on_the_wire() -> None:
     """Defect 3: 1 and "1" were two classes whose proba keys collide ("1" twice on the wire).
     The labels decoder writes a decimal integer string as the integer; other strings stay."""
-    from streamer.kafka.schema import decode_label
+    from streamer.wire import decode_label
 
     def label(raw: bytes) -> str | int:
         return decode_label(raw).label
@@ -142,11 +142,11 @@ def test_a_label_has_one_canonical_form_on_the_wire() -> None:
 
 
 async def test_labels_1_and_string_1_teach_one_class() -> None:
-    from streamer.kafka.codecs import encode_label_request
+    from streamer.wire import encode_label_request
 
     service = await build_service(load_settings(model="StandardScaler | LogisticRegression"))
     sampler = service.sampler
-    from streamer.kafka.schema import decode_label
+    from streamer.wire import decode_label
 
     rows = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 2.0], [2.0, 1.0, 0.0]])
     labels = [decode_label(b'{"id":"a","label":1}').label, decode_label(b'{"id":"b","label":"1"}').label,

@@ -1,8 +1,6 @@
-"""Wire codecs: decode items and labels, encode what the service produces.
+"""Encoders of what the service and the feeders produce.
 
-The decoders live in :mod:`streamer.kafka.schema` (validation) and
-:mod:`streamer.kafka.wire` (formats); they are re-exported here so the service and
-feeders import one module. Encoders accept numpy values and write plain JSON
+Encoders accept numpy values and write plain JSON
 (or msgpack when asked); class labels used as ``proba`` keys become strings because
 JSON object keys must be strings. Items may also be raw float32 (:data:`FLOAT32`).
 """
@@ -15,55 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from streamer.kafka.schema import (
-    MAX_ID_LENGTH,
-    MAX_LABEL_LENGTH,
-    MAX_PAYLOAD_URI_LENGTH,
-    MAX_STREAM_LENGTH,
-    ItemBatch,
-    ItemDecoder,
-    ItemMeta,
-    LabelMessage,
-    decode_label,
-)
-from streamer.kafka.wire import (
+from streamer.wire.formats import (
     CONTENT_TYPE_HEADER,
-    DEFAULT_MAX_BYTES,
     FLOAT32,
     JSON,
-    MSGPACK,
     DecodeError,
     dumps,
-    header_content_type,
     normalize_content_type,
 )
-
-__all__ = [
-    "CONTENT_TYPE_HEADER",
-    "DEFAULT_MAX_BYTES",
-    "DEFAULT_MAX_RAW_BYTES",
-    "FLOAT32",
-    "JSON",
-    "MAX_ID_LENGTH",
-    "MAX_LABEL_LENGTH",
-    "MAX_PAYLOAD_URI_LENGTH",
-    "MAX_STREAM_LENGTH",
-    "MSGPACK",
-    "DecodeError",
-    "ItemBatch",
-    "ItemDecoder",
-    "ItemMeta",
-    "LabelMessage",
-    "content_type_headers",
-    "decode_label",
-    "encode_dead_letter",
-    "encode_item",
-    "encode_label",
-    "encode_label_request",
-    "encode_prediction",
-    "header_content_type",
-    "normalize_content_type",
-]
 
 DEFAULT_MAX_RAW_BYTES = 65_536  # enough to debug a message, small enough for any broker limit
 

@@ -4,7 +4,7 @@ Teams that already run `faust-streaming <https://faust-streaming.github.io/faust
 sampler to their app instead of deploying the service next to it::
 
     import faust
-    from streamer.faust import sampling_agent
+    from streamer.faust_sampling import sampling_agent
 
     app = faust.App("my-app", broker="kafka://localhost:9092")
     sampling = sampling_agent(
@@ -84,7 +84,7 @@ def _faust() -> Any:
         import faust
     except ImportError as exc:
         raise ImportError(
-            f"streamer.faust needs faust-streaming, which is not installed: {INSTALL_HINT}"
+            f"streamer.faust_sampling needs faust-streaming, which is not installed: {INSTALL_HINT}"
         ) from exc
     return faust
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from orjson import loads as _orjson_loads
 
-from streamer.kafka.wire import (
+from streamer.wire.formats import (
     DEFAULT_MAX_ABS,
     DEFAULT_MAX_BYTES,
     FLOAT32,
