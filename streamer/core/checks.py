@@ -1,5 +1,5 @@
-"""Argument checks shared by the sampler, the models, the budget controller and the gate rules
-(one wording for users)."""
+"""Argument checks shared by the sampler, the models and the budget controller (one wording for
+users)."""
 
 from __future__ import annotations
 

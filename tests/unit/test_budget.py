@@ -198,6 +198,12 @@ def test_invalid_arguments_are_rejected_with_the_allowed_range(
         BudgetController(**kwargs)
 
 
+def test_nan_scores_count_as_most_uncertain() -> None:
+    controller = BudgetController(0.5, explore=0.0, initial_threshold=0.9, seed=0)
+    ask, _ = controller.decide(np.array([np.nan, 0.1]))
+    assert ask.tolist() == [True, False]
+
+
 def test_two_dimensional_scores_are_rejected() -> None:
     with pytest.raises(ValueError, match="1-d"):
         BudgetController(0.1).decide(np.zeros((2, 2)))
