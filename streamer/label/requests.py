@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamer.wire import DEFAULT_MAX_BYTES, DecodeError, canonical_label
-from streamer.wire.validate import (
-    _describe,
-    _optional_float,
-    _optional_str,
-    _parse_id,
-    _parse_object,
-    _where,
+from streamer.wire.fields import (
+    describe,
+    optional_float,
+    optional_str,
+    parse_id,
+    parse_object,
+    where,
 )
 
 MAX_CLASSES_SHOWN = 1_000  # a request with more proba keys is refused (no page can show them)
@@ -86,32 +86,32 @@ def decode_label_request(
     >>> decode_label_request(b'{"id":"a","proba":[0.4]}')
     Traceback (most recent call last):
     ...
-    streamer.wire.DecodeError: 'proba' must be an object of class -> probability, got list [0.4] (item id=a)
+    streamer.wire.formats.DecodeError: 'proba' must be an object of class -> probability, got list [0.4] (item id=a)
     """
-    obj = _parse_object(value, content_type, max_bytes, "label request")
-    item_id = _parse_id(obj, "label request")
+    obj = parse_object(value, content_type, max_bytes, "label request")
+    item_id = parse_id(obj, "label request")
     return LabelRequest(
         id=item_id,
         prediction=_prediction(obj.get("prediction"), item_id),
         proba=_proba(obj.get("proba"), item_id),
         model_version=_version(obj.get("model_version", 0), item_id),
-        requested_at=_optional_float(obj, "requested_at", item_id) or 0.0,
-        reason=_optional_str(obj, "reason", item_id, max_length=64) or "",
+        requested_at=optional_float(obj, "requested_at", item_id) or 0.0,
+        reason=optional_str(obj, "reason", item_id, max_length=64) or "",
         scores=_scores(obj.get("scores"), item_id),
         features=_features(obj.get("features"), item_id),
-        payload_uri=_optional_str(obj, "payload_uri", item_id, max_length=4096),
-        stream=_optional_str(obj, "stream", item_id, max_length=256),
+        payload_uri=optional_str(obj, "payload_uri", item_id, max_length=4096),
+        stream=optional_str(obj, "stream", item_id, max_length=256),
     )
 
 
 def _bad(message: str, item_id: str) -> DecodeError:
-    return DecodeError("bad_request", f"{message}{_where(item_id)}")
+    return DecodeError("bad_request", f"{message}{where(item_id)}")
 
 
 def _prediction(value: Any, item_id: str) -> str | int | None:
     if value is None or (type(value) is str and value) or type(value) is int:
         return value
-    raise _bad(f"'prediction' must be a class (string or integer) or null, got {_describe(value)}",
+    raise _bad(f"'prediction' must be a class (string or integer) or null, got {describe(value)}",
                item_id)
 
 
@@ -121,7 +121,7 @@ def _finite(value: Any) -> bool:
 
 def _proba(value: Any, item_id: str) -> dict[str, float]:
     if not isinstance(value, dict):
-        raise _bad(f"'proba' must be an object of class -> probability, got {_describe(value)}",
+        raise _bad(f"'proba' must be an object of class -> probability, got {describe(value)}",
                    item_id)
     if len(value) > MAX_CLASSES_SHOWN:
         raise _bad(f"'proba' has {len(value):,} classes; at most {MAX_CLASSES_SHOWN:,} can be shown",
@@ -133,7 +133,7 @@ def _proba(value: Any, item_id: str) -> dict[str, float]:
 
 def _version(value: Any, item_id: str) -> int:
     if type(value) is not int:
-        raise _bad(f"'model_version' must be an integer, got {_describe(value)}", item_id)
+        raise _bad(f"'model_version' must be an integer, got {describe(value)}", item_id)
     return value
 
 

@@ -4,7 +4,7 @@ Every message on our topics is JSON unless its ``content-type`` header says
 ``application/msgpack``, or, for items only, ``application/x-float32`` (the value is
 just the features as little-endian float32, the id is the record key). This module
 knows formats, not schemas: what the values must contain is checked in
-:mod:`streamer.wire.validate`.
+:mod:`streamer.wire.items` and :mod:`streamer.wire.labels`.
 """
 
 from __future__ import annotations
