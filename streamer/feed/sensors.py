@@ -1,8 +1,9 @@
 """``streamer feed sensors``: replay a CSV or JSON Lines file, or stdin, onto the items topic.
 
-Rows are read and encoded in a background thread (:mod:`streamer.feed.rows` says which
-columns are what), paced at the file's own timestamps, at a fixed rate, or sent as fast as the
-broker takes them, in record batches; the feed ends when every item is acknowledged.
+Rows are read (:mod:`streamer.feed.row_files`) and encoded in a background thread
+(:mod:`streamer.feed.rows` says which columns are what), paced at the file's own timestamps,
+at a fixed rate, or sent as fast as the broker takes them, in record batches; the feed ends
+when every item is acknowledged.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from streamer.feed.background import in_background
 from streamer.feed.pacing import Pacer
 from streamer.feed.progress import Progress
 from streamer.feed.report import FeedReport
-from streamer.feed.rows import BadRow, RowSpec, count_lines, default_stream_name, read_rows
+from streamer.feed.row_files import count_lines, read_rows
+from streamer.feed.rows import BadRow, RowSpec, default_stream_name
 from streamer.feed.sending import Outgoing, Skipped, send_all
 from streamer.feed.sink import ItemSink
 from streamer.wire import FLOAT32, JSON, encode_item, normalize_content_type

@@ -27,15 +27,14 @@ from streamer.feed.errors import FeedError
 from streamer.feed.pacing import Pacer
 from streamer.feed.progress import Progress
 from streamer.feed.report import FeedReport
+from streamer.feed.row_files import count_lines, read_rows
 from streamer.feed.rows import (
     BadRow,
     CsvRowDecoder,
     JsonRowDecoder,
     Row,
     RowSpec,
-    count_lines,
     default_stream_name,
-    read_rows,
 )
 from streamer.feed.sending import Outgoing, Skipped, send_all
 from streamer.feed.sensors import encoded_rows, is_live
