@@ -25,7 +25,7 @@ Usage::
 
     .venv/bin/python benchmarks/label_efficiency.py                 # the full run
     .venv/bin/python benchmarks/label_efficiency.py --only-ours \\
-        --ours 'mine={"strategy": "margin", "explore": 0.2}'       # iterate on our policies
+        --ours 'mine={"policy": "margin", "explore": 0.2}'         # iterate on our policies
     .venv/bin/python benchmarks/label_efficiency.py --quick --out /tmp/le
 """
 
@@ -81,7 +81,7 @@ OURS: dict[str, dict[str, Any]] = {
 DEFAULT_ROW = "auto"
 TUTORIAL_DEFAULT_ROW = "default policy"  # the default row's Sampler settings over the tutorial's learners
 RANDOM_ROW = "random"
-RANDOM_KWARGS = {"strategy": "random"}
+RANDOM_KWARGS = {"policy": "random"}
 
 BUDGETS = (0.01, 0.05, 0.10)
 SEEDS = (0, 1, 2)
@@ -187,7 +187,7 @@ def reference_rows(ours: dict[str, dict[str, Any]], default_model: str) -> dict[
         spec = cfg.get("model", default_model)
         if spec not in seen and not spec.startswith("auto("):  # variants of the default: no
             seen.add(spec)
-            rows[f"{name}{REFERENCE_SUFFIX}"] = {"strategy": "random", "model": spec}
+            rows[f"{name}{REFERENCE_SUFFIX}"] = {"policy": "random", "model": spec}
     return rows
 
 

@@ -525,7 +525,7 @@ def _notes(doc: dict[str, Any]) -> list[str]:
         "is always allowed again after ~70 items). The scikit-activeml tutorial itself shows "
         "524/523 queries for a budget of 500.",
         "- Our rows and random are `streamer.core.sampler.Sampler(model, budget=b, seed=s, **kwargs)` "
-        f"with kwargs {json.dumps(doc['ours'])}; random is `strategy=\"random\"`.",
+        f"with kwargs {json.dumps(doc['ours'])}; random is `policy=\"random\"`.",
         "- Synthetic streams (river 0.26.1, README recipes and seeds): SEA with a gradual drift at "
         "n/2 (width n/4; the README's abrupt SEA is the shipped `sea_abrupt` file), Hyperplane "
         "(incremental drift), Agrawal 0 → 4 at n/2 (the README's position 25,000 lies beyond the "

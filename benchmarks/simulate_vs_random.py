@@ -25,7 +25,7 @@ from typing import Any
 import numpy
 import river
 
-from streamer.core.sampler import DEFAULT_STRATEGY, STRATEGIES
+from streamer.core.sampler import DEFAULT_POLICY, STRATEGIES
 from streamer.data import default_data_dir
 from streamer.models import LOGISTIC_MODEL
 from streamer.simulate import run_simulation
@@ -70,7 +70,7 @@ def main() -> int:
         print("no data directory (set STREAMER_DATA_DIR); nothing to benchmark", file=sys.stderr)
         return 1
     files = sorted(data_dir.glob("*.csv*"))
-    strategies = list(STRATEGIES) if args.all_strategies else [DEFAULT_STRATEGY, "random"]
+    strategies = list(STRATEGIES) if args.all_strategies else [DEFAULT_POLICY, "random"]
     info = machine()
     print(f"machine: {info}")
     print(f"model: {args.model}   budget: {args.budget}   seeds: {args.seeds}\n")
@@ -82,7 +82,7 @@ def main() -> int:
     started = time.perf_counter()
     for path in files:
         for strategy in strategies:
-            runs = [run_simulation(path, budget=args.budget, model=args.model, strategy=strategy,
+            runs = [run_simulation(path, budget=args.budget, model=args.model, policy=strategy,
                                    seed=seed) for seed in range(args.seeds)]
             accs = [r["accuracy"] for r in runs]
             row = {
@@ -104,11 +104,11 @@ def main() -> int:
     for path in files:
         by = {r["strategy"]: r["accuracy_mean"] for r in rows if r["file"] == path.name}
         verdicts[path.name] = {
-            "default": by[DEFAULT_STRATEGY], "random": by["random"],
-            "default_beats_random": by[DEFAULT_STRATEGY] > by["random"],
+            "default": by[DEFAULT_POLICY], "random": by["random"],
+            "default_beats_random": by[DEFAULT_POLICY] > by["random"],
         }
     wins = sum(v["default_beats_random"] for v in verdicts.values())
-    print(f"\n{DEFAULT_STRATEGY} beats random on {wins}/{len(files)} files "
+    print(f"\n{DEFAULT_POLICY} beats random on {wins}/{len(files)} files "
           f"({time.perf_counter() - started:.0f} s)")
     for strategy in strategies:
         mean = statistics.fmean(r["accuracy_mean"] for r in rows if r["strategy"] == strategy)
@@ -121,7 +121,7 @@ def main() -> int:
         "benchmark": "simulate_vs_random",
         "machine": info,
         "model": args.model,
-        "default_strategy": DEFAULT_STRATEGY,
+        "default_strategy": DEFAULT_POLICY,
         "budget": args.budget,
         "seeds": list(range(args.seeds)),
         "results": rows,
@@ -135,7 +135,7 @@ def main() -> int:
 
 def compare_models(files: list[Path], args: argparse.Namespace) -> list[dict[str, Any]]:
     """Mean accuracy over files and seeds of each candidate model with the default strategy."""
-    print(f"\nmodels, strategy {DEFAULT_STRATEGY}, accuracy per file (mean over seeds):")
+    print(f"\nmodels, strategy {DEFAULT_POLICY}, accuracy per file (mean over seeds):")
     out = []
     for spec in CANDIDATE_MODELS:
         per_file = {}

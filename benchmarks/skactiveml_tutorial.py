@@ -183,7 +183,7 @@ def reproduce(ours: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Replay the tutorial, then run each of ``ours`` (row name -> Sampler kwargs) and random."""
     started = time.perf_counter()
     reproduced = {name: run_theirs(name) for name in THEIRS}
-    configs = {**ours, "random": {"strategy": "random"}}
+    configs = {**ours, "random": {"policy": "random"}}
     rows = {f"{name} | {learner}": run_ours(cfg, learner) for name, cfg in configs.items()
             for learner in LEARNERS}
     return report(reproduced, rows, time.perf_counter() - started)

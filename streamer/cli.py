@@ -50,7 +50,6 @@ _RUN_FLAGS: dict[str, dict] = {
     "model": {"help": "model spec: auto (the default: a portfolio raced on the labels), a river "
               "spec such as 'StandardScaler | LogisticRegression', or torch:mlp"},
     "policy": {"help": "query policy, e.g. 'margin', 'margin or novelty', 'random' (default: margin)"},
-    "strategy": {"help": "older name of --policy"},
     "class-balance": {"type": float, "help": "raise the ask rate for rare predicted classes (0 = off)"},
     "labels-per-second": {"type": float, "help": "cap labels asked per second (token bucket)"},
     "budget-window": {"type": int, "help": "items over which the budget is promised (10000)"},
@@ -157,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--redis-url", default=None, help="use Redis for pending items")
     demo.add_argument("--max-items", type=int, default=None, help="items (with --video: digits) at most")
     demo.add_argument("--model", default=None)
-    demo.add_argument("--strategy", default=None)
+    demo.add_argument("--policy", default=None,
+                      help="query policy, e.g. 'margin', 'margin or novelty' (default: margin)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     demo.set_defaults(func=_cmd_demo)

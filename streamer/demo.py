@@ -93,7 +93,7 @@ async def run_demo(
     redis_url: str | None = None,
     max_items: int | None = None,
     model: str | None = None,
-    strategy: str | None = None,
+    policy: str | None = None,
     seed: int = 0,
     annotator: str = "simulated",
     out=sys.stderr,
@@ -106,7 +106,7 @@ async def run_demo(
         f"replayed at {rate:,.0f} items/s; budget {budget:.1%}; {_who(annotator, label_delay)}")
     with EmbeddedBroker() as broker:
         settings = _settings(broker, say, budget=budget, metrics_port=metrics_port,
-                             redis_url=redis_url, model=model, strategy=strategy, seed=seed)
+                             redis_url=redis_url, model=model, policy=policy, seed=seed)
         feed = DemoFeed(
             name=stream.name, truth=stream.truth, total=len(stream), rate=rate,
             send=lambda producer, topic: produce_items(producer, topic, stream, rate=rate),
@@ -125,7 +125,7 @@ async def run_video_demo(
     redis_url: str | None = None,
     max_items: int | None = None,
     model: str | None = None,
-    strategy: str | None = None,
+    policy: str | None = None,
     seed: int = 0,
     annotator: str = "simulated",
     out=sys.stderr,
@@ -163,7 +163,7 @@ async def run_video_demo(
             f"as PNG in {frames_dir} (payload_uri); budget {budget:.1%}; {_who(annotator, label_delay)}")
         with EmbeddedBroker() as broker:
             settings = _settings(broker, say, budget=budget, metrics_port=metrics_port,
-                                 redis_url=redis_url, model=model, strategy=strategy, seed=seed,
+                                 redis_url=redis_url, model=model, policy=policy, seed=seed,
                                  payload_root=frames_dir)  # people see the frames
             feed = DemoFeed(
                 name=f"{source.name.split('.')[0]} video", truth=truth, total=digits, rate=rate,
@@ -241,8 +241,8 @@ async def _run(settings, feed: DemoFeed, label_delay: float, say,
     await asyncio.wait([started, service_task], return_when=asyncio.FIRST_COMPLETED)
     if service_task.done():
         service_task.result()  # raises the start-up error
-    say(f"service: model {settings.model or 'default'}, strategy "
-        f"{service.sampler.strategy}; http://127.0.0.1:{service.http_port}/metrics and /status")
+    say(f"service: model {settings.model or 'default'}, policy "
+        f"{service.sampler.policy}; http://127.0.0.1:{service.http_port}/metrics and /status")
 
     common = client_kwargs(settings)
     producer = AIOKafkaProducer(**common, linger_ms=5)
@@ -300,7 +300,7 @@ async def _run(settings, feed: DemoFeed, label_delay: float, say,
     delay_items = max(0, round(label_delay * feed.rate))
     common_sim = dict(budget=settings.budget, model=settings.model or None, label_delay=delay_items)
     common_sim = {k: v for k, v in common_sim.items() if v is not None}
-    random_run = feed.offline(strategy="random", **common_sim)
+    random_run = feed.offline(policy="random", **common_sim)
     summary = {
         "stream": feed.name,
         "items": status["items_seen"],
@@ -316,7 +316,7 @@ async def _run(settings, feed: DemoFeed, label_delay: float, say,
         "model_version": status["model_version"],
         "model": status["model"],
         "model_race": status.get("model_race"),
-        "strategy": status["strategy"],
+        "policy": status["policy"],
         "accuracy": scorer.accuracy,
         "labelled_accuracy": status["labelled_accuracy"],
         "items_per_s": status["items_seen"] / elapsed if elapsed > 0 else 0.0,
@@ -371,7 +371,7 @@ def _print_summary(summary: dict[str, Any], say) -> None:
         say(f"model                  {summary['model']}: {race['leader']} predicts "
             f"(estimated accuracy {estimates or 'not yet'})")
     say(f"prequential accuracy   {summary['accuracy']:.4f}  every item predicted before its label "
-        f"could be known ({summary['strategy']})")
+        f"could be known ({summary['policy']})")
     say(f"random sampling        {summary['random_accuracy']:.4f}  the same, asking a random "
         f"{summary['random_query_rate']:.2%} of items (offline replay, label delay "
         f"{summary['label_delay_items']} items)")
@@ -383,7 +383,7 @@ def _print_summary(summary: dict[str, Any], say) -> None:
         say("                               (the items it was least sure of, so not the accuracy "
             "on the stream)")
     say(f"gate threshold         {summary['threshold']:.3f}  the policy score an item must reach "
-        f"({summary['strategy']}: higher = the")
+        f"({summary['policy']}: higher = the")
     say("                               model is less sure); it follows the top few % of scores, "
         "so at a small budget")
     say("                               it sits near 1, higher while ahead of the budget, lower "
@@ -426,9 +426,9 @@ def main(args) -> int:
         PEOPLE_ITEMS if getattr(args, "video", None) is None else PEOPLE_ITEMS // 10)
     options = dict(budget=args.budget, duration=duration, label_delay=args.label_delay,
                    metrics_port=args.metrics_port, redis_url=args.redis_url, max_items=max_items,
-                   model=args.model, strategy=args.strategy, seed=args.seed, annotator=args.annotator)
-    # a bad --model, --strategy or --budget: exit 2 (ConfigError) before the broker starts
-    load_settings(budget=args.budget, model=args.model, strategy=args.strategy, seed=args.seed)
+                   model=args.model, policy=args.policy, seed=args.seed, annotator=args.annotator)
+    # a bad --model, --policy or --budget: exit 2 (ConfigError) before the broker starts
+    load_settings(budget=args.budget, model=args.model, policy=args.policy, seed=args.seed)
     video = getattr(args, "video", None)
     if video is None:
         data = None if args.synthetic else (Path(args.data) if args.data else default_demo_data())

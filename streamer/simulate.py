@@ -69,7 +69,6 @@ def run_simulation(
     budget: float = 0.05,
     model: str = DEFAULT_MODEL,
     policy: str | None = None,
-    strategy: str | None = None,
     seed: int = 0,
     max_items: int | None = None,
     label_delay: int | float | str = 0,
@@ -91,8 +90,8 @@ def run_simulation(
     model
         Model spec for :func:`streamer.models.build_model`.
     policy
-        A policy expression (:mod:`streamer.core.policy`) or ``random``; ``strategy`` is its
-        older name.
+        A policy expression (:mod:`streamer.core.policy`) or ``random`` (default
+        :data:`~streamer.core.sampler.DEFAULT_POLICY`).
     seed
         Seeds the model and the sampler (and the synthetic stream and the delay jitter).
     max_items
@@ -121,7 +120,7 @@ def run_simulation(
     Returns
     -------
     dict
-        ``items, queried, query_rate, budget, accuracy, items_per_s, model, strategy, policy,
+        ``items, queried, query_rate, budget, accuracy, items_per_s, model, policy,
         seed, label_delay, data, elapsed_s, asked_by_reason, worst_window_share``.
     """
     delay, unit = parse_delay(label_delay)
@@ -134,8 +133,8 @@ def run_simulation(
     options = dict(sampler_options or {})
     options.setdefault("clock", lambda: clock[0])
     options.setdefault("warmup", DEFAULT_WARMUP_LABELS)  # as the service does by default
-    sampler = Sampler(build_model(model, seed=seed), budget=budget, policy=policy,
-                      strategy=strategy, seed=seed, **options)
+    sampler = Sampler(build_model(model, seed=seed), budget=budget, policy=policy, seed=seed,
+                      **options)
     name = sampler.policy
     batches = _batches(data, batch_size, seed, synthetic_items)
     jitter = np.random.default_rng(seed + 7919) if delay_jitter else None
@@ -206,7 +205,7 @@ def worst_window_deviation(ask: np.ndarray, budget: float, window: int) -> float
 
 
 def _result(
-    items: int, queried: int, correct: int, budget: float, model: str, strategy: str, seed: int,
+    items: int, queried: int, correct: int, budget: float, model: str, policy: str, seed: int,
     label_delay: int | float | str, data: str | Path | None, elapsed: float, by_reason: Counter[str],
 ) -> dict[str, Any]:
     return {
@@ -217,8 +216,7 @@ def _result(
         "accuracy": correct / items if items else 0.0,
         "items_per_s": items / elapsed if elapsed > 0 else 0.0,
         "model": model,
-        "strategy": strategy,
-        "policy": strategy,
+        "policy": policy,
         "seed": seed,
         "label_delay": label_delay,
         "data": str(data) if data is not None else "synthetic",
@@ -251,9 +249,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="share of items whose label may be requested (default 0.05)")
     parser.add_argument("--model", metavar="M", default=DEFAULT_MODEL,
                         help=f"model spec (default {DEFAULT_MODEL!r})")
-    parser.add_argument("--policy", "--strategy", dest="policy", metavar="EXPR", default=DEFAULT_POLICY,
+    parser.add_argument("--policy", metavar="EXPR", default=DEFAULT_POLICY,
                         help="query policy, e.g. 'margin', 'margin or novelty', 'random' "
-                             f"(default {DEFAULT_POLICY!r}; --strategy is its older name)")
+                             f"(default {DEFAULT_POLICY!r})")
     parser.add_argument("--explore", metavar="E", type=float, default=0.1,
                         help="share of the budget spent on random items (default 0.1)")
     parser.add_argument("--warmup-labels", metavar="N", type=int, default=DEFAULT_WARMUP_LABELS,

@@ -260,7 +260,6 @@ class BudgetController:
         self._budget = float(budget)
         self._explore = float(explore)
         self._step = float(step)
-        self._window = window
         self._promise_window = promise_window
         self._tolerance = float(tolerance)
         self._slack = (
@@ -273,7 +272,6 @@ class BudgetController:
         self._gain_per_label = gain / (self._budget * window)
         self._threshold = float(initial_threshold)
         self._quota = RandomQuota(self._budget * self._explore, np.random.default_rng(seed))
-        self._window_spend = self._budget
         self.seen = 0
         self.asked = 0
         self.planned = 0.0
@@ -341,11 +339,6 @@ class BudgetController:
         """``asked / planned``: 1.0 means exactly on budget (0.0 before any item)."""
         return self.asked / self.planned if self.planned > 0 else 0.0
 
-    @property
-    def window_spend(self) -> float:
-        """Exponentially weighted share of items asked over the last ``window`` items."""
-        return self._window_spend
-
     def decide(
         self,
         scores: np.ndarray,
@@ -404,8 +397,7 @@ class BudgetController:
         target, step = self._target, self._step
         up, down = step * (1.0 - target), step * target
         slack, per_label = self._slack, self._gain_per_label
-        keep = 1.0 - 1.0 / self._window
-        theta, asked, planned, spend = self._threshold, self.asked, self.planned, self._window_spend
+        theta, asked, planned = self._threshold, self.asked, self.planned
         planned += self.external  # the gate sees the shared deficit; the counters stay local
         forfeited = self.forfeited
         warmup_left, owed = self._warmup_left, self._owed
@@ -418,7 +410,6 @@ class BudgetController:
                 forfeited += budgets[i]
                 if track:
                     theta = theta + up if score >= theta else theta - down
-                spend = keep * spend
                 continue
             planned += budgets[i]
             if warmup_left > 0.0:  # the warm-up: credit ahead of the budget ...
@@ -446,11 +437,8 @@ class BudgetController:
                 asked += 1
                 room -= 1
                 cap -= 1
-            spend = keep * spend + (1.0 - keep) * ask[i]
 
-        self._threshold, self.asked, self.planned, self._window_spend = (
-            theta, asked, planned - self.external, spend
-        )
+        self._threshold, self.asked, self.planned = theta, asked, planned - self.external
         self.forfeited = forfeited
         self._warmup_left, self._owed = warmup_left, owed
         self.seen += n

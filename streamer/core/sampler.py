@@ -67,11 +67,10 @@ from streamer.core.moments import RunningMoments
 from streamer.core.policy import COMMITTEE_TERMS, MEMORY_TERMS, Node, RunningRank, parse
 from streamer.core.scores import SCORES
 
-__all__ = ["DEFAULT_POLICY", "DEFAULT_STRATEGY", "STRATEGIES", "Sampler"]
+__all__ = ["DEFAULT_POLICY", "STRATEGIES", "Sampler"]
 
 STRATEGIES = ("margin", "entropy", "least-confidence", "random")
 DEFAULT_POLICY = "margin"
-DEFAULT_STRATEGY = DEFAULT_POLICY  # the name the first releases used
 _MAX_CLASS_BOOST = 10.0
 
 
@@ -89,8 +88,6 @@ class Sampler:
     policy
         A policy expression (:mod:`streamer.core.policy`), e.g. ``"margin"`` or
         ``"margin or novelty"``; ``"random"`` is random sampling at the same budget.
-    strategy
-        The older name of ``policy`` (a single term); give one or the other.
     explore
         Share of the budget spent on uniformly random items (ignored by ``random``).
     seed
@@ -138,7 +135,6 @@ class Sampler:
         *,
         budget: float = 0.05,
         policy: str | None = None,
-        strategy: str | None = None,
         explore: float = 0.1,
         seed: int = 0,
         promise_window: int = 10_000,
@@ -160,9 +156,7 @@ class Sampler:
         warmup_repay: float = 1.0,
         warmup_per_class: float = 0.0,
     ) -> None:
-        if policy is not None and strategy is not None and policy != strategy:
-            raise ValueError("give either policy or strategy (its older name), not both")
-        text = (policy or strategy or DEFAULT_POLICY).strip()
+        text = (policy or DEFAULT_POLICY).strip()
         self._model = model
         self._policy_text = text
         self._random = text.lower() == "random"
@@ -230,11 +224,6 @@ class Sampler:
     @property
     def policy(self) -> str:
         """The policy expression (``random`` for the baseline)."""
-        return self._policy_text
-
-    @property
-    def strategy(self) -> str:
-        """The older name of :attr:`policy`."""
         return self._policy_text
 
     @property

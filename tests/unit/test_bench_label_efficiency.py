@@ -113,8 +113,8 @@ def test_only_ours_reuses_cached_anchors_and_adds_rows_from_the_command_line(
     _, out = quick
     doc = bench.benchmark(bench.parse_args(
         ["--quick", "--jobs", "1", "--out", str(out), "--only-ours",
-         "--ours", 'explore-more={"strategy": "margin", "explore": 0.3}']))
+         "--ours", 'explore-more={"policy": "margin", "explore": 0.3}']))
     methods = {r["method"] for r in doc["table"]}
     assert "explore-more" in methods and set(bench.ANCHORS) <= methods
     assert all(r["cached"] for r in doc["table"] if r["method"] in bench.ANCHORS)
-    assert doc["ours"]["explore-more"] == {"strategy": "margin", "explore": 0.3}
+    assert doc["ours"]["explore-more"] == {"policy": "margin", "explore": 0.3}

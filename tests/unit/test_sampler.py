@@ -10,7 +10,7 @@ import pytest
 
 from streamer.core.decisions import REASONS, Decisions
 from streamer.core.model import Label
-from streamer.core.sampler import DEFAULT_STRATEGY, STRATEGIES, Sampler
+from streamer.core.sampler import DEFAULT_POLICY, STRATEGIES, Sampler
 from streamer.models import build_model
 
 
@@ -60,8 +60,8 @@ class SpyModel:
         return cls()
 
 
-def test_default_strategy_is_one_of_the_strategies() -> None:
-    assert DEFAULT_STRATEGY in STRATEGIES
+def test_default_policy_is_one_of_the_single_term_policies() -> None:
+    assert DEFAULT_POLICY in STRATEGIES
 
 
 def test_cold_start_asks_the_first_items_until_two_classes_are_known() -> None:
@@ -136,19 +136,19 @@ def test_learning_increments_the_model_version() -> None:
     assert sampler.model.version == 2
 
 
-def test_random_strategy_ignores_uncertainty_and_records_random() -> None:
+def test_random_policy_ignores_uncertainty_and_records_random() -> None:
     X, y = blobs(4_000)
-    sampler = Sampler(build_model("StandardScaler | LogisticRegression"), strategy="random", budget=0.05)
+    sampler = Sampler(build_model("StandardScaler | LogisticRegression"), policy="random", budget=0.05)
     reasons = [r for d in run(sampler, X, y) for r in d.reason]
     assert set(reasons) <= {"random", "skip", "cold_start"}
     assert "uncertainty" not in reasons and "random" in reasons
     assert abs(reasons.count("skip") - 0.95 * 4_000) <= 0.05 * 0.05 * 4_000 + 5
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_every_strategy_learns_the_blobs(strategy: str) -> None:
+@pytest.mark.parametrize("policy", STRATEGIES)
+def test_every_single_term_policy_learns_the_blobs(policy: str) -> None:
     X, y = blobs(3_000, seed=2)
-    sampler = Sampler(build_model("StandardScaler | GaussianNB"), strategy=strategy, budget=0.05)
+    sampler = Sampler(build_model("StandardScaler | GaussianNB"), policy=policy, budget=0.05)
     decisions = run(sampler, X, y)
     late = [p == t for d, ts in zip(decisions[-100:], y[-1000:].reshape(100, 10), strict=True)
             for p, t in zip(d.prediction, ts, strict=True)]
@@ -160,7 +160,7 @@ def test_snapshot_is_json_and_counts_reasons() -> None:
     sampler = Sampler(build_model("GaussianNB"), budget=0.1, seed=3)
     run(sampler, X, y)
     snap = json.loads(json.dumps(sampler.snapshot()))
-    assert {"seen", "asked", "budget", "spend_ratio", "threshold", "strategy", "model_version",
+    assert {"seen", "asked", "budget", "spend_ratio", "threshold", "policy", "strategy", "model_version",
             "n_classes", "asked_by_reason"} <= set(snap)
     assert snap["seen"] == 1_000 and snap["n_classes"] == 3 and snap["budget"] == 0.1
     assert sum(snap["asked_by_reason"].values()) == snap["asked"]
@@ -185,15 +185,15 @@ def test_one_dimensional_x_is_rejected_with_a_hint() -> None:
         Sampler(build_model("GaussianNB")).decide(np.zeros(3))
 
 
-def test_unknown_strategy_lists_the_choices() -> None:
+def test_unknown_policy_lists_the_choices() -> None:
     with pytest.raises(ValueError, match="margin, entropy, least-confidence, .*'random'"):
-        Sampler(build_model("GaussianNB"), strategy="smallest-margin")
+        Sampler(build_model("GaussianNB"), policy="smallest-margin")
 
 
-def test_exposes_budget_strategy_and_model() -> None:
+def test_exposes_budget_policy_and_model() -> None:
     model = build_model("GaussianNB")
-    sampler = Sampler(model, budget=0.2, strategy="entropy")
-    assert (sampler.budget, sampler.strategy, sampler.model) == (0.2, "entropy", model)
+    sampler = Sampler(model, budget=0.2, policy="entropy")
+    assert (sampler.budget, sampler.policy, sampler.model) == (0.2, "entropy", model)
 
 
 def test_cancel_turns_asks_into_skips_and_frees_their_ids() -> None:

@@ -14,7 +14,7 @@ import pytest
 from streamer.simulate import register, run_simulation
 
 RESULT_KEYS = {"items", "queried", "query_rate", "budget", "accuracy", "items_per_s", "model",
-               "strategy", "policy", "seed", "label_delay", "data", "elapsed_s", "asked_by_reason",
+               "policy", "seed", "label_delay", "data", "elapsed_s", "asked_by_reason",
                "worst_window_share", "not_reasked"}
 
 
