@@ -3,44 +3,43 @@
 Nothing deeper in the code reads the environment; the service gets plain values from here.
 Secrets may also come from files (``STREAMER_<NAME>_FILE``, the Docker/Kubernetes secrets
 convention) and are masked wherever settings are shown: ``public()``, ``repr``, errors.
+Where the values come from is :mod:`streamer.config_sources`; the checks of the Kafka and Redis
+security options are :mod:`streamer.config_checks`.
 """
 
 from __future__ import annotations
 
-import contextvars
-import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from streamer.store.factory import mask_url, url_secrets
-
-_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
-    "streamer_config_file", default=None
+from streamer.config_checks import check_kafka_security, check_redis_security
+from streamer.config_sources import (
+    FILE_FIELDS,
+    MASK,
+    SECRET_FIELDS,
+    ConfigError,
+    ConfigFileSource,
+    SecretPairs,
+    config_file_var,
+    read_secret_file,
+    read_secret_files,
 )
+from streamer.store.factory import mask_url
 
-
-class ConfigError(ValueError):
-    """Settings that cannot work; the message says which and how to fix them."""
-
-
-MASK = "**********"
-# settings whose values are secrets: masked in public(), errors and repr
-SECRET_FIELDS = ("sasl_password", "redis_url", "redis_password", "checkpoint_key", "label_studio_token")
-# settings that may also come from a file named by <name>_file (STREAMER_<NAME>_FILE)
-FILE_FIELDS = (
-    "sasl_username", "sasl_password", "redis_url", "redis_username", "redis_password",
-    "checkpoint_key", "label_studio_token",
-)  # fmt: skip
-
-
-def _names(name: str) -> str:
-    return f"{name} (--{name.replace('_', '-')} / STREAMER_{name.upper()})"
+__all__ = [
+    "FILE_FIELDS",
+    "MASK",
+    "SECRET_FIELDS",
+    "ConfigError",
+    "Settings",
+    "load_settings",
+    "mask_url",
+    "read_secret_file",
+]
 
 
 class Settings(BaseSettings):
@@ -178,31 +177,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        layers = (init_settings, env_settings, _ConfigFileSource(settings_cls))
-        return (_SecretPairs(settings_cls, layers),)
+        layers = (init_settings, env_settings, ConfigFileSource(settings_cls))
+        return (SecretPairs(settings_cls, layers),)
 
     @model_validator(mode="before")
     @classmethod
     def _read_secret_files(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        problems = []
-        for name in FILE_FIELDS:
-            path = data.get(f"{name}_file")
-            if path is None or path == "":
-                continue
-            given = _names(f"{name}_file")
-            if data.get(name) not in (None, ""):
-                problems.append(f"{_names(name)} and {given} are both set; keep one")
-                continue
-            try:
-                data[name] = read_secret_file(Path(str(path)))
-            except ValueError as exc:
-                problems.append(f"{given}: {exc}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return data
+        return read_secret_files(data)
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -302,8 +283,8 @@ class Settings(BaseSettings):
             raise ValueError(f"label_config: file {self.label_config} does not exist")
         if self.payload_root is not None and not Path(self.payload_root).is_dir():
             raise ValueError(f"payload_root: folder {self.payload_root} does not exist")
-        self._check_kafka_security()
-        self._check_redis_security()
+        check_kafka_security(self)
+        check_redis_security(self)
         return self
 
     @property
@@ -312,62 +293,6 @@ class Settings(BaseSettings):
         if self.classes is None:
             return None
         return [name.strip() for name in self.classes.split(",") if name.strip()] or None
-
-    def _check_kafka_security(self) -> None:
-        sasl = {"sasl_mechanism": self.sasl_mechanism, "sasl_username": self.sasl_username,
-                "sasl_password": self.sasl_password}
-        ssl = {"ssl_cafile": self.ssl_cafile, "ssl_certfile": self.ssl_certfile,
-               "ssl_keyfile": self.ssl_keyfile}
-        if not self.security_protocol.startswith("SASL") and any(sasl.values()):
-            given = ", ".join(name for name, value in sasl.items() if value)
-            raise ValueError(
-                f"{given} set but security_protocol={self.security_protocol} does not use SASL: "
-                "set security_protocol to SASL_SSL (or SASL_PLAINTEXT), or remove them"
-            )
-        if self.security_protocol not in ("SSL", "SASL_SSL") and any(ssl.values()):
-            given = ", ".join(name for name, value in ssl.items() if value)
-            raise ValueError(
-                f"{given} set but security_protocol={self.security_protocol} does not use TLS: "
-                "set security_protocol to SSL (or SASL_SSL), or remove them"
-            )
-        if self.ssl_keyfile is not None and self.ssl_certfile is None:
-            raise ValueError("ssl_keyfile needs ssl_certfile (the client certificate it belongs to)")
-        for name, path in ssl.items():
-            if path is not None and not Path(path).is_file():
-                raise ValueError(f"{name}: file {path} does not exist")
-
-    def _check_redis_security(self) -> None:
-        options = {
-            "redis_username": self.redis_username, "redis_password": self.redis_password,
-            "redis_ssl_ca_certs": self.redis_ssl_ca_certs,
-            "redis_ssl_certfile": self.redis_ssl_certfile,
-            "redis_ssl_keyfile": self.redis_ssl_keyfile,
-            "redis_ssl_cert_reqs": self.redis_ssl_cert_reqs,
-        }
-        given = [name for name, value in options.items() if value is not None]
-        if self.redis_url is None:
-            if given:
-                raise ValueError(f"{', '.join(given)} set but no redis_url: they configure the "
-                                 "Redis store, set redis_url (or redis_url_file) too")
-            return
-        url = urlsplit(self.redis_url.get_secret_value())
-        if self.redis_password is not None and url_secrets(self.redis_url.get_secret_value()):
-            raise ValueError("the Redis password is set twice, in redis_url and in redis_password; "
-                             "keep one")
-        if self.redis_username is not None and url.username:
-            raise ValueError("the Redis username is set twice, in redis_url and in redis_username; "
-                             "keep one")
-        tls = [name for name in given if name.startswith("redis_ssl_")]
-        if tls and url.scheme != "rediss":
-            raise ValueError(f"{', '.join(tls)}: Redis TLS settings need a rediss:// redis_url, got "
-                             f"{url.scheme}://")
-        if self.redis_ssl_keyfile is not None and self.redis_ssl_certfile is None:
-            raise ValueError("redis_ssl_keyfile needs redis_ssl_certfile (the client certificate "
-                             "it belongs to)")
-        for name in ("redis_ssl_ca_certs", "redis_ssl_certfile", "redis_ssl_keyfile"):
-            path = options[name]
-            if path is not None and not Path(path).is_file():
-                raise ValueError(f"{name}: file {path} does not exist")
 
     def redis_client_options(self) -> dict[str, Any]:
         """Keyword arguments of the Redis client beyond the URL: AUTH and TLS, only those set.
@@ -394,92 +319,9 @@ class Settings(BaseSettings):
         return data
 
 
-class _SecretPairs(PydanticBaseSettingsSource):
-    """Flags > env > config file, where a secret and its ``_file`` form count as one setting.
-
-    The highest layer that sets either wins (``--checkpoint-key`` overrides
-    ``STREAMER_CHECKPOINT_KEY_FILE``); one layer setting both is an error, found later.
-    """
-
-    def __init__(
-        self, settings_cls: type[BaseSettings], layers: tuple[PydanticBaseSettingsSource, ...]
-    ) -> None:
-        super().__init__(settings_cls)
-        self._layers = layers
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # unused: __call__ merges whole layers
-
-    def __call__(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for layer in reversed(self._layers):  # lowest first, so higher layers overwrite
-            values = layer()
-            for name in FILE_FIELDS:
-                if _given(values, name) or _given(values, f"{name}_file"):
-                    merged.pop(name, None)
-                    merged.pop(f"{name}_file", None)
-            merged.update(values)
-        return merged
-
-
-def _given(values: dict[str, Any], name: str) -> bool:
-    return values.get(name) not in (None, "")
-
-
-class _ConfigFileSource(PydanticBaseSettingsSource):
-    """Values from a TOML or JSON file (``--config`` or ``STREAMER_CONFIG``)."""
-
-    def __init__(self, settings_cls: type[BaseSettings]) -> None:
-        super().__init__(settings_cls)
-        path = _config_file.get()
-        self._values = _read_config_file(path) if path else {}
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self._values.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self._values)
-
-
-def _read_config_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text()
-    try:
-        values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid {path.suffix[1:] or 'TOML'}: {exc}") from exc
-    values = values.get("streamer", values)  # allow a [streamer] table
-    return {key.replace("-", "_"): value for key, value in values.items()}
-
-
-def read_secret_file(path: Path) -> str:
-    """The secret a file holds: its text less one trailing newline (Docker/Kubernetes secrets).
-
-    Raises ``ValueError`` naming the path (never the content) if it is missing, unreadable or
-    empty.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"file {path} does not exist") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path} is a directory, not a file") from None
-    except PermissionError:
-        raise ValueError(f"file {path} cannot be read (permission denied for this user)") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"file {path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise ValueError(f"file {path} cannot be read: {exc.strerror}") from None
-    value = text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
-    if not value.strip():
-        raise ValueError(f"file {path} is empty")
-    return value
-
-
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Build the settings; raise ``ConfigError`` with every problem listed, one per line."""
-    token = _config_file.set(Path(config_file) if config_file else None)
+    token = config_file_var.set(Path(config_file) if config_file else None)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
@@ -496,4 +338,4 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
                 lines.append(f"  {flag}: {error['msg']} (got {shown})")
         raise ConfigError("invalid settings:\n" + "\n".join(lines)) from None
     finally:
-        _config_file.reset(token)
+        config_file_var.reset(token)
