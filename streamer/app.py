@@ -14,9 +14,10 @@ from prometheus_client import disable_created_metrics
 from streamer.config import Settings
 from streamer.core.sampler import DEFAULT_POLICY, Sampler
 from streamer.http import StatusServer
-from streamer.kafka.service import Service
 from streamer.metrics import Metrics
 from streamer.models import DEFAULT_MODEL, build_model
+from streamer.runtime import Service
+from streamer.runtime.clients import Clients
 from streamer.store.checkpoint import CheckpointError, loads
 from streamer.store.factory import open_store
 
@@ -46,8 +47,12 @@ def sampler_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-async def build_service(settings: Settings, metrics: Metrics | None = None) -> Service:
+async def build_service(settings: Settings, metrics: Metrics | None = None,
+                        clients: Clients | None = None) -> Service:
     """Model, sampler and store from the settings; restore the newest checkpoint if any.
+
+    ``clients`` are where its consumers and producer come from: Kafka at the settings' brokers
+    unless given (the in-memory bus of :mod:`streamer.runtime.memory_bus`, in tests).
 
     Raises
     ------
@@ -99,7 +104,7 @@ async def build_service(settings: Settings, metrics: Metrics | None = None) -> S
         sampler = Sampler(checkpoint.sampler.model, **config)
     return Service(
         settings, sampler, store, metrics,
-        checkpoint=checkpoint, checkpoint_key=key, sampler_config=config,
+        checkpoint=checkpoint, checkpoint_key=key, sampler_config=config, clients=clients,
     )
 
 

@@ -16,10 +16,10 @@ sampler to their app instead of deploying the service next to it::
 Two agents are registered on ``app``. The items agent reads micro-batches with
 ``stream.take_events`` (raw bytes: a malformed item reaches the dead-letter topic instead of
 being dropped by a Faust codec) and hands each to the same code the service runs
-(:meth:`streamer.kafka.service.Service.process_items`): the same decoder, one
+(:meth:`streamer.runtime.Service.process_items`): the same decoder, one
 ``Sampler.decide`` per batch, the same label requests, predictions and dead letters, the same
 pending store and Prometheus metrics. The labels agent does the same with
-:meth:`~streamer.kafka.service.Service.process_labels` (join with the store, learn, count the
+:meth:`~streamer.runtime.Service.process_labels` (join with the store, learn, count the
 join outcomes).
 
 What it guarantees (compared with ``streamer run``):
@@ -62,9 +62,9 @@ from streamer.app import sampler_config
 from streamer.config import Settings, load_settings
 from streamer.core.sampler import Sampler
 from streamer.http import StatusServer
-from streamer.kafka.service import Service
 from streamer.metrics import Metrics
 from streamer.models import DEFAULT_MODEL, build_model
+from streamer.runtime import Service
 from streamer.store.base import PendingStore
 from streamer.store.factory import open_store
 
@@ -157,8 +157,7 @@ class SamplingAgent:
             self._mark_consuming(self.service)
 
     def _mark_consuming(self, service: Service) -> None:
-        service.consuming = self._consuming
-        self.metrics.ready.set(1 if self._consuming else 0)
+        service.mark_consuming(self._consuming)
 
     def status(self) -> dict[str, Any]:
         """The service's status: items seen, label requests, join outcomes, model version...
@@ -222,13 +221,11 @@ class SamplingAgent:
         try:
             yield
         finally:
-            service.consuming = False
-            self.metrics.ready.set(0)
+            service.begin_stop()
+            service.mark_consuming(False)
             if server is not None:
                 await server.stop()
-            with contextlib.suppress(Exception):  # the final status shows what really waits
-                service.pending = await service.store.pending_count()
-            await service.store.close()
+            await service.close_store()
 
     async def decide(self, events: Sequence[EventT]) -> None:
         """One micro-batch of items: decide and produce; its events are acknowledged to Faust

@@ -1,7 +1,7 @@
 """Where the learner reads the labels topic from: every partition, at the checkpoint's offsets.
 
 The learner assigns itself all partitions of the labels topic (no consumer group joins, see
-:meth:`streamer.kafka.service.Service._start_labels`) and seeks each to the offset its
+:meth:`streamer.runtime.Service.start`) and seeks each to the offset its
 checkpoint recorded; partitions the checkpoint does not know start at the group's committed
 offset, else at the beginning.
 """

@@ -9,8 +9,9 @@ Scale-out uses Kafka consumer groups and Redis only -- no home-made coordination
   lease was taken over can no longer write one (:meth:`fence`).
 - :class:`ModelBoard` -- the learner publishes each new model version, signed like a
   checkpoint, as ``{prefix}:model`` (bytes) and ``{prefix}:model:meta`` (publish counter,
-  model version, time). Scorers poll the small meta key and fetch the bytes only when the
-  counter moved: a poll is one ``GET`` of a few bytes.
+  model version, time), and announces the counter on the channel ``{prefix}:model:published``.
+  Scorers fetch the bytes when a notice arrives, and poll the small meta key as a fallback
+  (a notice is lost while a subscriber reconnects): a poll is one ``GET`` of a few bytes.
 - :class:`BudgetLedger` -- a hash ``{prefix}:budget`` of ``planned`` and ``asked`` labels
   summed over every replica, and a sorted set of the replicas seen lately. Each replica adds
   what it decided since its last sync, a few times a second (one script call, not one per
@@ -117,7 +118,7 @@ class PublishedModel:
     blob: bytes | None = None  # the signed model; None when only the meta was read
 
 
-# KEYS: lease, sequence, model, meta. ARGV: token, fenced (1/0), version, stamp, blob.
+# KEYS: lease, sequence, model, meta, channel. ARGV: token, fenced (1/0), version, stamp, blob.
 # 0 = the lease is not ours (nothing written); else the new sequence.
 _PUBLISH = """
 if ARGV[2] == '1' and redis.call('GET', KEYS[1]) ~= ARGV[1] then
@@ -126,6 +127,7 @@ end
 local sequence = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[3], ARGV[5])
 redis.call('SET', KEYS[4], sequence .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
+redis.call('PUBLISH', KEYS[5], sequence)
 return sequence
 """
 
@@ -138,6 +140,7 @@ class ModelBoard:
         self.model_key = f"{{{prefix}}}:model"
         self.meta_key = f"{{{prefix}}}:model:meta"
         self.sequence_key = f"{{{prefix}}}:model:sequence"
+        self.channel = f"{{{prefix}}}:model:published"
         self.lease_key = f"{{{prefix}}}:learner"  # no lease given: a key nobody holds
         self._publish = client.register_script(_PUBLISH)
 
@@ -157,11 +160,21 @@ class ModelBoard:
         stamp = time.time() if now is None else now
         key, token = fence if fence is not None else (self.lease_key, b"")
         sequence = int(await self._publish(
-            keys=[key, self.sequence_key, self.model_key, self.meta_key],
+            keys=[key, self.sequence_key, self.model_key, self.meta_key, self.channel],
             args=[token, "1" if fence is not None else "0", int(version), repr(stamp), bytes(blob)]))
         if sequence == 0:
             raise LeaseLostError("another replica holds the learner lease: this model is not published")
         return sequence
+
+    async def subscribe(self) -> Any:
+        """A subscription to the publication notices (``get_message``; ``aclose`` it)."""
+        notices = self._client.pubsub()
+        try:
+            await notices.subscribe(self.channel)
+        except BaseException:
+            await notices.aclose()
+            raise
+        return notices
 
     async def latest(self) -> PublishedModel | None:
         """The newest publication's meta (one small GET), or None before the first."""

@@ -43,7 +43,8 @@ async def _checkpointed(redis_url: str, prefix: str, **overrides):
     service, X = await _trained_service(redis_url, prefix, **overrides)
     assert service.durable and service.restored is None
     assert not await service.checkpoint("test")  # only the learner checkpoints
-    assert await service.hold_learner_lease()
+    assert await service.role.try_lease()  # the learner role, without consuming labels
+    service.role.start_learning()
     assert await service.checkpoint("test")
     await service.close()  # gives the lease back
     return service, X

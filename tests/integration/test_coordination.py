@@ -122,3 +122,20 @@ async def test_a_deposed_learner_cannot_publish(client, prefix) -> None:
         await board.publish(2, b"model-v2-stale", fence=old.fence())
     published = await board.fetch()
     assert (published.sequence, published.version, published.blob) == (2, 5, b"model-v5")
+
+
+async def test_a_publication_notifies_the_scorers_at_once(client, prefix) -> None:
+    """Defect 11: scorers polled once per staleness bound; now each publication is announced."""
+    board = ModelBoard(client, prefix)
+    notices = await board.subscribe()
+    try:
+        sequence = await board.publish(3, b"model bytes")
+        message = None
+        for _ in range(20):  # the subscribe confirmation may come first
+            message = await notices.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            if message is not None:
+                break
+        assert message is not None, "no notice of the publication"
+        assert int(message["data"]) == sequence
+    finally:
+        await notices.aclose()

@@ -1,6 +1,7 @@
 """Defects a review of the runtime found (issue 18): each test failed before its fix.
 
-The service runs on the in-process store with a producer whose acknowledgements the test gives.
+The service runs on the in-process store with the in-memory bus's producer, whose
+acknowledgements the test gives.
 """
 
 from __future__ import annotations
@@ -14,51 +15,8 @@ from aiokafka.structs import ConsumerRecord
 
 from streamer.app import build_service
 from streamer.config import load_settings
+from streamer.runtime.memory_bus import MemoryBus, MemoryProducer
 from streamer.wire import encode_item
-
-
-class HeldProducer:
-    """Just what the service's output path uses of AIOKafkaProducer; every send waits for
-    :meth:`acknowledge` like a broker that has not answered yet."""
-
-    def __init__(self, auto: bool = False) -> None:
-        self.pending: list[asyncio.Future[Any]] = []
-        self.sent = 0
-        self.auto = auto  # acknowledge every send at once
-        self.values: list[tuple[str, bytes]] = []
-
-    async def partitions_for(self, topic: str) -> set[int]:
-        return {0, 1, 2}
-
-    def create_batch(self) -> Any:
-        producer = self
-
-        class Batch:
-            def append(self, **_: Any) -> object:
-                producer.sent += 1
-                return object()
-
-        return Batch()
-
-    def _future(self) -> asyncio.Future[Any]:
-        future = asyncio.get_running_loop().create_future()
-        self.pending.append(future)
-        if self.auto:
-            future.set_result(None)
-        return future
-
-    async def send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
-        return self._future()
-
-    async def send(self, topic: str, value: bytes, key: bytes | None = None, **_: Any) -> asyncio.Future[Any]:
-        self.sent += 1
-        self.values.append((topic, value))
-        return self._future()
-
-    def acknowledge(self) -> None:
-        for future in self.pending:
-            if not future.done():
-                future.set_result(None)
 
 
 def _records(count: int, age_s: float, d: int = 3) -> list[ConsumerRecord]:
@@ -72,7 +30,7 @@ def _records(count: int, age_s: float, d: int = 3) -> list[ConsumerRecord]:
 async def test_item_latency_is_observed_once_the_broker_acknowledged_the_output() -> None:
     """Defect 8: streamer_item_latency_seconds says "to decision acknowledged by the broker"."""
     service = await build_service(load_settings(model="StandardScaler | LogisticRegression"))
-    producer = HeldProducer()
+    producer = MemoryProducer(MemoryBus(), auto_ack=False)
     service.attach_producer(producer)  # type: ignore[arg-type]
     count = "streamer_item_latency_seconds_count"
     total = "streamer_item_latency_seconds_sum"
@@ -88,42 +46,9 @@ async def test_item_latency_is_observed_once_the_broker_acknowledged_the_output(
     assert registry.get_sample_value(total) >= 8 * 1.3, "measured to the acknowledgement"
 
 
-class RecordingConsumer:
-    """The items consumer as far as commits go."""
-
-    def __init__(self) -> None:
-        self.commits: list[dict] = []
-
-    async def commit(self, offsets: dict) -> None:
-        self.commits.append(dict(offsets))
-
-
-async def test_a_rebalance_commits_the_acknowledged_items_before_the_partitions_move() -> None:
-    """Defect 9: without a commit on revoke, the next owner decides acknowledged items again."""
-    from aiokafka import TopicPartition
-
-    service = await build_service(load_settings(model="StandardScaler | LogisticRegression"))
-    producer, consumer = HeldProducer(), RecordingConsumer()
-    service.attach_producer(producer)  # type: ignore[arg-type]
-    service._items = consumer  # type: ignore[assignment]
-    records = _records(6, age_s=0.1)
-    sends = await service.process_items(records)
-    offsets = {TopicPartition("items", p): max(r.offset for r in records if r.partition == p) + 1
-               for p in {r.partition for r in records}}
-    await service._commit_after(consumer, sends, offsets)  # type: ignore[arg-type]
-    assert consumer.commits == [], "nothing is acknowledged yet"
-
-    async def broker_answers_later() -> None:
-        await asyncio.sleep(0.2)
-        producer.acknowledge()
-
-    answering = asyncio.create_task(broker_answers_later())
-    await service.items_watch.on_partitions_revoked(list(offsets))
-    await answering
-    committed: dict = {}
-    for commit in consumer.commits:
-        committed.update(commit)
-    assert committed == offsets, "the outputs in flight were awaited and their offsets committed"
+# Defect 9 (a rebalance re-decided acknowledged items): tests/unit/test_runtime_bus.py::
+# test_a_rebalance_commits_what_was_acknowledged_and_the_new_owner_goes_on_from_there, on the
+# in-memory bus with a real second group member.
 
 
 def test_a_label_has_one_canonical_form_on_the_wire() -> None:
@@ -166,9 +91,9 @@ def orjson_keys(raw: bytes) -> list[str]:
     return [k for k, _ in dict(pairs)["proba"]]
 
 
-async def _service_with_pending(count: int, **settings: Any) -> tuple[Any, HeldProducer]:
+async def _service_with_pending(count: int, **settings: Any) -> tuple[Any, MemoryProducer]:
     service = await build_service(load_settings(model="StandardScaler | LogisticRegression", **settings))
-    producer = HeldProducer(auto=True)
+    producer = MemoryProducer(MemoryBus(), auto_ack=True)
     service.attach_producer(producer)  # type: ignore[arg-type]
     rng = np.random.default_rng(1)
     await service.store.put_many([f"p{i}" for i in range(count)], rng.normal(size=(count, 3)), time.time(), 3600)
@@ -183,10 +108,10 @@ def _label_records(labels: list[Any]) -> list[ConsumerRecord]:
             for i, label in enumerate(labels)]
 
 
-def _dead_reasons(producer: HeldProducer) -> list[str]:
+def _dead_reasons(producer: MemoryProducer) -> list[str]:
     import orjson
 
-    return [orjson.loads(value)["reason"] for topic, value in producer.values if topic == "dead-letters"]
+    return [orjson.loads(value)["reason"] for value in producer.bus.values("dead-letters")]
 
 
 async def test_classes_beyond_max_classes_are_dead_letters() -> None:
@@ -227,7 +152,7 @@ async def test_a_label_whose_learning_failed_is_kept_and_its_dead_letter_replays
     assert service.status()["labels_applied"] == 0
     # the dead letters carry the labels as they came; replayed once the cause is fixed, they join
     broken["on"] = False
-    raws = [orjson.loads(v)["raw"].encode() for t, v in producer.values if t == "dead-letters"]
+    raws = [orjson.loads(v)["raw"].encode() for v in producer.bus.values("dead-letters")]
     replayed = [ConsumerRecord("labels", 0, 10 + i, 0, 0, r.key, raw, None, 0, 0, [])
                 for i, (r, raw) in enumerate(zip(records, raws, strict=True))]
     await service.process_labels(replayed)
@@ -242,10 +167,9 @@ async def test_a_permanent_redis_error_stops_the_service_with_the_reason() -> No
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import OutOfMemoryError, ResponseError
 
-    from streamer.kafka.service import StoreRefusedError
+    from streamer.runtime import StoreRefusedError
 
     service, _ = await _service_with_pending(1)
-    service._stop = asyncio.Event()
     calls = {"n": 0}
 
     async def refused() -> None:
@@ -253,10 +177,10 @@ async def test_a_permanent_redis_error_stops_the_service_with_the_reason() -> No
         raise OutOfMemoryError("OOM command not allowed when used memory > 'maxmemory'.")
 
     with pytest.raises(StoreRefusedError, match="OOM command not allowed.*maxmemory"):
-        await asyncio.wait_for(service._store_retry(refused), timeout=5)
+        await asyncio.wait_for(service.health.retry(refused), timeout=5)
     assert calls["n"] == 1, "not retried"
     with pytest.raises(StoreRefusedError, match="WRONGTYPE"):
-        await asyncio.wait_for(service._store_retry(
+        await asyncio.wait_for(service.health.retry(
             lambda: _raise(ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"))),
             timeout=5)
 
@@ -268,7 +192,7 @@ async def test_a_permanent_redis_error_stops_the_service_with_the_reason() -> No
             raise RedisConnectionError("Connection refused")
         return "ok"
 
-    assert await asyncio.wait_for(service._store_retry(outage_then_back), timeout=30) == "ok"  # transient
+    assert await asyncio.wait_for(service.health.retry(outage_then_back), timeout=30) == "ok"  # transient
 
 
 async def _raise(exc: BaseException) -> None:

@@ -1,0 +1,107 @@
+"""The learner role: one replica learns at a time, the holder of the learner lease.
+
+Without a shared store (one process) this replica always learns. With one, it takes the lease
+when free, renews it every third of its length, and gives it back at close so a standby takes
+over at once. A replica that finds the lease taken over stops learning: its checkpoints and
+publications are fenced, so a deposed learner can never write over its successor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from streamer.metrics import Metrics
+from streamer.runtime.health import STORE_ERRORS, Health
+from streamer.store.base import LeaseLostError
+from streamer.store.coordination import LearnerLease
+
+__all__ = ["LearnerRole"]
+
+log = logging.getLogger(__name__)
+
+
+class LearnerRole:
+    """Whether this replica learns now, and the lease that says so.
+
+    ``role`` is the deployment's ``--role``: ``both`` (decide and learn), ``scorer`` (decide
+    only) or ``learner`` (learn only).
+    """
+
+    def __init__(self, role: str, lease: LearnerLease | None, health: Health, metrics: Metrics) -> None:
+        self.role = role
+        self.lease = lease
+        self.health = health
+        self.metrics = metrics
+        self.learning = False
+        self.keeper: asyncio.Task[None] | None = None  # renews the lease while we hold it
+
+    @property
+    def may_learn(self) -> bool:
+        return self.role != "scorer"
+
+    @property
+    def decides(self) -> bool:
+        return self.role != "learner"
+
+    def fence(self) -> tuple[str, bytes] | None:
+        """What a store write must check to land only while we hold the lease."""
+        return None if self.lease is None else self.lease.fence()
+
+    def start_learning(self) -> None:
+        self.learning = True
+        self.metrics.learner.set(1)
+
+    def deposed(self) -> None:
+        """Another replica holds the lease now: stop learning here."""
+        self.learning = False
+        self.metrics.learner.set(0)
+
+    async def try_lease(self) -> bool:
+        """Take the learner lease if it is free (always True without a shared store)."""
+        if self.lease is None:
+            return True
+        try:
+            held = await self.lease.acquire()
+        except STORE_ERRORS as exc:
+            self.health.degrade("store", exc)
+            return False
+        if held:
+            self.keeper = asyncio.create_task(self._keep(), name="lease")
+        return held
+
+    async def _keep(self) -> None:
+        """Renew the lease until the service closes; raise when another replica took it."""
+        assert self.lease is not None
+        while True:
+            await asyncio.sleep(self.lease.seconds / 3.0)
+            if not await self._renew():
+                raise LeaseLostError(
+                    f"the learner lease {self.lease.key} was lost (another replica holds it): "
+                    "this replica stops so that only one model learns; restart it"
+                )
+
+    async def _renew(self) -> bool:
+        """Renew the lease; False only when another replica holds it.
+
+        While Redis is down nobody can take the lease over, and nothing we write lands
+        (checkpoints are fenced): the lease is renewed -- or taken again -- once it answers.
+        """
+        assert self.lease is not None
+        try:
+            return await self.lease.renew()
+        except STORE_ERRORS as exc:
+            self.health.degrade("store", exc)
+            return True
+
+    async def release(self) -> None:
+        """Stop renewing and give the lease back, so a standby takes over at once."""
+        if self.keeper is not None:
+            self.keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LeaseLostError):
+                await self.keeper
+        if self.learning and self.lease is not None:
+            with contextlib.suppress(*STORE_ERRORS):
+                await self.lease.release()
+            self.deposed()
