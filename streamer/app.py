@@ -34,7 +34,7 @@ def sampler_config(settings: Settings) -> dict[str, Any]:
     """The Sampler's keyword arguments from the settings (a checkpoint records them)."""
     return {
         "budget": settings.budget,
-        "policy": settings.policy or settings.strategy or DEFAULT_POLICY,
+        "policy": settings.policy or DEFAULT_POLICY,
         "explore": settings.explore,
         "seed": settings.seed,
         "promise_window": settings.budget_window,

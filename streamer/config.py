@@ -114,7 +114,6 @@ class Settings(BaseSettings):
     budget: float = Field(0.05, gt=0, le=1)
     model: str | None = None  # None = streamer.models.DEFAULT_MODEL
     policy: str | None = None  # None = streamer.core.sampler.DEFAULT_POLICY, e.g. "margin or novelty"
-    strategy: str | None = None  # the older name of `policy` (a single term)
     class_balance: float = Field(0.0, ge=0, le=4)  # 0 = off; 1 = rare predicted classes weigh 1/share
     drift_boost: bool = False  # raise the ask rate after a drift of the error, paid back later
     labels_per_second: float | None = Field(None, gt=0)  # token bucket on top of the share budget
@@ -214,7 +213,7 @@ class Settings(BaseSettings):
         check_model_spec(value)  # raises ValueError naming the unknown estimator or bad option
         return value
 
-    @field_validator("policy", "strategy")
+    @field_validator("policy")
     @classmethod
     def _policy(cls, value: str | None) -> str | None:
         if value is None or value.strip().lower() == "random":
@@ -240,8 +239,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        if self.policy is not None and self.strategy is not None and self.policy != self.strategy:
-            raise ValueError("set policy or strategy (its older name), not both")
         if self.window_promise and self.warmup_labels:
             raise ValueError(
                 f"warmup_labels={self.warmup_labels} and budget_window={self.budget_window} do not "

@@ -103,7 +103,7 @@ def test_policy_settings_are_validated_and_reach_the_sampler(monkeypatch: pytest
     [
         ({"policy": "margin or"}, "--policy / STREAMER_POLICY"),
         ({"policy": "smallest"}, "unknown term 'smallest'"),
-        ({"policy": "margin", "strategy": "entropy"}, "not both"),
+        ({"strategy": "entropy"}, "--strategy / STREAMER_STRATEGY: Extra inputs"),
         ({"labels_per_second": 0}, "--labels-per-second"),
         ({"budget_tolerance": 0}, "--budget-tolerance"),
     ],

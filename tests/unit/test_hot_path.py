@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry, Histogram
 from streamer.config import Settings
 from streamer.core.sampler import Sampler
 from streamer.kafka.produce import encode_predictions
-from streamer.runtime import Service
 from streamer.metrics import observe_many
 from streamer.models import build_model
+from streamer.runtime import Service
 from streamer.store.memory import MemoryPendingStore
 from streamer.wire import ItemDecoder, encode_label, encode_prediction
 
