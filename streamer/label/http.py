@@ -5,18 +5,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from streamer.http import health_app
 from streamer.label.payload import PAYLOAD_PATH, PayloadRefused, payload_file
 
+if TYPE_CHECKING:
+    from streamer.label.edge import EdgeMetrics
 
-def edge_app(registry: CollectorRegistry, ready: Callable[[], bool], status: Callable[[], dict[str, Any]],
+
+def edge_app(metrics: EdgeMetrics, ready: Callable[[], bool], status: Callable[[], dict[str, Any]],
              payload_root: Path | None) -> web.Application:
-    """An aiohttp app with the endpoints every edge has; add the edge's own routes to it."""
+    """An aiohttp app with the endpoints every edge has; add the edge's own routes to it.
+
+    ``metrics`` is the edge's :class:`~streamer.label.edge.EdgeMetrics`: its ready gauge reads
+    ``ready`` at each scrape, so ``/metrics`` and ``/readyz`` always agree.
+    """
+    metrics.ready.set_function(lambda: float(ready()))
 
     async def payload(request: web.Request) -> web.StreamResponse:
         try:
@@ -26,6 +33,6 @@ def edge_app(registry: CollectorRegistry, ready: Callable[[], bool], status: Cal
         return web.FileResponse(path, headers={"Content-Type": content_type,
                                                "X-Content-Type-Options": "nosniff"})
 
-    app = health_app(registry, ready, status)
+    app = health_app(metrics.registry, ready, status)
     app.router.add_get(PAYLOAD_PATH, payload)
     return app

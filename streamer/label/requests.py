@@ -195,3 +195,16 @@ class ClassBook:
         if text in self._typed:
             return self._typed[text]
         return canonical_label(text)
+
+
+def features_table(features: list[float] | dict[str, float] | None) -> dict[str, float]:
+    """Features as the name -> value object a Table shows (a list is named f0, f1, ...).
+
+    >>> features_table([0.5, 2.0])
+    {'f0': 0.5, 'f1': 2.0}
+    """
+    if features is None:
+        return {}
+    if isinstance(features, dict):
+        return dict(features)
+    return {f"f{i}": value for i, value in enumerate(features)}

@@ -339,7 +339,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     async with LabelStudioClient(settings.label_studio_url, settings.label_studio_token.get_secret_value(),
                                  stop, on_error=edge.metrics.upstream_errors.inc) as client:
         bridge = StudioBridge(settings, client, edge)
-        app = edge_app(edge.metrics.registry, bridge.ready, bridge.status, settings.payload_root)
+        app = edge_app(edge.metrics, bridge.ready, bridge.status, settings.payload_root)
 
         async def webhook(_: web.Request) -> web.Response:
             bridge.wake()
@@ -353,7 +353,6 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
         try:
             await edge.start()
             await bridge.prepare()
-            edge.metrics.ready.set_function(lambda: float(bridge.ready()))  # read at each scrape
             tasks = [asyncio.create_task(coro) for coro in (
                 bridge.requests_loop(stop), bridge.annotations_loop(stop), keep_committing(edge, stop))]
             done, _ = await asyncio.wait([*tasks, asyncio.create_task(stop.wait())],

@@ -13,7 +13,7 @@ import re
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from streamer.label.requests import LabelRequest
+from streamer.label.requests import LabelRequest, features_table
 
 CONTROL = "label"  # the Choices control's name
 NEW_CLASS = "new_class"  # the TextArea for a class not (yet) offered
@@ -59,19 +59,6 @@ def config_classes(config: str) -> list[str]:
     from html import unescape
 
     return [unescape(match[1:-1]) for match in _CHOICE.findall(config or "")]
-
-
-def features_table(features: list[float] | dict[str, float] | None) -> dict[str, float]:
-    """Features as the name -> value object a Table shows (a list is named f0, f1, ...).
-
-    >>> features_table([0.5, 2.0])
-    {'f0': 0.5, 'f1': 2.0}
-    """
-    if features is None:
-        return {}
-    if isinstance(features, dict):
-        return dict(features)
-    return {f"f{i}": value for i, value in enumerate(features)}
 
 
 def task_for(request: LabelRequest, image_url: str | None) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from streamer.label.claims import ClaimQueue, Refused
 from streamer.label.edge import LabelEdge, ReadRequest, keep_committing
 from streamer.label.http import edge_app
 from streamer.label.payload import payload_url
-from streamer.label.requests import ClassBook, LabelRequest
+from streamer.label.requests import ClassBook, LabelRequest, features_table
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,7 @@ def _page() -> tuple[bytes, str]:
 
 def _features(features: list[float] | dict[str, float] | None) -> tuple[list[list[Any]], int]:
     """Rows (name, value) to show, and how many more were left out."""
-    if features is None:
-        return [], 0
-    pairs = list(features.items()) if isinstance(features, dict) else \
-        [(f"f{i}", v) for i, v in enumerate(features)]
+    pairs = list(features_table(features).items())
     return [[str(k), v] for k, v in pairs[:MAX_FEATURES_SHOWN]], max(0, len(pairs) - MAX_FEATURES_SHOWN)
 
 
@@ -122,7 +119,6 @@ class WebEdge:
                 await asyncio.sleep(1.0)
                 continue
             self.took(reads, time.time())
-            self.edge.metrics.ready.set(1 if self.edge.joined else 0)
             now_held = set(self.edge.watch.partitions) if self.edge.watch else set()
             if held - now_held:
                 self.queue.forget(held - now_held)
@@ -266,7 +262,7 @@ class WebEdge:
             "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
 
     def app(self) -> web.Application:
-        app = edge_app(self.edge.metrics.registry, lambda: self.edge.joined,
+        app = edge_app(self.edge.metrics, lambda: self.edge.joined,
                        lambda: {**self.edge.status(), "page": self.stats()}, self.settings.payload_root)
         app.router.add_get("/", self.index)
         app.router.add_get("/favicon.ico", _no_icon)
