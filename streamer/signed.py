@@ -1,7 +1,9 @@
-"""The signed-blob format every model's state uses: ``magic + HMAC-SHA256(key, payload) + payload``.
+"""Signed blobs: ``magic + HMAC-SHA256(key, payload) + payload``.
 
-Nothing in a blob is parsed (or unpickled) before its signature was checked against the
-caller's key, so state that came back from Redis or over the network cannot run code.
+Every model's state (:mod:`streamer.models`) and the service's checkpoints
+(:mod:`streamer.store.checkpoint`) use this format. Nothing in a blob is parsed (or unpickled)
+before its signature was checked against the caller's key, so state that came back from Redis
+or over the network cannot run code.
 
 Examples
 --------
@@ -11,7 +13,7 @@ b'payload'
 >>> unseal(b"demo\\n", b"other", blob, "demo model")
 Traceback (most recent call last):
 ...
-ValueError: model checkpoint failed its integrity check: it was modified, truncated or signed with a different key; refusing to load it
+streamer.signed.SignatureError: model checkpoint failed its integrity check: it was modified, truncated or signed with a different key; refusing to load it
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-__all__ = ["seal", "unseal"]
+__all__ = ["SignatureError", "seal", "unseal"]
 
 _DIGEST = hashlib.sha256().digest_size
+
+
+class SignatureError(ValueError):
+    """A blob whose signature does not match its payload under the caller's key."""
 
 
 def seal(magic: bytes, key: bytes, payload: bytes) -> bytes:
@@ -32,14 +38,15 @@ def seal(magic: bytes, key: bytes, payload: bytes) -> bytes:
 def unseal(magic: bytes, key: bytes, data: bytes, what: str) -> bytes:
     """The payload of a :func:`seal` blob; ``ValueError`` unless ``magic`` and the signature match.
 
-    ``what`` names the format in the error (``not a streamer {what} checkpoint``).
+    ``what`` names the format in the error (``not a streamer {what} checkpoint``); a signature
+    that does not match raises :class:`SignatureError`.
     """
     if not isinstance(data, bytes | bytearray) or not data.startswith(magic):
         raise ValueError(f"not a streamer {what} checkpoint (wrong header)")
     body = bytes(data[len(magic):])
     signature, payload = body[:_DIGEST], body[_DIGEST:]
     if not hmac.compare_digest(signature, _sign(key, payload)):
-        raise ValueError(
+        raise SignatureError(
             "model checkpoint failed its integrity check: it was modified, truncated or "
             "signed with a different key; refusing to load it"
         )

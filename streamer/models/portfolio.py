@@ -48,7 +48,7 @@ import numpy as np
 
 from streamer.core.checks import as_batch
 from streamer.core.model import Label, Model, with_class
-from streamer.models.signed import seal, unseal
+from streamer.signed import seal, unseal
 
 __all__ = ["VOTES", "Portfolio", "check_vote"]
 

@@ -52,7 +52,7 @@ from river import base, compose, multiclass
 from streamer.core.checks import as_batch
 from streamer.core.model import Label, with_class
 from streamer.models.fast import FastPath, compile_fast
-from streamer.models.signed import seal, unseal
+from streamer.signed import seal, unseal
 
 __all__ = ["RiverModel"]
 

@@ -113,7 +113,7 @@ except ImportError:  # the torch extra is not installed: TorchHead() says how to
 
 from streamer.core.checks import as_batch
 from streamer.core.model import Label, with_class
-from streamer.models.signed import seal, unseal
+from streamer.signed import seal, unseal
 
 __all__ = [
     "INSTALL_HINT",

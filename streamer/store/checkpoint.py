@@ -4,9 +4,10 @@ A checkpoint is written to the store together with the ids of the labels it incl
 (:meth:`~streamer.store.base.PendingStore.commit`, one atomic step), so after a crash the
 restored service re-reads exactly the labels its model has not learned yet.
 
-Format: ``streamer-checkpoint/<format>\n + HMAC-SHA256(key, payload) + payload``; the payload
-is a pickle and is unpickled only after the signature matched. A checkpoint that was modified,
-truncated or signed with another key is refused with :class:`CheckpointError` -- never loaded.
+Format: ``streamer-checkpoint/<format>\n + HMAC-SHA256(key, payload) + payload`` (a
+:mod:`streamer.signed` blob whose magic is the header); the payload is a pickle and is unpickled
+only after the signature matched. A checkpoint that was modified, truncated or signed with
+another key is refused with :class:`CheckpointError` -- never loaded.
 
 Versions: the header names the format (``FORMAT``). A checkpoint of a newer format than this
 code knows is refused with what to do. One of an older format (or written by a release whose
@@ -32,8 +33,6 @@ streamer.store.checkpoint.CheckpointError: checkpoint failed its integrity check
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import inspect
 import logging
 import pickle
@@ -42,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamer.core.sampler import Sampler
+from streamer.signed import SignatureError, seal, unseal
 
 __all__ = ["FORMAT", "Checkpoint", "CheckpointError", "dumps", "loads"]
 
@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 FORMAT = 2  # 2: the header carries the format; loads upgrades objects that lack attributes
 _HEADER = b"streamer-checkpoint/"
 MAGIC = _HEADER + f"{FORMAT}\n".encode()
-_DIGEST = hashlib.sha256().digest_size
 
 
 class CheckpointError(ValueError):
@@ -79,7 +78,7 @@ def dumps(checkpoint: Checkpoint, key: bytes) -> bytes:
         {name: getattr(checkpoint, name) for name in Checkpoint.__slots__},
         protocol=pickle.HIGHEST_PROTOCOL,
     )
-    return MAGIC + _sign(key, payload) + payload
+    return seal(MAGIC, key, payload)
 
 
 def loads(data: bytes, key: bytes) -> Checkpoint:
@@ -92,14 +91,14 @@ def loads(data: bytes, key: bytes) -> Checkpoint:
         is unpickled then), or they were written in a newer format than this code knows.
     """
     _check_key(key)
-    version = _format(data)
-    body = bytes(data[len(_HEADER) + len(str(version)) + 1 :])
-    signature, payload = body[:_DIGEST], body[_DIGEST:]
-    if len(signature) != _DIGEST or not hmac.compare_digest(signature, _sign(key, payload)):
+    version, header = _format(data)
+    try:
+        payload = unseal(header, key, data, "service")
+    except SignatureError:
         raise CheckpointError(
             "checkpoint failed its integrity check: it was modified, truncated or signed with "
             "a different key (checkpoint_key); refusing to load it"
-        )
+        ) from None
     if version > FORMAT:
         raise CheckpointError(
             f"checkpoint format {version} was written by a newer streamer (this one reads formats "
@@ -120,12 +119,12 @@ def _fresh_sampler(checkpoint: Checkpoint) -> Sampler:
     return Sampler(checkpoint.sampler.model, **config)
 
 
-def _format(data: Any) -> int:
-    """The format number in a checkpoint's header."""
+def _format(data: Any) -> tuple[int, bytes]:
+    """The format number in a checkpoint's header, and the header (the blob's magic)."""
     if isinstance(data, bytes | bytearray) and bytes(data).startswith(_HEADER):
-        number = bytes(data[len(_HEADER) : len(_HEADER) + 8]).split(b"\n", 1)[0]
-        if number.isdigit():
-            return int(number)
+        number, newline, _ = bytes(data[len(_HEADER) : len(_HEADER) + 9]).partition(b"\n")
+        if newline and number.isdigit():
+            return int(number), _HEADER + number + b"\n"
     raise CheckpointError("not a streamer checkpoint (wrong header); refusing to load it")
 
 
@@ -148,7 +147,3 @@ def _fill_missing(restored: Any, fresh: Any, path: str = "sampler", depth: int =
 def _check_key(key: bytes) -> None:
     if not isinstance(key, bytes) or len(key) < 16:
         raise ValueError("the checkpoint key must be at least 16 bytes")
-
-
-def _sign(key: bytes, payload: bytes) -> bytes:
-    return hmac.new(key, payload, hashlib.sha256).digest()
