@@ -347,9 +347,10 @@ class Service:
             assert self._key is not None
             blob = await self.health.retry(self.store.load_checkpoint)
             if blob is not None:
-                checkpoint = loads(blob, self._key)
-                if checkpoint.sequence > self.checkpoints.sequence:  # newer than the one we started from
-                    self._take_over(checkpoint)
+                # Always from the checkpoint, even the one this replica started from: a standby
+                # scored with the learner's later publications, whose labels it now reads again
+                # from the checkpoint's offsets (they would be learned twice)
+                self._take_over(loads(blob, self._key))
         self.role.start_learning()
         log.info("learning (role %s): labels from %s", self.role.role, self.settings.labels_topic)
         await self._start_labels()

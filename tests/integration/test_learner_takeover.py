@@ -1,0 +1,85 @@
+"""A standby that scored with published models takes the learner role over exactly once.
+
+Real Redis (the lease, the board, the checkpoint), the in-memory bus for the topics. The
+learner is "killed": it stops renewing its lease and writes no final checkpoint, as after
+``kill -9``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import numpy as np
+import pytest
+
+from streamer.app import build_service
+from streamer.config import load_settings
+from streamer.runtime.memory_bus import MemoryBus, MemoryProducer
+from streamer.wire import encode_item, encode_label
+
+pytestmark = pytest.mark.integration
+
+KEY = "integration-test-key-0123456789"
+
+
+def _rows_learned(service) -> int:
+    """Rows the logistic regression stepped on (one SGD step per learned label)."""
+    return max(c.optimizer.n_iterations for c in service.sampler.model._classifier.classifiers.values())
+
+
+async def test_a_standby_that_used_published_models_relearns_from_the_checkpoint_once(redis_url: str) -> None:
+    bus = MemoryBus(partitions=1)
+    settings = load_settings(
+        model="StandardScaler | LogisticRegression", budget=0.5, warmup_labels=0, seed=1,
+        redis_url=redis_url, redis_prefix=f"takeover-{uuid.uuid4().hex[:8]}", checkpoint_key=KEY,
+        learner_lease_seconds=1.0, checkpoint_every_labels=10_000, checkpoint_every_seconds=3600,
+    )
+    rng = np.random.default_rng(3)
+    for i in range(400):
+        x = rng.normal(size=3)
+        bus.append("items", 0, f"i{i}".encode(), encode_item(f"i{i}", x))
+    truth = {}
+
+    learner = await build_service(settings)
+    learner.attach_producer(MemoryProducer(bus))
+    assert await learner.role.try_lease()
+    learner.role.start_learning()
+    await learner.process_items(bus.partitions("items")[0])
+    import orjson
+    for value in bus.values("label-requests"):
+        item_id = orjson.loads(value)["id"]
+        truth[item_id] = int(item_id[1:]) % 2
+        bus.append("labels", 0, item_id.encode(), encode_label(item_id, truth[item_id]))
+    labels = bus.partitions("labels")[0]
+    assert len(labels) >= 60
+    half = len(labels) // 2
+    await learner.process_labels(labels[:half])
+    assert await learner.checkpoint("test")
+    checkpointed = learner.sampler.model.version
+    await learner.process_labels(labels[half:])  # learned and published, never checkpointed
+    await learner.publication.publish(force=True)
+    final = _rows_learned(learner)
+    assert final == len(labels) and checkpointed < learner.sampler.model.version
+    # kill -9: the lease is no longer renewed, no final checkpoint, nothing released
+    learner.role.keeper.cancel()
+
+    standby = await build_service(settings, clients=bus.clients(settings))
+    assert standby.restored == 1
+    stop = asyncio.Event()
+    running = asyncio.create_task(standby.run(stop))
+    try:
+        # it scores with the learner's newest publication until the lease expires, then
+        # learns the labels after the checkpoint again: each once
+        for _ in range(200):
+            if standby.learning and standby.counts["labels_applied"] >= len(labels):
+                break
+            await asyncio.sleep(0.05)
+        assert standby.learning
+        assert standby.counts["labels_applied"] == len(labels)
+        await asyncio.sleep(0.3)
+        assert _rows_learned(standby) == final, f"the model learned {_rows_learned(standby) - final} labels twice"
+    finally:
+        stop.set()
+        await running
+        await learner.close_store()
