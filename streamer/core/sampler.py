@@ -235,7 +235,9 @@ class Sampler:
         """Predict with ``model`` from now on: a newer version the learner published.
 
         The budget, the in-flight ids and the novelty memory stay: they describe this
-        sampler's stream, not the model.
+        sampler's stream, not the model. So does state a model keeps for this process only
+        (a :class:`~streamer.models.torch_head.TorchHead`'s novelty bank, which a published
+        model does not carry): a model with ``adopt_local_state(old)`` takes it over.
         """
         old = self._model.n_features
         if old is not None and model.n_features is not None and model.n_features != old:
@@ -243,6 +245,9 @@ class Sampler:
                 f"the new model expects {model.n_features} features, this sampler's {old}; "
                 "replicas of one deployment must share the feature width"
             )
+        adopt = getattr(model, "adopt_local_state", None)
+        if adopt is not None and model is not self._model:
+            adopt(self._model)
         self._model = model
 
     @property

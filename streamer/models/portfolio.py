@@ -233,9 +233,10 @@ class Portfolio:
 
     # -- state -----------------------------------------------------------------------------
 
-    def to_bytes(self, key: bytes) -> bytes:
-        """The race and every member's own signed state, under one HMAC-SHA256 signature."""
-        blobs = [self.members[name].to_bytes(key) for name in self._names]
+    def to_bytes(self, key: bytes, *, weights_only: bool = False) -> bytes:
+        """The race and every member's own signed state, under one HMAC-SHA256 signature;
+        ``weights_only`` (the publication form) is passed on to the members."""
+        blobs = [self.members[name].to_bytes(key, weights_only=weights_only) for name in self._names]
         header = {
             "spec": self.spec, "vote": self.vote, "switch_sigmas": self.switch_sigmas, "eta": self.eta,
             "names": self._names, "types": [_type_name(self.members[n]) for n in self._names],

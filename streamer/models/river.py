@@ -225,8 +225,12 @@ class RiverModel:
         state["_fast"] = False
         self.__dict__.update(state)
 
-    def to_bytes(self, key: bytes) -> bytes:
-        """Serialize the full state, signed with HMAC-SHA256 under ``key``."""
+    def to_bytes(self, key: bytes, *, weights_only: bool = False) -> bytes:
+        """Serialize the full state, signed with HMAC-SHA256 under ``key``.
+
+        ``weights_only`` (the publication form) changes nothing: a river model keeps no
+        process-local state.
+        """
         payload = pickle.dumps(self.__getstate__(), protocol=pickle.HIGHEST_PROTOCOL)
         return seal(_MAGIC, key, payload)
 

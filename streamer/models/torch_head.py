@@ -98,6 +98,7 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import logging
 import math
 import struct
 from collections.abc import Iterable, Sequence
@@ -122,6 +123,8 @@ __all__ = [
     "TorchHead",
     "parse_spec",
 ]
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'streamer[torch]'"
 SCORE_TERMS = ("margin", "entropy", "least-confidence", "disagreement", "kl", "novelty")
@@ -437,9 +440,16 @@ class TorchHead:
             self._push_replay(row, c)
         self.version += 1
 
-    def to_bytes(self, key: bytes) -> bytes:
-        """Serialize the full state (no pickle), signed with HMAC-SHA256 under ``key``."""
-        return seal(_MAGIC, key, self._payload())
+    def to_bytes(self, key: bytes, *, weights_only: bool = False) -> bytes:
+        """Serialize the state (no pickle), signed with HMAC-SHA256 under ``key``.
+
+        ``weights_only=True`` is the form a learner publishes to scoring replicas: what it
+        learned (weights, optimizer state, scaler, replay buffer, classes) without the novelty
+        bank, which holds the rows *this* process asked for -- a scorer keeps its own across a
+        swap (:meth:`adopt_local_state`). Its size does not grow with the rows decided. The
+        default, the full state, is what a checkpoint of this process keeps.
+        """
+        return seal(_MAGIC, key, self._payload(weights_only=weights_only))
 
     @classmethod
     def from_bytes(cls, data: bytes, key: bytes, *, device: str | None = None) -> TorchHead:
@@ -459,6 +469,36 @@ class TorchHead:
             or signed with another key): nothing is parsed then.
         """
         return cls._from_payload(unseal(_MAGIC, key, data, "torch head"), device=device)
+
+    def adopt_local_state(self, old: Any) -> None:
+        """Take over the novelty bank of ``old``, the model this one replaces (a scorer swapping
+        in a published version: :meth:`Sampler.use_model <streamer.core.sampler.Sampler.use_model>`).
+
+        The bank is moved, not copied: ``old`` is left without one. Nothing happens when ``old``
+        is not a torch head or its bank is empty (this head keeps whatever bank it carried). A
+        bank of another width, capacity or policy is not adopted -- this head starts with its
+        own (a published one: empty) and a warning says why. When this head has not seen data
+        yet the width is checked at its first rows (:meth:`_allocate`).
+        """
+        if old is self or not isinstance(old, TorchHead) or old._bank is None or old._bank_size == 0:
+            return
+        width = old._bank.shape[1]
+        problem = None
+        if self.config.memory == 0:
+            problem = "this model keeps no novelty bank (memory=0)"
+        elif (old.config.memory, old.config.memory_policy) != (self.config.memory, self.config.memory_policy):
+            problem = (f"its capacity/policy {old.config.memory}/{old.config.memory_policy} differ from "
+                       f"{self.config.memory}/{self.config.memory_policy}")
+        elif self.n_features is not None and self.n_features != width:
+            problem = f"its width {width} differs from the new model's {self.n_features} features"
+        if problem is not None:
+            log.warning("the novelty bank (%d rows) is not carried over to the new model: %s; "
+                        "novelty starts empty", old._bank_size, problem)
+            return
+        self._bank = old._bank.to(device=self.device, dtype=self.dtype)
+        self._bank_size, self._bank_next, self._bank_seen = old._bank_size, old._bank_next, old._bank_seen
+        self._bank_rng.bit_generator.state = old._bank_rng.bit_generator.state
+        old._bank, old._bank_size, old._bank_next, old._bank_seen = None, 0, 0, 0
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         # Pickled inside the service's signed checkpoints: store the safe format, not tensors.
@@ -570,6 +610,10 @@ class TorchHead:
         R = self.config.replay
         self._replay_x = self._zeros((R, d))
         self._replay_y = torch.zeros(R, dtype=torch.int64, device=self.device)
+        if self._bank is not None and self._bank.shape[1] != d:  # adopted before any data
+            log.warning("the novelty bank (%d rows of width %d) does not fit rows of width %d; "
+                        "novelty starts empty", self._bank_size, self._bank.shape[1], d)
+            self._bank, self._bank_size, self._bank_next, self._bank_seen = None, 0, 0, 0
 
     def _init(self, shape: tuple[int, int, int]) -> torch.Tensor:
         """He-normal weights for ``(K, fan_in, fan_out)``, drawn on the host: the same on any device."""
@@ -734,15 +778,16 @@ class TorchHead:
 
     # -- internals: state -----------------------------------------------------------------------
 
-    def _payload(self) -> bytes:
-        """JSON header + raw little-endian tensor bytes (unsigned)."""
+    def _payload(self, *, weights_only: bool = False) -> bytes:
+        """JSON header + raw little-endian tensor bytes (unsigned); ``weights_only``: as an
+        empty bank (readers of any version take it so)."""
         tensors: dict[str, torch.Tensor] = {f"p.{k}": v for k, v in self._params.items()}
         tensors.update({f"o.{k}": v for k, v in self._moments.items()})
         if self._mean is not None and self._m2 is not None:
             tensors["scaler.mean"], tensors["scaler.m2"] = self._mean, self._m2
         if self._replay_x is not None and self._replay_y is not None:
             tensors["replay.x"], tensors["replay.y"] = self._replay_x, self._replay_y
-        if self._bank is not None:
+        if self._bank is not None and not weights_only:
             tensors["bank"] = self._bank[: self._bank_size]
         entries, blobs, offset = [], [], 0
         for name in sorted(tensors):
@@ -760,6 +805,9 @@ class TorchHead:
             "bank_size": self._bank_size, "bank_next": self._bank_next, "bank_seen": self._bank_seen,
             "rng": self._rng.bit_generator.state, "bank_rng": self._bank_rng.bit_generator.state,
         }
+        if weights_only:
+            meta.update(bank_size=0, bank_next=0, bank_seen=0,
+                        bank_rng=np.random.default_rng([self.config.seed, 1]).bit_generator.state)
         header = json.dumps({"format": 1, "meta": meta, "tensors": entries}, sort_keys=True,
                             separators=(",", ":"), allow_nan=False).encode()
         return struct.pack("<Q", len(header)) + header + b"".join(blobs)
