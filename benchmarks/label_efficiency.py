@@ -98,7 +98,8 @@ TUNING_SEED = 0
 # A cached anchor run is reused only under the same fingerprint: the libraries' versions and a
 # hash of this benchmark's code (an adapter or protocol change invalidates it), plus, per run,
 # a hash of the stream's data (see Job.cache_key).
-CODE_FILES = ("label_efficiency.py", "anchors.py", "prequential.py", "streams.py", "skactiveml_tutorial.py")
+CODE_FILES = ("label_efficiency.py", "anchors.py", "prequential.py", "streams.py", "skactiveml_tutorial.py",
+              "../streamer/prequential.py")
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Relative cost per item, for ordering jobs and the ETA (measured at batch size 8 on 2 cores:

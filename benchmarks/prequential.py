@@ -1,9 +1,11 @@
 """One prequential run of one method on one stream, with the same learner for every method.
 
-Protocol: items in stream order, in micro-batches of ``batch_size``; every item is predicted
-before any label of its batch is revealed; the requested labels reach the learner right after
-the batch is decided (no delay); the scaler learns from every item; accuracy counts every item,
-and an item predicted while no class is known counts wrong.
+Protocol (:func:`streamer.prequential.prequential`, the loop of ``streamer simulate``): items in
+stream order, in micro-batches of ``batch_size``; every item is predicted before any label of
+its batch is revealed; the requested labels reach the learner right after the batch is decided
+(no delay); the scaler learns from every item; accuracy counts every item, and an item predicted
+while no class is known counts wrong. An anchor runs in the same loop as an
+:class:`AnchorLearner`.
 
 Examples
 --------
@@ -15,7 +17,7 @@ Examples
 from __future__ import annotations
 
 import time
-from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -24,8 +26,9 @@ from streams import Stream
 
 from streamer.core.sampler import Sampler
 from streamer.models import LOGISTIC_MODEL, build_model
+from streamer.prequential import prequential
 
-__all__ = ["SHARE_WINDOW", "curve_points", "max_ahead", "run", "window_counts"]
+__all__ = ["SHARE_WINDOW", "AnchorLearner", "curve_points", "max_ahead", "run", "window_counts"]
 
 SHARE_WINDOW = 10_000  # items per window of the budget check
 CURVE_POINTS = 50
@@ -47,37 +50,20 @@ def run(stream: Stream, *, budget: float, seed: int, batch_size: int,
         raise ValueError("pass exactly one of sampler_kwargs (ours) or anchor")
     X, y, n = stream.X, stream.y, len(stream)
     model = build_model(model_spec, seed=seed)
-    sampler = Sampler(model, budget=budget, seed=seed, **sampler_kwargs) if sampler_kwargs is not None else None
-    policy = build_anchor(anchor, stream.classes, budget=budget, seed=seed, params=anchor_params) if anchor else None
-    correct = np.zeros(n, dtype=bool)
-    asked = np.zeros(n, dtype=bool)
-    reasons: Counter[str] = Counter()
+    after_batch = None
+    if sampler_kwargs is not None:
+        sampler: Any = Sampler(model, budget=budget, seed=seed, **sampler_kwargs)
+    else:
+        policy = build_anchor(anchor, stream.classes, budget=budget, seed=seed, params=anchor_params)
+        sampler = AnchorLearner(model, policy, stream.classes)
+
+        def after_batch(_run: Any, Xb: np.ndarray, yb: np.ndarray, decisions: Any) -> None:
+            policy.labelled(Xb, decisions.ask, yb[decisions.ask])
+
     started = time.perf_counter()
-    for start in range(0, n, batch_size):
-        Xb, yb = X[start : start + batch_size], y[start : start + batch_size]
-        ids = [str(i) for i in range(start, start + len(yb))]
-        if sampler is not None:
-            decisions = sampler.decide(Xb, ids=ids)
-            prediction, ask = decisions.prediction, np.asarray(decisions.ask, dtype=bool)
-            reasons.update(r for r, a in zip(decisions.reason, ask.tolist(), strict=True) if a)
-        else:
-            known = list(model.classes)
-            proba = np.asarray(model.predict_proba(Xb), dtype=np.float64)
-            prediction = [known[j] for j in proba.argmax(axis=1).tolist()] if known else [None] * len(yb)
-            ask = policy.decide(Xb, full_proba(proba, known, stream.classes))
-            model.observe(Xb)
-        end = start + len(yb)
-        correct[start:end] = [p is not None and p == t for p, t in zip(prediction, yb.tolist(), strict=True)]
-        asked[start:end] = ask
-        if ask.any():
-            labels = yb[ask]
-            if sampler is not None:  # ids: the sampler weighs each label by 1 / P(asked)
-                sampler.learn(Xb[ask], labels.tolist(), ids=[i for i, a in zip(ids, ask.tolist(),
-                                                                               strict=True) if a])
-            else:
-                model.learn(Xb[ask], labels.tolist())
-        if policy is not None:
-            policy.labelled(Xb, ask, yb[ask])
+    batches = ((X[start : start + batch_size], y[start : start + batch_size]) for start in range(0, n, batch_size))
+    result = prequential(sampler, batches, after_batch=after_batch)
+    asked, correct, reasons = result.asked, result.hits, result.by_reason
     elapsed = time.perf_counter() - started
     window = min(SHARE_WINDOW, n)
     counts = window_counts(asked, window)
@@ -96,11 +82,31 @@ def run(stream: Stream, *, budget: float, seed: int, batch_size: int,
         "elapsed_s": round(elapsed, 3),
         "items_per_s": round(n / elapsed, 1) if elapsed > 0 else 0.0,
     }
-    if sampler is not None:
+    if sampler_kwargs is not None:
         record["asked_by_reason"] = dict(sorted(reasons.items()))
         # the default promise: never more than warm-up + slack labels ahead of budget * seen
         record["promise_bound"] = round(sampler.controller.slack + sampler.controller.warmup, 2)
     return record
+
+
+class AnchorLearner:
+    """An anchor over the shared learner, shaped like a Sampler for the prequential loop: the
+    learner predicts, the anchor decides from its probabilities, the scaler sees every item."""
+
+    def __init__(self, model: Any, anchor: Any, classes: list[Any]) -> None:
+        self.model, self.anchor, self.classes = model, anchor, classes
+
+    def decide(self, X: np.ndarray, *, ids: list[str] | None = None) -> SimpleNamespace:
+        known = list(self.model.classes)
+        proba = np.asarray(self.model.predict_proba(X), dtype=np.float64)
+        prediction = [known[j] for j in proba.argmax(axis=1).tolist()] if known else [None] * len(X)
+        ask = self.anchor.decide(X, full_proba(proba, known, self.classes))
+        self.model.observe(X)
+        return SimpleNamespace(prediction=prediction, ask=ask,
+                               reason=["anchor" if a else "skip" for a in ask.tolist()])
+
+    def learn(self, X: np.ndarray, y: list[Any], *, ids: list[str] | None = None) -> None:
+        self.model.learn(X, y)
 
 
 def max_ahead(asked: np.ndarray, budget: float) -> float:

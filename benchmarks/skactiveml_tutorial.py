@@ -38,6 +38,7 @@ from skactiveml.utils import call_func
 
 from streamer.core.sampler import Sampler
 from streamer.models import LOGISTIC_MODEL, build_model
+from streamer.prequential import prequential
 
 __all__ = ["LEARNERS", "PUBLISHED", "THEIRS", "ParzenWindowModel", "reproduce", "run_ours", "run_theirs"]
 
@@ -203,12 +204,7 @@ def report(reproduced: dict[str, Any], ours: dict[str, Any], elapsed: float) -> 
 
 
 def _run_sampler(sampler: Sampler, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """The tutorial's loop with our Sampler: one item at a time, label right after deciding."""
-    correct, count = 0, 0
-    for x_t, y_t in zip(X, y, strict=True):
-        decisions = sampler.decide(x_t[None, :])
-        correct += decisions.prediction[0] == int(y_t)
-        if decisions.ask[0]:
-            sampler.learn(x_t[None, :], [int(y_t)])
-            count += 1
-    return {"accuracy": round(correct / len(y), 4), "queries": count}
+    """The tutorial's loop with our Sampler: one item at a time, label right after deciding
+    (:func:`streamer.prequential.prequential` without item ids, as the tutorial has none)."""
+    run = prequential(sampler, ((X[i : i + 1], y[i : i + 1]) for i in range(len(y))), ids=False)
+    return {"accuracy": round(run.correct / len(y), 4), "queries": run.queried}

@@ -1,9 +1,9 @@
 """``streamer simulate``: offline prequential evaluation with the production ``Sampler``.
 
-Protocol (the one the data README anchors were measured with): every item is predicted by
-``Sampler.decide`` before its label may be revealed; only requested labels reach the model, and
-only ``label_delay`` items after the item arrived; accuracy counts every item, and an item
-predicted while the model knew no class counts as wrong.
+Protocol (the one the data README anchors were measured with, :mod:`streamer.prequential`):
+every item is predicted by ``Sampler.decide`` before its label may be revealed; only requested
+labels reach the model, and only ``label_delay`` items after the item arrived; accuracy counts
+every item, and an item predicted while the model knew no class counts as wrong.
 
 Examples
 --------
@@ -15,11 +15,9 @@ Examples
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from streamer.core.budget import DEFAULT_WARMUP_LABELS
 from streamer.core.sampler import DEFAULT_POLICY, Sampler
 from streamer.data import Batch, iter_csv_batches, synthetic_stream
 from streamer.models import DEFAULT_MODEL, build_model
+from streamer.prequential import Prequential, prequential
 
 __all__ = ["main", "register", "run_simulation"]
 
@@ -138,53 +137,19 @@ def run_simulation(
     name = sampler.policy
     batches = _batches(data, batch_size, seed, synthetic_items)
     jitter = np.random.default_rng(seed + 7919) if delay_jitter else None
-
-    pending: list[tuple[float, int, np.ndarray, Any, str]] = []  # heap of (due item index, ...)
-    items = correct = queried = 0
-    asks: list[np.ndarray] = []
-    by_reason: Counter[str] = Counter()
     started = time.perf_counter()
 
-    def reveal(upto: float) -> None:
-        """Teach the model every pending label due at or before item index ``upto``."""
-        xs, ys, ids = [], [], []
-        while pending and pending[0][0] <= upto:
-            _, _, x, label, item_id = heapq.heappop(pending)
-            xs.append(x)
-            ys.append(label)
-            ids.append(item_id)
-        if xs:
-            sampler.learn(np.vstack(xs), ys, ids=ids)
-
-    for X, y, _names in batches:
-        if max_items is not None and items + len(y) > max_items:
-            X, y = X[: max_items - items], y[: max_items - items]
-        if len(y) == 0:
-            break
+    def tick(items: int) -> None:
         clock[0] = items / rate
-        ids = [str(items + i) for i in range(len(y))]
-        decisions = sampler.decide(X, ids=ids)
-        asks.append(decisions.ask)
-        correct += sum(p is not None and p == t for p, t in zip(decisions.prediction, y.tolist(), strict=True))
-        last = items + len(y) - 1
-        for i in decisions.asked_indices.tolist():
-            # The label exists once its batch is decided; it arrives `delay` later.
-            wait = delay_items if jitter is None else float(jitter.exponential(delay_items)) if delay_items else 0.0
-            heapq.heappush(pending, (last + wait, items + i, X[i : i + 1], int(y[i]), ids[i]))
-            queried += 1
-            by_reason[decisions.reason[i]] += 1
-        items += len(y)
-        reveal(items - 1)
-        if progress is not None:
-            progress(_result(items, queried, correct, budget, model, name, seed, label_delay,
-                             data, time.perf_counter() - started, by_reason))
-        if max_items is not None and items >= max_items:
-            break
 
-    result = _result(items, queried, correct, budget, model, name, seed, label_delay, data,
-                     time.perf_counter() - started, by_reason)
-    ask = np.concatenate(asks) if asks else np.zeros(0, dtype=bool)
-    result["worst_window_share"] = worst_window_deviation(ask, budget, min(10_000, max(1, items)))
+    def report(run: Prequential, *_: Any) -> None:
+        if progress is not None:
+            progress(_result(run, budget, model, name, seed, label_delay, data, time.perf_counter() - started))
+
+    run = prequential(sampler, batches, label_delay=delay_items, jitter=jitter, max_items=max_items,
+                      before_batch=tick, after_batch=None if progress is None else report)
+    result = _result(run, budget, model, name, seed, label_delay, data, time.perf_counter() - started)
+    result["worst_window_share"] = worst_window_deviation(run.asked, budget, min(10_000, max(1, run.items)))
     result["not_reasked"] = sampler.snapshot()["not_reasked"]
     return result
 
@@ -205,15 +170,16 @@ def worst_window_deviation(ask: np.ndarray, budget: float, window: int) -> float
 
 
 def _result(
-    items: int, queried: int, correct: int, budget: float, model: str, policy: str, seed: int,
-    label_delay: int | float | str, data: str | Path | None, elapsed: float, by_reason: Counter[str],
+    run: Prequential, budget: float, model: str, policy: str, seed: int,
+    label_delay: int | float | str, data: str | Path | None, elapsed: float,
 ) -> dict[str, Any]:
+    items = run.items
     return {
         "items": items,
-        "queried": queried,
-        "query_rate": queried / items if items else 0.0,
+        "queried": run.queried,
+        "query_rate": run.queried / items if items else 0.0,
         "budget": budget,
-        "accuracy": correct / items if items else 0.0,
+        "accuracy": run.accuracy,
         "items_per_s": items / elapsed if elapsed > 0 else 0.0,
         "model": model,
         "policy": policy,
@@ -221,7 +187,7 @@ def _result(
         "label_delay": label_delay,
         "data": str(data) if data is not None else "synthetic",
         "elapsed_s": elapsed,
-        "asked_by_reason": dict(sorted(by_reason.items())),
+        "asked_by_reason": dict(sorted(run.by_reason.items())),
     }
 
 

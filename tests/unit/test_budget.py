@@ -11,6 +11,7 @@ from streamer.core.budget import BudgetController, RandomQuota, TokenBucket
 from streamer.core.sampler import Sampler
 from streamer.data import synthetic_stream
 from streamer.models import LOGISTIC_MODEL, build_model
+from streamer.prequential import prequential
 from streamer.simulate import worst_window_deviation
 
 N = 20_000
@@ -223,13 +224,8 @@ def sea_batches(batch_size: int):
 @pytest.mark.parametrize("budget", [0.01, 0.05, 0.2])
 def test_share_holds_on_sea_with_the_default_model(budget: float) -> None:
     sampler = Sampler(build_model(LOGISTIC_MODEL, seed=0), budget=budget, seed=0)
-    seen = asked = 0
-    for X, y, _ in sea_batches(batch_size=50):
-        decisions = sampler.decide(X)
-        if decisions.ask.any():
-            sampler.learn(X[decisions.ask], y[decisions.ask])
-        seen += len(y)
-        asked += int(decisions.ask.sum())
+    run = prequential(sampler, sea_batches(batch_size=50), ids=False)
+    seen, asked = run.items, run.queried
     assert seen == N
     assert within_5_percent(asked, budget, seen), f"asked {asked} at budget {budget}"
     assert sampler.snapshot()["asked_by_reason"]["uncertainty"] > 0.5 * asked

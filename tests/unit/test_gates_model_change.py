@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 from streamer.core.sampler import Sampler
 from streamer.gates.model_change import ExpectedGradientLength, expected_gradient_length
 from streamer.models import build_model
+from streamer.prequential import prequential
 
 
 def _proba(raw: np.ndarray) -> np.ndarray:
@@ -57,12 +58,8 @@ def test_a_policy_with_egl_asks_for_model_change_within_the_budget() -> None:
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
     sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.05,
                       policy="margin or egl", seed=0)
-    asked = 0
-    for start in range(0, 4000, 50):
-        decisions = sampler.decide(X[start:start + 50])
-        if decisions.ask.any():
-            sampler.learn(X[start:start + 50][decisions.ask], y[start:start + 50][decisions.ask].tolist())
-        asked += int(decisions.ask.sum())
+    batches = ((X[start:start + 50], y[start:start + 50]) for start in range(0, 4000, 50))
+    asked = prequential(sampler, batches, ids=False).queried
     reasons = sampler.snapshot()["asked_by_reason"]
     assert reasons["model_change"] > 0 and reasons["uncertainty"] > 0
     assert abs(asked / 4000 - 0.05) <= 0.05 * 0.05

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from streamer.core.policy import TERMS, RunningRank, parse
 from streamer.core.sampler import Sampler
 from streamer.models import build_model
+from streamer.prequential import Prequential, prequential
 
 
 @pytest.mark.parametrize(
@@ -76,25 +77,20 @@ def blobs(n: int, n_classes: int = 3, d: int = 4, seed: int = 0, weights=None):
     return centres[y] + rng.normal(0.0, 1.0, (n, d)), y
 
 
-def run(sampler: Sampler, X, y, batch: int = 20) -> int:
-    correct = 0
-    for i in range(0, len(y), batch):
-        xb, yb = X[i : i + batch], y[i : i + batch]
-        d = sampler.decide(xb)
-        correct += sum(p == t for p, t in zip(d.prediction, yb.tolist(), strict=True))
-        if d.ask.any():
-            sampler.learn(xb[d.ask], yb[d.ask])
-    return correct
+def run(sampler: Sampler, X, y, batch: int = 20, **options) -> Prequential:
+    """Test-then-train in batches of ``batch`` (no item ids)."""
+    batches = ((X[i : i + batch], y[i : i + batch]) for i in range(0, len(y), batch))
+    return prequential(sampler, batches, ids=False, **options)
 
 
 @pytest.mark.parametrize("policy", ["margin or novelty", "entropy * density", "novelty", "(margin and novelty) or entropy"])
 def test_composite_policies_hold_the_budget_and_learn(policy: str) -> None:
     X, y = blobs(4_000)
     sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.05, policy=policy, seed=0)
-    correct = run(sampler, X, y)
+    accuracy = run(sampler, X, y).accuracy
     snap = sampler.snapshot()
     assert abs(snap["asked"] - 200) <= sampler.controller.slack + 1
-    assert correct / len(y) > 0.8
+    assert accuracy > 0.8
     assert snap["policy"] == policy
 
 
@@ -151,13 +147,7 @@ def test_class_balance_asks_more_for_rare_predicted_classes() -> None:
     for strength in (0.0, 1.0):
         sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.05,
                           class_balance=strength, seed=0)
-        asked_y = []
-        for i in range(0, len(y), 20):
-            xb, yb = X[i : i + 20], y[i : i + 20]
-            d = sampler.decide(xb)
-            if d.ask.any():
-                sampler.learn(xb[d.ask], yb[d.ask])
-                asked_y.extend(yb[d.ask].tolist())
+        asked_y = y[run(sampler, X, y).asked]
         share[strength] = 1.0 - np.mean(np.asarray(asked_y) == 0)
         assert abs(len(asked_y) - 400) <= sampler.controller.slack + 1
     assert share[1.0] > share[0.0]
@@ -171,15 +161,14 @@ def test_drift_boost_asks_more_after_a_change_and_pays_it_back() -> None:
     y[6_000:] = 1 - y[6_000:]  # abrupt concept flip
     sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.05, drift=True,
                       drift_duration=400, seed=0, tolerance=0.2)
-    asks, detected_at = [], None
-    for i in range(0, n, 20):
-        d = sampler.decide(X[i : i + 20])
-        if d.ask.any():
-            sampler.learn(X[i : i + 20][d.ask], y[i : i + 20][d.ask])
-        asks.append(d.ask)
-        if detected_at is None and i >= 6_000 and sampler.snapshot()["drifts"]:
-            detected_at = i + 20
-    ask = np.concatenate(asks)
+    detected_at = None
+
+    def watch(partial: Prequential, *_) -> None:  # after each batch has been learned
+        nonlocal detected_at
+        if detected_at is None and partial.items > 6_000 and sampler.snapshot()["drifts"]:
+            detected_at = partial.items
+
+    ask = run(sampler, X, y, after_batch=watch).asked
     assert detected_at is not None and detected_at < 9_000
     boosted = ask[detected_at : detected_at + 400].sum()
     assert boosted > 0.05 * 400 * 1.5  # the ask rate rises right after the detection ...
@@ -206,25 +195,20 @@ def test_a_fresh_hoeffding_tree_still_asks_and_spends_the_budget() -> None:
     # river's EntropySampler never asks around a fresh tree (empty probabilities -> entropy 0).
     X, y = blobs(3_000, seed=5)
     sampler = Sampler(build_model("HoeffdingTreeClassifier"), budget=0.05, seed=0)
-    correct = run(sampler, X, y)
+    accuracy = run(sampler, X, y).accuracy
     snap = sampler.snapshot()
     assert abs(snap["asked"] - 150) <= sampler.controller.slack + 1
     assert snap["asked_by_reason"]["uncertainty"] > 0
-    assert correct / len(y) > 0.6
+    assert accuracy > 0.6
 
 
 def test_randomized_selection_holds_the_budget_and_favours_uncertain_items() -> None:
     X, y = blobs(6_000, seed=2)
     sampler = Sampler(build_model("StandardScaler | LogisticRegression"), budget=0.05,
                       randomize=True, seed=0)
-    margins, asked = [], []
-    for i in range(0, len(y), 20):
-        d = sampler.decide(X[i : i + 20])
-        margins.append(d.scores.get("margin", np.zeros(len(d.ask))))
-        asked.append(d.ask)
-        if d.ask.any():
-            sampler.learn(X[i : i + 20][d.ask], y[i : i + 20][d.ask])
-    m, a = np.concatenate(margins)[1_000:], np.concatenate(asked)[1_000:]
+    result = run(sampler, X, y, keep_decisions=True)
+    margins = [d.scores.get("margin", np.zeros(len(d.ask))) for d in result.decisions]
+    m, a = np.concatenate(margins)[1_000:], result.asked[1_000:]
     assert abs(sampler.snapshot()["asked"] - 300) <= sampler.controller.slack + 1
     assert m[a].mean() > np.quantile(m, 0.7)  # asked items are mostly the uncertain ones ...
     assert m[a].min() < np.quantile(m, 0.95)  # ... but not only the very top: randomised

@@ -12,6 +12,7 @@ from streamer.core.decisions import REASONS, Decisions
 from streamer.core.model import Label
 from streamer.core.sampler import DEFAULT_POLICY, STRATEGIES, Sampler
 from streamer.models import build_model
+from streamer.prequential import prequential
 
 
 def blobs(n: int, n_classes: int = 3, d: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -23,13 +24,9 @@ def blobs(n: int, n_classes: int = 3, d: int = 4, seed: int = 0) -> tuple[np.nda
 
 
 def run(sampler: Sampler, X: np.ndarray, y: np.ndarray, batch: int = 10) -> list[Decisions]:
-    out = []
-    for i in range(0, len(y), batch):
-        d = sampler.decide(X[i : i + batch])
-        if d.ask.any():
-            sampler.learn(X[i : i + batch][d.ask], y[i : i + batch][d.ask])
-        out.append(d)
-    return out
+    """Test-then-train in batches of ``batch``; every batch's decisions."""
+    batches = ((X[i : i + batch], y[i : i + batch]) for i in range(0, len(y), batch))
+    return prequential(sampler, batches, ids=False, keep_decisions=True).decisions
 
 
 class SpyModel:

@@ -24,6 +24,7 @@ from streamer.gates.committee import mean_kl, vote_entropy  # noqa: E402
 from streamer.gates.novelty import NoveltyMemory  # noqa: E402
 from streamer.models import build_model  # noqa: E402
 from streamer.models.torch_head import _MAGIC, TorchHead  # noqa: E402
+from streamer.prequential import prequential  # noqa: E402
 from streamer.simulate import run_simulation  # noqa: E402
 
 KEY = b"torch-head-test-key"
@@ -286,13 +287,8 @@ class NumpyScored:
 
 
 def run_sampler(sampler: Sampler, X: np.ndarray, y: np.ndarray) -> list:
-    out = []
-    for i in range(0, len(y), 20):
-        d = sampler.decide(X[i : i + 20])
-        if d.ask.any():
-            sampler.learn(X[i : i + 20][d.ask], y[i : i + 20][d.ask])
-        out.append(d)
-    return out
+    batches = ((X[i : i + 20], y[i : i + 20]) for i in range(0, len(y), 20))
+    return prequential(sampler, batches, ids=False, keep_decisions=True).decisions
 
 
 @pytest.mark.parametrize("policy", ["margin or novelty or disagreement", "entropy and kl", "least-confidence * density"])
