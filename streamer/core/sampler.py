@@ -18,12 +18,9 @@ One decision, per batch of items:
    asked again; requested items join the novelty memory at once, so near-duplicates of an
    unanswered item look familiar.
 
-A model that scores on its own device (``score_batch(X, terms) -> {"proba", term: scores}``
-and ``remember(X)``, e.g. :class:`~streamer.models.torch_head.TorchHead`) gives the
-probabilities and every policy term it lists in ``score_terms`` from one pass; the sampler
-uses those arrays instead of computing the same terms in numpy, and hands the rows it asks for
-to ``remember`` (the model's novelty bank) instead of its own memory. Everything else --
-ranking, class balance, budget, reasons -- is the same code for every model.
+How a batch is scored (models that score on their own device included) is
+:mod:`streamer.core.sampler_scoring`; the ids asked and not answered yet,
+:mod:`streamer.core.sampler_in_flight`.
 
 The reason for every ask is recorded (``uncertainty``, ``disagreement``, ``novelty``,
 ``explore``, ``cold_start``, ``catch_up``, ``random``).
@@ -46,7 +43,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,16 +62,16 @@ from streamer.core.decisions import (
 from streamer.core.model import Label, Model
 from streamer.core.moments import RunningMoments
 from streamer.core.policy import COMMITTEE_TERMS, MEMORY_TERMS, Node, RunningRank, parse
-from streamer.core.scores import SCORES
+from streamer.core.sampler_in_flight import SamplerInFlight
+from streamer.core.sampler_scoring import SamplerScoring, top_predictions
 
 __all__ = ["DEFAULT_POLICY", "STRATEGIES", "Sampler"]
 
 STRATEGIES = ("margin", "entropy", "least-confidence", "random")
 DEFAULT_POLICY = "margin"
-_MAX_CLASS_BOOST = 10.0
 
 
-class Sampler:
+class Sampler(SamplerScoring, SamplerInFlight):
     """Decide, for every item of a batch, whether to ask for its label.
 
     Parameters
@@ -281,29 +278,9 @@ class Sampler:
         X = self._check(X)
         model = self._model
         classes = list(model.classes)
-        device_terms = self._device_terms()
-        device_scores: dict[str, np.ndarray] = {}
-        if device_terms is not None:
-            wanted = self._terms if len(classes) >= 2 else []
-            device_scores = dict(model.score_batch(X, terms=wanted))  # type: ignore[attr-defined]
-            proba = np.asarray(device_scores.pop("proba"), dtype=np.float64)
-        else:
-            proba = np.asarray(model.predict_proba(X), dtype=np.float64)
-            device_terms = frozenset()
+        proba, device_scores, device_terms = self._predict(X, classes)
         B, C = X.shape[0], len(classes)
-        if proba.shape != (B, C):
-            raise ValueError(
-                f"model.predict_proba returned shape {proba.shape}, expected {(B, C)} "
-                "(one column per class in model.classes); the model breaks the Model protocol"
-            )
-        if C:
-            top = proba.argmax(axis=1)
-            confidence = proba[np.arange(B), top]
-            prediction: list[Label | None] = [classes[j] for j in top.tolist()]
-        else:
-            top = np.zeros(B, dtype=np.int64)
-            confidence = np.zeros(B)
-            prediction = [None] * B
+        top, confidence, prediction = top_predictions(proba, classes)
         if ids is not None and len(ids) != B:
             raise ValueError(f"got {B} rows but {len(ids)} ids; pass one id per row")
         blocked = self._in_flight_mask(ids, B)
@@ -325,15 +302,9 @@ class Sampler:
                 np.zeros(B), scale=scale, limit=limit, blocked=blocked, capacity=capacity
             )
         else:
-            signals = self._signals(X, Z, proba, memory, device_scores)
-            scores.update(signals)
-            score, term_reasons = self._policy.evaluate(signals)
-            if len(signals) > 1 or len(self._terms) > 1:
-                scores["policy"] = score
-            if self._class_balance > 0 and self._label_counts:
-                score = self._balance(score, top, classes)
-            if self._randomize:
-                score = self._randomised(score)
+            score, term_reasons, scores = self._policy_score(
+                X, Z, proba, memory, device_scores, top, classes
+            )
             ask, reasons = ctl.decide(
                 score, scale=scale, limit=limit, blocked=blocked, capacity=capacity
             )
@@ -368,155 +339,6 @@ class Sampler:
             threshold=ctl.threshold,
             model_version=model.version,
         )
-
-    def _signals(
-        self, X: np.ndarray, Z: np.ndarray, proba: np.ndarray, memory: Any,
-        device_scores: dict[str, np.ndarray],
-    ) -> dict[str, np.ndarray]:
-        signals: dict[str, np.ndarray] = {}
-        committee = None
-        for name in self._terms:
-            if name in device_scores:
-                signals[name] = np.asarray(device_scores[name], dtype=np.float64)
-            elif name in SCORES:
-                signals[name] = SCORES[name](proba)
-            elif name in COMMITTEE_TERMS:
-                if committee is None:
-                    committee = self._committee(X)
-                from streamer.gates.committee import mean_kl, vote_entropy
-
-                signals[name] = vote_entropy(committee) if name == "disagreement" else mean_kl(committee)
-            elif name == "novelty":
-                signals[name] = memory.score(Z)
-            elif name == "egl":
-                if self._egl is None:
-                    from streamer.gates.model_change import ExpectedGradientLength
-
-                    self._egl = ExpectedGradientLength(self._rank_window)
-                signals[name] = self._egl(X, proba)
-            elif name == "density":
-                signals[name] = memory.density_weight(Z)
-        return signals
-
-    def _device_terms(self) -> frozenset[str] | None:
-        """The policy terms the model scores itself (``score_batch``), or ``None`` if it does not."""
-        if not callable(getattr(self._model, "score_batch", None)):
-            return None
-        return frozenset(getattr(self._model, "score_terms", ()))
-
-    def _committee(self, X: np.ndarray) -> np.ndarray:
-        members = self._model.committee_proba(X)  # type: ignore[attr-defined]
-        if members is None:
-            raise ValueError(
-                f"policy {self._policy_text!r} needs a committee, but the model "
-                f"{getattr(self._model, 'spec', type(self._model).__name__)!r} is not an "
-                "ensemble; use e.g. streamer.models.COMMITTEE_MODEL"
-            )
-        return np.asarray(members, dtype=np.float64)
-
-    def _scaled(self, X: np.ndarray) -> np.ndarray:
-        """Standardise rows with the running mean and variance of every item seen (Euclidean
-        memories only: one feature in the hundreds must not drown the others), then update them.
-        Cosine memories (embeddings) see the rows as they are."""
-        if self._memory_args[1] != "euclidean" or not self._standardize:
-            return X
-        if "_moments" not in self.__dict__:  # a sampler checkpointed before RunningMoments
-            self._moments = RunningMoments(self.__dict__.pop("_feature_count", 0),
-                                           self.__dict__.pop("_feature_mean", 0.0),
-                                           self.__dict__.pop("_feature_m2", 0.0))
-        return self._moments.standardise(X)
-
-    def _memory_for(self, X: np.ndarray) -> Any:
-        if self._memory is None:
-            from streamer.gates.novelty import NoveltyMemory
-
-            capacity, metric, reservoir = self._memory_args
-            self._memory = NoveltyMemory(capacity, X.shape[1], metric, reservoir=reservoir)
-        return self._memory
-
-    def _randomised(self, score: np.ndarray) -> np.ndarray:
-        """A score whose top share ``b`` is a random draw that favours high scores.
-
-        With ``r`` the running rank of the score (uniform on [0, 1]) and ``u`` a uniform draw,
-        ``r >= u ** (1 / k)`` happens with probability ``r ** k``; ``k = 1 / b - 1`` makes its
-        mean ``b``. The returned score ``(1 + r - u ** (1 / k)) / 2`` clears 0.5 exactly then,
-        so the controller's threshold settles near 0.5 and the cap, catch-up and deficit
-        correction work as for any score. Asking with a probability that rises steeply with
-        the uncertainty, instead of always above a threshold, spreads the labels over the
-        uncertain region rather than piling them on the boundary (river's EntropySampler and
-        Žliobaitė's randomised variable uncertainty do the same; on our benchmark it was worth
-        several accuracy points).
-        """
-        r = self._rank(score)
-        u = self._rng.random(r.shape[0])
-        return 0.5 * (1.0 + r - u ** (1.0 / self._power)) if self._power > 0 else r
-
-    def _balance(self, score: np.ndarray, top: np.ndarray, classes: list[Label]) -> np.ndarray:
-        """Raise the scores of items predicted as classes rare among the labels so far."""
-        total = sum(self._label_counts.values())
-        share = np.array([self._label_counts.get(c, 0) / total for c in classes])
-        weight = np.minimum(_MAX_CLASS_BOOST, 1.0 / (len(classes) * np.maximum(share, 1e-9)))
-        weight = np.maximum(1.0, weight) ** self._class_balance
-        w = weight[top]
-        return 1.0 - (1.0 - np.clip(score, 0.0, 1.0)) / w
-
-    # -- in-flight items -------------------------------------------------------------------
-
-    def _in_flight_mask(self, ids: Sequence[str] | None, n: int) -> np.ndarray | None:
-        if ids is None:
-            return None
-        seen: set[str] = set()
-        mask = np.zeros(n, dtype=bool)
-        flight = self._in_flight
-        for i, item_id in enumerate(ids):
-            if item_id in flight or item_id in seen:
-                mask[i] = True
-            seen.add(item_id)
-        n_blocked = int(mask.sum())
-        self._blocked += n_blocked
-        return mask if n_blocked else None
-
-    def _remember(self, ids: Iterable[str], propensities: Iterable[float]) -> None:
-        flight = self._in_flight
-        for item_id, propensity in zip(ids, propensities, strict=True):
-            flight[item_id] = propensity
-        while len(flight) > self._max_in_flight:
-            flight.popitem(last=False)
-
-    def _propensity(self, reason: str) -> float:
-        """How likely an asked item was to be asked: an exploration pick was one of a uniform
-        ``budget * explore`` share; the gate (and cold start, catch-up) would have asked it."""
-        rate = self._controller.explore_rate
-        return rate if reason == EXPLORE and rate > 0 else 1.0
-
-    def importance_weights(self, ids: Sequence[str]) -> np.ndarray:
-        """``1 / P(asked)`` of each id still in flight; 1 for ids this sampler did not ask."""
-        return np.array([1.0 / (self._in_flight.get(item_id) or 1.0) for item_id in ids])
-
-    def forget(self, ids: Iterable[str]) -> None:
-        """Stop treating ``ids`` as in flight (their label expired or was given up)."""
-        for item_id in ids:
-            self._in_flight.pop(item_id, None)
-
-    def cancel(self, decisions: Decisions, indices: Sequence[int], ids: Sequence[str] | None = None) -> None:
-        """Withdraw asks that could not be requested (the pending store failed).
-
-        The rows become skips (reason ``skip``), their ids leave the in-flight set, and
-        the budget controller forfeits them instead of catching up later.
-        """
-        rows = [int(i) for i in indices if decisions.ask[int(i)]]
-        if not rows:
-            return
-        for i in rows:
-            self._by_reason[decisions.reason[i]] -= 1
-            decisions.ask[i] = False
-            decisions.reason[i] = SKIP
-        self._by_reason[SKIP] += len(rows)
-        if ids is not None:
-            self.forget([ids[i] for i in rows])
-        if self._bucket is not None:
-            self._bucket.give_back(len(rows))
-        self._controller.cancel(len(rows))
 
     # -- learning ------------------------------------------------------------------------
 
