@@ -26,7 +26,7 @@ from streamer.core.sampler import Sampler
 from streamer.metrics import Metrics
 from streamer.runtime.health import STORE_ERRORS, Health
 from streamer.store.base import JoinOutcome, LeaseLostError, PendingStore
-from streamer.store.checkpoint import Checkpoint, dumps
+from streamer.store.checkpoint import Checkpoint, dumps_yielding, snapshot
 
 __all__ = ["Checkpoints", "LabelTally"]
 
@@ -104,7 +104,7 @@ class Checkpoints:
         the label positions it holds, or None (the store is down: retried at the next occasion;
         or the lease was lost: this replica no longer learns)."""
         assert self.key is not None
-        async with self.lock:
+        async with self.lock:  # no label is learned until the checkpoint is written
             # One synchronous snapshot: sampler, offsets and ids describe the same moment.
             ids = list(self.uncommitted)
             positions = dict(self.positions)
@@ -118,8 +118,9 @@ class Checkpoints:
                 sampler_config=self.sampler_config,
                 sequence=self.sequence + 1,
             )
-            blob = dumps(state, self.key)
+            taken = snapshot(state)  # the moment: synchronous, milliseconds
             self.dirty = False
+            blob = await dumps_yielding(taken, self.key)  # decisions run between its chunks
             try:
                 await self.store.commit(ids, blob, fence=self._fence())
             except STORE_ERRORS as exc:

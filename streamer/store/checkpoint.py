@@ -9,6 +9,13 @@ Format: ``streamer-checkpoint/<format>\n + HMAC-SHA256(key, payload) + payload``
 only after the signature matched. A checkpoint that was modified, truncated or signed with
 another key is refused with :class:`CheckpointError` -- never loaded.
 
+The sampler's in-flight ids (up to ``max_in_flight``, 100,000 by default: megabytes) travel
+beside it as pickled chunks of ``IN_FLIGHT_CHUNK`` ids. :func:`snapshot` takes the checkpoint at
+one moment (the sampler pickled without them, the ids copied: milliseconds), and the service
+serializes the ids chunk by chunk, yielding to its event loop between chunks, and signs them in
+a thread (:func:`dumps_yielding`): a checkpoint no longer holds decisions up for the tens of
+milliseconds that pickling 100,000 ids took.
+
 Versions: the header names the format (``FORMAT``). A checkpoint of a newer format than this
 code knows is refused with what to do. One of an older format (or written by a release whose
 objects lacked attributes added since) is upgraded at load: every attribute that a fresh Sampler
@@ -33,6 +40,7 @@ streamer.store.checkpoint.CheckpointError: checkpoint failed its integrity check
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import pickle
@@ -43,11 +51,14 @@ from typing import Any
 from streamer.core.sampler import Sampler
 from streamer.signed import SignatureError, seal, unseal
 
-__all__ = ["FORMAT", "Checkpoint", "CheckpointError", "dumps", "loads"]
+__all__ = ["FORMAT", "Checkpoint", "CheckpointError", "Snapshot", "dumps", "dumps_yielding", "loads", "snapshot"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 2: the header carries the format; loads upgrades objects that lack attributes
+# 3: the in-flight ids travel beside the sampler, in chunks; 2: the header carries the format,
+# loads upgrades objects that lack attributes
+FORMAT = 3
+IN_FLIGHT_CHUNK = 8192  # in-flight ids pickled between two yields to the event loop
 _HEADER = b"streamer-checkpoint/"
 MAGIC = _HEADER + f"{FORMAT}\n".encode()
 
@@ -71,13 +82,52 @@ class Checkpoint:
     written_at: float = field(default_factory=time.time)
 
 
+@dataclass(slots=True)
+class Snapshot:
+    """A checkpoint taken at one moment, not yet serialized in full."""
+
+    state: bytes  # the checkpoint's fields pickled, its sampler without the in-flight ids
+    in_flight: tuple[list[str], list[float]]  # the sampler's in-flight ids and propensities, copied
+
+
+def snapshot(checkpoint: Checkpoint) -> Snapshot:
+    """Take ``checkpoint`` now: everything but the in-flight ids pickled, those copied."""
+    with checkpoint.sampler.in_flight_detached() as in_flight:
+        state = pickle.dumps({name: getattr(checkpoint, name) for name in Checkpoint.__slots__},
+                             protocol=pickle.HIGHEST_PROTOCOL)
+    return Snapshot(state, in_flight)
+
+
 def dumps(checkpoint: Checkpoint, key: bytes) -> bytes:
     """Serialize and sign ``checkpoint`` with ``key`` (at least 16 bytes)."""
     _check_key(key)
-    payload = pickle.dumps(
-        {name: getattr(checkpoint, name) for name in Checkpoint.__slots__},
-        protocol=pickle.HIGHEST_PROTOCOL,
-    )
+    taken = snapshot(checkpoint)
+    return _sealed(taken, [_chunk(taken, start) for start in _chunk_starts(taken)], key)
+
+
+async def dumps_yielding(taken: Snapshot, key: bytes) -> bytes:
+    """:func:`dumps` of a :func:`snapshot`, yielding to the event loop between chunks of
+    in-flight ids and signing in a thread."""
+    _check_key(key)
+    chunks = []
+    for start in _chunk_starts(taken):
+        chunks.append(_chunk(taken, start))
+        await asyncio.sleep(0)
+    return await asyncio.to_thread(_sealed, taken, chunks, key)
+
+
+def _chunk_starts(taken: Snapshot) -> range:
+    return range(0, len(taken.in_flight[0]), IN_FLIGHT_CHUNK)
+
+
+def _chunk(taken: Snapshot, start: int) -> bytes:
+    ids, propensities = taken.in_flight
+    end = start + IN_FLIGHT_CHUNK
+    return pickle.dumps((ids[start:end], propensities[start:end]), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _sealed(taken: Snapshot, chunks: list[bytes], key: bytes) -> bytes:
+    payload = pickle.dumps({"state": taken.state, "in_flight": chunks}, protocol=pickle.HIGHEST_PROTOCOL)
     return seal(MAGIC, key, payload)
 
 
@@ -104,7 +154,15 @@ def loads(data: bytes, key: bytes) -> Checkpoint:
             f"checkpoint format {version} was written by a newer streamer (this one reads formats "
             f"up to {FORMAT}): run that release, or start fresh with a new --redis-prefix")
     fields = pickle.loads(payload)  # noqa: S301 - the signature was verified above
+    chunks: list[bytes] = []
+    if version >= 3:  # the in-flight ids beside the sampler; before, inside it
+        chunks = fields["in_flight"]
+        fields = pickle.loads(fields["state"])  # noqa: S301 - inside the verified payload
     checkpoint = Checkpoint(**{name: value for name, value in fields.items() if name in Checkpoint.__slots__})
+    if chunks:
+        parts = [pickle.loads(chunk) for chunk in chunks]  # noqa: S301 - verified above
+        checkpoint.sampler.restore_in_flight((i for ids, _ in parts for i in ids),
+                                             (p for _, ps in parts for p in ps))
     upgraded = _fill_missing(checkpoint.sampler, _fresh_sampler(checkpoint))
     if upgraded:
         log.warning("checkpoint %d (format %d) lacked %s: filled in with their defaults",
