@@ -58,8 +58,12 @@ class Model(Protocol):
         """Update the model from labelled rows."""
         ...
 
-    def to_bytes(self, key: bytes) -> bytes:
-        """Serialize the full model state, signed with ``key`` (HMAC) for ``from_bytes``."""
+    def to_bytes(self, key: bytes, *, weights_only: bool = False) -> bytes:
+        """Serialize the full model state, signed with ``key`` (HMAC) for ``from_bytes``.
+
+        ``weights_only``: what a learner publishes to scorers, without the state a process keeps
+        of its own traffic (a torch head's novelty memory), which each scorer keeps across swaps.
+        """
         ...
 
     @classmethod

@@ -40,8 +40,15 @@ __all__ = ["ExpectedGradientLength", "expected_gradient_length"]
 def expected_gradient_length(proba: np.ndarray, Z: np.ndarray) -> np.ndarray:
     """``||z|| * sum_c p_c ||p - e_c||`` per row: ``proba`` ``(B, C)``, ``Z`` ``(B, d)``."""
     p = np.asarray(proba, dtype=np.float64)
-    # ||p - e_c||^2 = ||p||^2 - 2 p_c + 1
+    # ||p - e_c||^2 = ||p||^2 - 2 p_c + 1, which cancels for the predicted class of a confident
+    # row (p_c near 1: about 1e-16 of error under a square root); there it is summed directly,
+    # the other classes' p_k^2 plus (1 - p_c)^2
     squared = np.maximum((p * p).sum(axis=1, keepdims=True) - 2.0 * p + 1.0, 0.0)
+    if p.size:
+        rows, top = np.arange(p.shape[0]), p.argmax(axis=1)
+        others = p.copy()
+        others[rows, top] = 0.0
+        squared[rows, top] = (others * others).sum(axis=1) + (1.0 - p[rows, top]) ** 2
     return np.linalg.norm(Z, axis=1) * (p * np.sqrt(squared)).sum(axis=1)
 
 

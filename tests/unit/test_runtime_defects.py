@@ -277,7 +277,13 @@ async def test_a_checkpoint_is_serialized_in_chunks_while_decisions_go_on() -> N
     """Defect 10: pickling a sampler with 100k in-flight ids held the event loop for 18-35 ms.
     The snapshot is taken at one moment; its ids are serialized a chunk at a time, the loop
     running between chunks, and decisions made meanwhile do not leak into it."""
-    from streamer.store.checkpoint import IN_FLIGHT_CHUNK, Checkpoint, dumps_yielding, loads, snapshot
+    from streamer.store.checkpoint import (
+        IN_FLIGHT_CHUNK,
+        Checkpoint,
+        dumps_yielding,
+        loads,
+        snapshot,
+    )
 
     key = b"0123456789abcdef0123"
     count = 5 * IN_FLIGHT_CHUNK
