@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +59,8 @@ class Checkpoints:
 
     def __init__(self, store: PendingStore, key: bytes | None, sampler: Sampler, tally: LabelTally,
                  metrics: Metrics, health: Health, sampler_config: dict[str, Any],
-                 fence: Callable[[], tuple[str, bytes] | None], on_deposed: Callable[[], None]) -> None:
+                 fence: Callable[[], tuple[str, bytes] | None],
+                 lease_lost: Callable[[], Awaitable[bool]]) -> None:
         self.store = store
         self.key = key
         self.sampler = sampler
@@ -69,7 +70,7 @@ class Checkpoints:
         self.sampler_config = dict(sampler_config)
         self.durable = bool(getattr(store, "durable", False)) and key is not None
         self._fence = fence
-        self._on_deposed = on_deposed
+        self._lease_lost = lease_lost  # True when this replica holds the lease again
         self.positions: dict[TopicPartition, int] = {}  # next label offset, learned in memory
         self.uncommitted: dict[str, None] = {}  # ids learned, not yet committed with a checkpoint
         self.sequence = 0
@@ -101,8 +102,8 @@ class Checkpoints:
 
     async def write(self, why: str = "") -> dict[TopicPartition, int] | None:
         """Write the signed checkpoint and the applied ids in one atomic store commit; return
-        the label positions it holds, or None (the store is down: retried at the next occasion;
-        or the lease was lost: this replica no longer learns)."""
+        the label positions it holds, or None when the store is down (retried at the next
+        occasion). Raises LeaseLostError when another replica learns now."""
         assert self.key is not None
         async with self.lock:  # no label is learned until the checkpoint is written
             # One synchronous snapshot: sampler, offsets and ids describe the same moment.
@@ -122,7 +123,12 @@ class Checkpoints:
             self.dirty = False
             blob = await dumps_yielding(taken, self.key)  # decisions run between its chunks
             try:
-                await self.store.commit(ids, blob, fence=self._fence())
+                try:
+                    await self.store.commit(ids, blob, fence=self._fence())
+                except LeaseLostError:
+                    if not await self._lease_lost():
+                        raise
+                    await self.store.commit(ids, blob, fence=self._fence())
             except STORE_ERRORS as exc:
                 self.dirty = True
                 self.metrics.checkpoint_failures.inc()
@@ -132,8 +138,7 @@ class Checkpoints:
                 log.error("checkpoint %d not written: another replica took the learner lease "
                           "over and learns these labels again from its checkpoint", self.sequence + 1)
                 self.metrics.checkpoint_failures.inc()
-                self._on_deposed()
-                return None
+                raise  # this replica stops, as when its lease keeper finds the lease taken
             self.health.recover("store")
             for item_id in ids:
                 self.uncommitted.pop(item_id, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from streamer.metrics import Metrics
 from streamer.runtime.health import STORE_ERRORS, Health
@@ -57,6 +58,22 @@ class LearnerRole:
         """Another replica holds the lease now: stop learning here."""
         self.learning = False
         self.metrics.learner.set(0)
+
+    async def regain(self, nobody_learned: Callable[[], Awaitable[bool]]) -> bool:
+        """A fenced write found the lease not ours. If it merely expired while this replica was
+        paused (frozen, a long pause, Redis away) and nobody took it, take it again and go on --
+        unless ``nobody_learned()`` says another learner checkpointed meanwhile. Otherwise this
+        replica is deposed; True when it learns on."""
+        if self.lease is not None:
+            try:
+                if await self.lease.acquire() and await nobody_learned():
+                    log.warning("the learner lease had expired unclaimed (this replica was paused): "
+                                "taken again, learning goes on")
+                    return True
+            except STORE_ERRORS as exc:
+                self.health.degrade("store", exc)
+        self.deposed()
+        return False
 
     async def try_lease(self) -> bool:
         """Take the learner lease if it is free (always True without a shared store)."""

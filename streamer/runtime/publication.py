@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from streamer.config import Settings
@@ -34,13 +35,15 @@ SMALL_MODEL_BYTES = 1_048_576  # published after every label batch; larger ones 
 
 class ModelPublication:
     def __init__(self, board: ModelBoard, sampler: Sampler, key: bytes, settings: Settings,
-                 role: LearnerRole, health: Health, metrics: Metrics) -> None:
+                 role: LearnerRole, health: Health, metrics: Metrics,
+                 lease_lost: Callable[[], Awaitable[bool]]) -> None:
         self.board = board
         self.sampler = sampler
         self.key = key
         self.role = role
         self.health = health
         self.metrics = metrics
+        self._lease_lost = lease_lost  # True when this replica holds the lease again
         self.staleness = settings.model_staleness_seconds
         self.sequence: int | None = None  # publication in use (or last published)
         self._published_version: int | None = None
@@ -60,15 +63,19 @@ class ModelPublication:
             return
         blob = model.to_bytes(self.key, weights_only=True)
         try:
-            self.sequence = await self.board.publish(model.version, blob, fence=self.role.fence())
+            try:
+                self.sequence = await self.board.publish(model.version, blob, fence=self.role.fence())
+            except LeaseLostError:
+                if not await self._lease_lost():
+                    raise
+                self.sequence = await self.board.publish(model.version, blob, fence=self.role.fence())
         except STORE_ERRORS as exc:
             self.health.degrade("store", exc)
             return
         except LeaseLostError:
             log.error("model version %d not published: another replica took the learner lease over",
                       model.version)
-            self.role.deposed()
-            return
+            raise  # this replica stops, as when its lease keeper finds the lease taken
         self._published_version, self._last_publish, self._last_size = model.version, now, len(blob)
         log.debug("published model version %d (%d bytes)", model.version, len(blob))
 

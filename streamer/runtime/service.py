@@ -104,9 +104,10 @@ class Service:
                 ledger = BudgetLedger(client, settings.redis_prefix, token)
         self.role = LearnerRole(settings.role, lease, self.health, m)
         self.checkpoints = Checkpoints(store, checkpoint_key, sampler, self.tally, m, self.health,
-                                       sampler_config or {}, fence=self.role.fence, on_deposed=self.role.deposed)
+                                       sampler_config or {}, fence=self.role.fence, lease_lost=self._lease_lost)
         self.publication = None if board is None else ModelPublication(
-            board, sampler, checkpoint_key, settings, self.role, self.health, m)  # type: ignore[arg-type]
+            board, sampler, checkpoint_key, settings, self.role, self.health, m,  # type: ignore[arg-type]
+            lease_lost=self._lease_lost)
         self.budget = None if ledger is None else SharedBudget(ledger, sampler, self.health, m)
         self.items = ItemsPath(settings, sampler, store, m, self.health, self.backlog, self.outputs,
                                self.counts, on_decided=self._changed)
@@ -208,6 +209,16 @@ class Service:
             assigned = consumer.assignment()
             await commit_quietly(consumer, {tp: o for tp, o in positions.items() if tp in assigned})
         return True
+
+    async def _lease_lost(self) -> bool:
+        """A fenced write found the lease not ours: learn on only if it merely expired while this
+        replica was paused and no other learner checkpointed meanwhile."""
+        async def nobody_learned() -> bool:
+            blob = await self.store.load_checkpoint()
+            newest = 0 if blob is None else loads(blob, self._key).sequence  # type: ignore[arg-type]
+            return newest == self.checkpoints.sequence
+
+        return await self.role.regain(nobody_learned)
 
     def _changed(self) -> None:
         self.checkpoints.dirty = True

@@ -82,11 +82,15 @@ async def _scenario(kafka, redis_url: str, stream: LabelledStream, tmp_path: Pat
     downtimes: list[float] = []
     try:
         seen = 0  # items this process had decided at the last event (a frozen one counts on)
+        applied = 0  # labels applied at the last event (a restarted process restores the count)
         for event in range(kills if pauses is None else len(pauses)):
-            # a random moment once this process has decided 300 more items and applies labels
+            # a random moment once this process has decided 300 more items and applied labels
+            # itself: a restarted one first waits out the dead learner's lease (5 s), and a kill
+            # before it learned anything would only repeat the previous downtime
             await asyncio.to_thread(
                 service.wait_for,
-                lambda s, base=seen: s["items_seen"] - base >= 300 and s["labels_applied"] > 0,
+                lambda s, base=seen, done=applied: s["items_seen"] - base >= 300
+                and s["learner"] and s["labels_applied"] > done,
                 90, "items and labels flowing",
             )
             await asyncio.sleep(rng.uniform(0.0, 2.0))
@@ -97,13 +101,15 @@ async def _scenario(kafka, redis_url: str, stream: LabelledStream, tmp_path: Pat
                 await asyncio.sleep(pauses[event])
                 service.process.send_signal(signal.SIGCONT)
                 await asyncio.to_thread(service.wait_for, lambda s: s["ready"], 90, "ready again")
-                seen = service.status()["items_seen"]
+                seen, applied = service.status()["items_seen"], service.status()["labels_applied"]
             else:
                 await asyncio.to_thread(service.kill9)
                 service = await asyncio.to_thread(
                     ServiceProcess(bootstrap, flags, tmp_path / f"{tag}.log").start
                 )
-                restored.append(service.status()["checkpoints"]["restored"])
+                status = service.status()
+                restored.append(status["checkpoints"]["restored"])
+                applied = status["labels_applied"]
             downtimes.append(time.monotonic() - down)
         await producing
         predictions = await consume_all(bootstrap, topics["predictions-topic"], idle_s=10.0,

@@ -83,3 +83,41 @@ async def test_a_standby_that_used_published_models_relearns_from_the_checkpoint
         stop.set()
         await running
         await learner.close_store()
+
+
+async def _learner(redis_url: str, prefix: str):
+    settings = load_settings(model="StandardScaler | LogisticRegression", redis_url=redis_url,
+                             redis_prefix=prefix, checkpoint_key=KEY, learner_lease_seconds=30.0)
+    service = await build_service(settings)
+    service.attach_producer(MemoryProducer(MemoryBus()))
+    assert await service.role.try_lease()
+    service.role.start_learning()
+    service.role.keeper.cancel()  # the test plays the pause: nothing renews
+    return service
+
+
+async def test_a_learner_whose_lease_expired_unclaimed_while_paused_learns_on(redis_url: str) -> None:
+    """A frozen learner (SIGSTOP longer than its lease) found its lease gone at its next fenced
+    write and stopped checkpointing for good, though nobody had taken over."""
+    import redis.asyncio as aioredis
+
+    prefix = f"takeover-{uuid.uuid4().hex[:8]}"
+    service = await _learner(redis_url, prefix)
+    try:
+        assert await service.checkpoint("before the pause")
+        client = aioredis.Redis.from_url(redis_url)
+        await client.delete(service.role.lease.key)  # expired while paused
+        assert await service.checkpoint("after the pause"), "the unclaimed lease is taken again"
+        assert service.learning and await client.get(service.role.lease.key) is not None
+        # another replica took it and checkpointed: this one is deposed, and stops
+        await client.delete(service.role.lease.key)
+        rival = await _learner(redis_url, prefix)
+        assert await rival.checkpoint("the rival learns")
+        from streamer.store.base import LeaseLostError
+        with pytest.raises(LeaseLostError):
+            await service.checkpoint("deposed")
+        assert not service.learning
+        await client.aclose()
+        await rival.close_store()
+    finally:
+        await service.close_store()
