@@ -7,6 +7,8 @@
 ``commits``               commit only what the broker acknowledged, in batch order
 ``labels``                decode, join, learn; classes refused beyond the limits
 ``checkpoints``           label positions, applied ids, the fenced checkpoint
+``clients``               where the consumers and the producer come from (Kafka or the memory bus)
+``learner``               wait for the lease, take over from the checkpoint, read every labels partition
 ``lease``                 the learner role and its lease
 ``publication``           the learner publishes, scorers swap models in
 ``ledger``                the deployment's shared label budget

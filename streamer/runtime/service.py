@@ -36,19 +36,20 @@ from streamer.kafka.groups import GroupWatch
 from streamer.metrics import Metrics
 from streamer.runtime.backlog import SWEEP_SECONDS, Backlog
 from streamer.runtime.checkpoints import Checkpoints, LabelTally
-from streamer.runtime.clients import Clients, KafkaClients, LabelsReader
+from streamer.runtime.clients import Clients, KafkaClients
 from streamer.runtime.commits import AckedCommits, commit_quietly
 from streamer.runtime.consume import poll_batches
 from streamer.runtime.health import Health, Stopping
 from streamer.runtime.items import ItemsPath
 from streamer.runtime.labels import LabelsPath
+from streamer.runtime.learner import Learner
 from streamer.runtime.lease import LearnerRole
 from streamer.runtime.ledger import SharedBudget
 from streamer.runtime.outputs import MAX_REQUEST_BYTES, Acks, Outputs
 from streamer.runtime.publication import ModelPublication
 from streamer.runtime.status import service_status
 from streamer.store.base import PendingStore
-from streamer.store.checkpoint import Checkpoint, CheckpointError, loads
+from streamer.store.checkpoint import Checkpoint
 from streamer.store.coordination import BudgetLedger, LearnerLease, ModelBoard
 
 __all__ = ["Service"]
@@ -57,7 +58,6 @@ log = logging.getLogger(__name__)
 
 MAX_UNACKED_BATCHES = 8  # items micro-batches produced but not yet acknowledged
 REVOKE_WAIT_SECONDS = 5.0  # a rebalance waits this long at most for the outputs in flight
-LABELS_PER_POLL = 1000
 
 
 class Service:
@@ -104,10 +104,11 @@ class Service:
                 ledger = BudgetLedger(client, settings.redis_prefix, token)
         self.role = LearnerRole(settings.role, lease, self.health, m)
         self.checkpoints = Checkpoints(store, checkpoint_key, sampler, self.tally, m, self.health,
-                                       sampler_config or {}, fence=self.role.fence, lease_lost=self._lease_lost)
+                                       sampler_config or {}, fence=self.role.fence,
+                                       lease_lost=lambda: self.learner.lease_lost())
         self.publication = None if board is None else ModelPublication(
             board, sampler, checkpoint_key, settings, self.role, self.health, m,  # type: ignore[arg-type]
-            lease_lost=self._lease_lost)
+            lease_lost=lambda: self.learner.lease_lost())
         self.budget = None if ledger is None else SharedBudget(ledger, sampler, self.health, m)
         self.items = ItemsPath(settings, sampler, store, m, self.health, self.backlog, self.outputs,
                                self.counts, on_decided=self._changed)
@@ -121,8 +122,10 @@ class Service:
         self.labels_watch = GroupWatch("labels", None, [settings.labels_topic], log)
         self.commits: AckedCommits | None = None  # the items consumer's, once it exists
         self.clients: Clients = clients or KafkaClients(settings)
+        self.learner = Learner(settings, sampler, store, checkpoint_key, self.role, self.checkpoints,
+                               self.labels, self.publication, self.health, self.clients, self.labels_watch,
+                               on_learning=self._learning)
         self._items: Any = None  # the items consumer
-        self._labels: LabelsReader | None = None
         m.budget.set(sampler.budget)
         if checkpoint is not None:
             self.checkpoints.restore(checkpoint)
@@ -204,21 +207,15 @@ class Service:
         positions = await self.checkpoints.write(why)
         if positions is None:
             return False
-        if self._labels is not None:  # for lag tools: the offsets the checkpoint will re-read from
-            consumer = self._labels.consumer
+        if self.learner.reader is not None:  # for lag tools: the offsets the checkpoint will re-read from
+            consumer = self.learner.reader.consumer
             assigned = consumer.assignment()
             await commit_quietly(consumer, {tp: o for tp, o in positions.items() if tp in assigned})
         return True
 
-    async def _lease_lost(self) -> bool:
-        """A fenced write found the lease not ours: learn on only if it merely expired while this
-        replica was paused and no other learner checkpointed meanwhile."""
-        async def nobody_learned() -> bool:
-            blob = await self.store.load_checkpoint()
-            newest = 0 if blob is None else loads(blob, self._key).sequence  # type: ignore[arg-type]
-            return newest == self.checkpoints.sequence
-
-        return await self.role.regain(nobody_learned)
+    def _learning(self) -> None:
+        if not self.role.decides:  # a learner-only replica is ready once it learns
+            self.mark_consuming(True)
 
     def _changed(self) -> None:
         self.checkpoints.dirty = True
@@ -233,7 +230,7 @@ class Service:
         self.outputs.attach(await self.clients.producer(MAX_REQUEST_BYTES), MAX_REQUEST_BYTES)
         # the learner reads labels before items flow, so the first items' labels are learned
         if self.role.may_learn and await self.role.try_lease():
-            await self._become_learner()
+            await self.learner.become()
         if self.role.decides:
             if not self.role.learning and self.publication is not None:
                 await self.publication.refresh()  # a scorer starts with the learner's newest model
@@ -247,7 +244,7 @@ class Service:
         """Consume until ``stop`` is set, then finish the batch in hand, flush and commit."""
         self.health.stopping = stop
         await self.start()
-        loops = [self._learner_loop(stop), self._sweep_loop(stop)]
+        loops = [self.learner.run(stop), self._sweep_loop(stop)]
         if self._items is not None:
             loops.append(self._items_loop(stop))
         if self.publication is not None:
@@ -288,7 +285,7 @@ class Service:
         self.mark_consuming(False)
         await self.role.release()
         self.items_watch.stop()
-        labels = None if self._labels is None else self._labels.consumer
+        labels = None if self.learner.reader is None else self.learner.reader.consumer
         for client in (self._items, labels, self.outputs.producer):
             if client is not None:
                 with contextlib.suppress(Exception):
@@ -324,89 +321,6 @@ class Service:
             await poll_batches(consumer, self.settings.max_batch, stop, decide, each_poll)
         finally:  # stopping: the batches in hand are acknowledged and committed
             await commits.drain()
-
-    async def _learner_loop(self, stop: asyncio.Event) -> None:
-        """Learn when this replica may: at once in one process, else while holding the lease."""
-        role = self.role
-        if not role.may_learn:
-            return
-        period = 1.0 if role.lease is None else role.lease.seconds / 3.0
-        while not role.learning and not stop.is_set():  # a standby: wait for the lease
-            if await role.try_lease():
-                await self._become_learner()
-                break
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=period)
-        if not role.learning:
-            return
-        labels = asyncio.create_task(self._labels_loop(stop), name="labels")
-        try:
-            waiting = {labels} if role.keeper is None else {labels, role.keeper}
-            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if role.keeper in done:
-                role.keeper.result()  # raises LeaseLostError
-            await labels
-        finally:
-            if not labels.done():
-                labels.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await labels
-
-    async def _become_learner(self) -> None:
-        """Take over from the newest checkpoint, then consume labels from its offsets."""
-        if self.role.lease is not None:  # a lease exists only with a durable store and a key
-            assert self._key is not None
-            blob = await self.health.retry(self.store.load_checkpoint)
-            if blob is not None:
-                # Always from the checkpoint, even the one this replica started from: a standby
-                # scored with the learner's later publications, whose labels it now reads again
-                # from the checkpoint's offsets (they would be learned twice)
-                self._take_over(loads(blob, self._key))
-        self.role.start_learning()
-        log.info("learning (role %s): labels from %s", self.role.role, self.settings.labels_topic)
-        await self._start_labels()
-        if not self.role.decides:
-            self.mark_consuming(True)
-        if self.publication is not None:
-            await self.publication.publish(force=True)
-
-    def _take_over(self, checkpoint: Checkpoint) -> None:
-        spec = getattr(self.sampler.model, "spec", None)
-        if spec is not None and checkpoint.model_spec != spec:
-            raise CheckpointError(
-                f"the newest checkpoint holds model {checkpoint.model_spec!r}, this replica "
-                f"runs {spec!r}: every replica of a deployment must run the same --model"
-            )
-        self.sampler.use_model(checkpoint.sampler.model)
-        self.checkpoints.restore(checkpoint)
-
-    async def _start_labels(self) -> None:
-        """Read every partition of the labels topic from the checkpoint's positions."""
-        self._labels = await self.clients.labels_reader(self.checkpoints.positions)
-        self.labels_watch.assigned_manually(await self._labels.assign())
-
-    async def _labels_loop(self, stop: asyncio.Event) -> None:
-        partitions = self._labels
-        assert partitions is not None
-        consumer = partitions.consumer
-        watch = asyncio.create_task(partitions.watch_losses(stop), name="label-logs")
-
-        async def each_poll() -> None:
-            reassigned = await partitions.refresh()
-            if reassigned is not None:
-                self.labels_watch.assigned_manually(reassigned)
-
-        async def learn(records: list[ConsumerRecord], offsets: dict[TopicPartition, int]) -> None:
-            await self.labels.process(records)
-            if not self.durable:  # the in-process store's progress is the group's offsets
-                await commit_quietly(consumer, offsets)
-
-        try:
-            await poll_batches(consumer, LABELS_PER_POLL, stop, learn, each_poll)
-        finally:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
 
     async def _sweep_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
