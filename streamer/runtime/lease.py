@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable
 
 from streamer.metrics import Metrics
@@ -18,9 +21,40 @@ from streamer.runtime.health import STORE_ERRORS, Health
 from streamer.store.base import LeaseLostError
 from streamer.store.coordination import LearnerLease
 
-__all__ = ["LearnerRole"]
+__all__ = ["LearnerRole", "holder_died_here", "replica_token"]
 
 log = logging.getLogger(__name__)
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:  # not Linux: no way to tell a process of this host's namespace
+        return ""
+
+
+def replica_token() -> str:
+    """This replica's lease token: host, PID namespace, process id and a random part, so that a
+    replica restarted on the same host can tell that the holder it finds has died."""
+    return f"{socket.gethostname()}/{_pid_namespace()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
+
+
+def holder_died_here(holder: str) -> bool:
+    """Whether ``holder`` (a :func:`replica_token`) was a process of this host and PID namespace
+    that no longer runs. False whenever that cannot be known (another host, another container,
+    a token given with --group-instance-id): then the lease is waited out."""
+    host, namespace, pid, _ = ([*holder.split("/"), "", "", ""])[:4]
+    if not (namespace and pid.isdigit() and host == socket.gethostname() and namespace == _pid_namespace()):
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, owned by another user
+        return False
+    return False
 
 
 class LearnerRole:
@@ -81,6 +115,11 @@ class LearnerRole:
             return True
         try:
             held = await self.lease.acquire()
+            if not held:  # a learner killed on this host: no need to wait for its lease to expire
+                holder = await self.lease.holder()
+                if holder is not None and holder_died_here(holder) and await self.lease.take_from(holder):
+                    log.warning("the learner lease was held by %s, which died on this host: taken over", holder)
+                    held = True
         except STORE_ERRORS as exc:
             self.health.degrade("store", exc)
             return False

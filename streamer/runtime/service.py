@@ -19,10 +19,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
-import socket
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -43,7 +40,7 @@ from streamer.runtime.health import Health, Stopping
 from streamer.runtime.items import ItemsPath
 from streamer.runtime.labels import LabelsPath
 from streamer.runtime.learner import Learner
-from streamer.runtime.lease import LearnerRole
+from streamer.runtime.lease import LearnerRole, replica_token
 from streamer.runtime.ledger import SharedBudget
 from streamer.runtime.outputs import MAX_REQUEST_BYTES, Acks, Outputs
 from streamer.runtime.publication import ModelPublication
@@ -97,7 +94,7 @@ class Service:
         client = getattr(store, "client", None)
         durable = bool(getattr(store, "durable", False)) and checkpoint_key is not None
         if client is not None and durable:  # scale-out needs the shared store and a key
-            token = settings.group_instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+            token = settings.group_instance_id or replica_token()
             lease = LearnerLease(client, settings.redis_prefix, token, settings.learner_lease_seconds)
             board = ModelBoard(client, settings.redis_prefix)
             if settings.global_budget and settings.role != "learner":

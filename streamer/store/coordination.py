@@ -44,6 +44,16 @@ end
 return 0
 """
 
+# KEYS[1] lease, ARGV: dead holder's token, our token, ttl ms. Take the lease from a holder
+# known to be dead, only if it still holds it; 1 = ours now.
+_TAKE_FROM = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
 # KEYS[1] lease, ARGV: token. Give the lease up only if it is still ours.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -87,6 +97,7 @@ class LearnerLease:
         self._client = client
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
+        self._take_from = client.register_script(_TAKE_FROM)
 
     async def acquire(self) -> bool:
         """Take the lease if it is free (or renew it if ours); True when we hold it."""
@@ -94,6 +105,11 @@ class LearnerLease:
         return bool(await self._acquire(keys=[self.key], args=[self.token, ms]))
 
     renew = acquire  # renewing is acquiring what is already ours
+
+    async def take_from(self, dead: str) -> bool:
+        """Take the lease from ``dead`` (a holder known to have died) if it still holds it."""
+        ms = max(1, int(self.seconds * 1000))
+        return bool(await self._take_from(keys=[self.key], args=[dead, self.token, ms]))
 
     async def release(self) -> None:
         """Give the lease up (at shutdown) so a standby takes over without waiting."""

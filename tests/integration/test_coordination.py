@@ -139,3 +139,30 @@ async def test_a_publication_notifies_the_scorers_at_once(client, prefix) -> Non
         assert int(message["data"]) == sequence
     finally:
         await notices.aclose()
+
+
+async def test_a_lease_held_by_a_process_that_died_on_this_host_is_taken_at_once(client, prefix) -> None:
+    """After kill -9 the restarted learner waited out the dead one's lease (5 s by default)."""
+    import subprocess
+    import sys
+
+    from streamer.metrics import Metrics
+    from streamer.runtime.health import Health
+    from streamer.runtime.lease import LearnerRole, replica_token
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    host, namespace, _, tail = replica_token().split("/")
+    dead = LearnerLease(client, prefix, f"{host}/{namespace}/{child.pid}/{tail}", seconds=60)
+    assert await dead.acquire()
+    metrics = Metrics()
+    role = LearnerRole("all", LearnerLease(client, prefix, replica_token(), 60), Health(metrics), metrics)
+    try:
+        assert not await role.try_lease(), "its holder still runs"
+        child.kill()
+        child.wait()
+        assert await role.try_lease(), "taken from the dead holder without waiting"
+        assert await role.lease.holder() == role.lease.token
+    finally:
+        if role.keeper is not None:
+            role.keeper.cancel()
+        child.kill()
