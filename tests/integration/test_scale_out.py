@@ -12,6 +12,10 @@ the lease over from the last checkpoint) and later a third replica joins. Afterw
 - the budget held for the deployment as a whole, not per replica;
 - every replica ends on the learner's model version, and stamped its outputs with versions
   the learner published.
+
+A second test measures what scaling out costs in accuracy (issue 18, defect 11): the same
+labelled stream, offered at 1,000 items/s with labels 0.3 s after each request, to one
+replica and to two; the two replicas' prequential accuracy stays close to the one's.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
 
-from streamer.replay import Annotator, LabelledStream
+from streamer.replay import Annotator, LabelledStream, produce_items
 from streamer.store.checkpoint import loads
 from tests.integration.harness import (
     ServiceProcess,
@@ -187,3 +192,109 @@ def _wait(predicate, timeout: float, what: str) -> None:
             return
         time.sleep(0.25)
     raise TimeoutError(f"{what} not reached in {timeout} s")
+
+
+# -- what scaling out costs in accuracy (issue 18, defect 11) ---------------------------------
+
+ACCURACY_ITEMS = 4000
+ACCURACY_RATE = 1000  # items per second, as in the issue
+LABEL_DELAY = 0.3  # seconds from a label request to its answer, as in the issue
+ROUNDS = 2  # each configuration this many times, alternating
+# One model, not the default portfolio: on 4,000 items the portfolio's leader switches moved a
+# run's accuracy by 2-4 points either way (one replica: 0.674-0.793 over 8 runs), which would
+# drown the 1-point bound. With this model, on this 2-core machine, one replica reached
+# 0.747-0.768 (6 runs) and two 0.761-0.777 (two minus one: -0.1 to +2.9 points, mean +1.4 per
+# round); the code before the fix (29e623f) gave two replicas 0.714-0.739 against 0.755-0.764
+# (-2.2 to -4.2 points, mean -3.1 per round), which this bound fails.
+MODEL = "StandardScaler | LogisticRegression"
+TOLERANCE = 0.01  # the issue's bound: two replicas at most 1 point below one, on the means
+
+
+async def prequential_accuracy(bootstrap: str, redis_url: str, logs: Path, stream: LabelledStream,
+                               replicas: int, model: str | None = None) -> dict[str, Any]:
+    """Offer ``stream`` at ACCURACY_RATE to ``replicas`` cold replicas (role all, one group, one
+    Redis prefix) while an annotator answers every request LABEL_DELAY s later; each item's
+    first prediction against its true label, over every item."""
+    tag = uuid.uuid4().hex[:8]
+    topics = {name: f"{name.removesuffix('-topic')}-{tag}" for name in (
+        "items-topic", "label-requests-topic", "labels-topic", "predictions-topic",
+        "dead-letters-topic")}
+    flags = {**topics, "group-id": f"g-{tag}", "budget": BUDGET, "redis-url": redis_url,
+             "redis-prefix": f"acc-{tag}", "seed": 1, "topic-partitions": PARTITIONS,
+             "model-staleness-seconds": STALENESS, "model": model}
+    procs: list[ServiceProcess] = []
+    annotator = Annotator(stream.truth, delay=LABEL_DELAY)
+    stop = asyncio.Event()
+    annotating: asyncio.Task[None] | None = None
+    try:
+        for i in range(replicas):
+            procs.append(await asyncio.to_thread(
+                ServiceProcess(bootstrap, flags, logs / f"acc-{tag}-{i}.log").start))
+        # the group settled: every partition held, each replica some
+        for proc in procs:
+            await asyncio.to_thread(
+                proc.wait_for, lambda s: len(s["consumers"]["items"]["partitions"]) in (
+                    PARTITIONS // replicas, PARTITIONS // replicas + PARTITIONS % replicas),
+                60, "the items partitions shared out")
+        annotating = asyncio.create_task(annotate(bootstrap, topics, annotator, stop))
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        await producer.start()
+        try:
+            await produce_items(producer, topics["items-topic"], stream, rate=ACCURACY_RATE)
+        finally:
+            await producer.stop()
+        predictions = await consume_all(bootstrap, topics["predictions-topic"], expect=len(stream),
+                                        timeout_s=120.0)
+        statuses = [proc.status() for proc in procs]
+        staleness = [_metric(proc.get("/metrics")[1].decode(), "streamer_model_staleness_seconds_count")
+                     for proc in procs]
+    finally:
+        stop.set()
+        if annotating is not None:
+            await annotating
+        codes = [await asyncio.to_thread(proc.stop) for proc in procs]
+    assert codes == [0] * replicas, [proc.log() for proc in procs]
+    first: dict[str, Any] = {}
+    for prediction in predictions:
+        first.setdefault(prediction["id"], prediction["prediction"])
+    truth = stream.truth
+    assert set(first) == set(truth), f"{len(truth) - len(first)} items without a prediction"
+    return {"accuracy": sum(first[i] == truth[i] for i in truth) / len(truth),
+            "asked": sum(s["label_requests"] for s in statuses),
+            "learners": [s["learner"] for s in statuses],
+            "leader": [(s["model_race"] or {}).get("leader") for s in statuses if s["learner"]],
+            "publications": [s["model_publication"] for s in statuses],
+            "versions_picked_up": staleness}
+
+
+def _metric(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def test_two_replicas_are_as_accurate_as_one(kafka, redis_url: str, tmp_path: Path) -> None:
+    """Issue 18, defect 11: a scorer used to poll for the learner's model once a second, so at
+    1,000 items/s it decided hundreds of items with a stale model and two replicas were 3.4
+    points less accurate than one. Now each label batch's model is published and announced,
+    and the scorer swaps it in at once."""
+    stream = sea_stream(ACCURACY_ITEMS, seed=11)
+    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    for _ in range(ROUNDS):  # alternating: the two cores' noise falls on both
+        for replicas in (1, 2):
+            runs[replicas].append(await prequential_accuracy(
+                kafka.bootstrap_servers, redis_url, tmp_path, stream, replicas, MODEL))
+    one = sum(r["accuracy"] for r in runs[1]) / ROUNDS
+    two = sum(r["accuracy"] for r in runs[2]) / ROUNDS
+    print(f"\nprequential accuracy over {ACCURACY_ITEMS} items at {ACCURACY_RATE}/s, labels "
+          f"{LABEL_DELAY} s late: one replica {one:.4f} {[round(r['accuracy'], 4) for r in runs[1]]}, "
+          f"two {two:.4f} {[round(r['accuracy'], 4) for r in runs[2]]}, gap {100 * (two - one):+.2f} "
+          f"points; two replicas: {[(r['learners'], r['publications'], r['versions_picked_up']) for r in runs[2]]}")
+    for run in runs[2]:
+        assert run["learners"].count(True) == 1, run
+        learner, scorer = run["learners"].index(True), run["learners"].index(False)
+        # the scorer swapped in most of what the learner published (announced, not polled:
+        # a poll every quarter second would pick up about 18 of the ~140 publications)
+        assert run["versions_picked_up"][scorer] >= run["publications"][learner] / 3, run
+    assert two >= one - TOLERANCE, (one, two)
