@@ -42,7 +42,7 @@ Examples
 from __future__ import annotations
 
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -207,7 +207,7 @@ class Sampler(SamplerScoring, SamplerInFlight):
         self._power = max(0.0, 1.0 / target - 1.0)
         # asked-but-unanswered ids -> the probability the item had of being asked (1 / its
         # importance weight: exploration picks ~budget * explore, the gate's picks ~1)
-        self._in_flight: OrderedDict[str, float] = OrderedDict()
+        self._in_flight: dict[str, float] = {}
         self._by_reason: Counter[str] = Counter()
         self._blocked = 0
 

@@ -8,9 +8,10 @@ object).
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,9 @@ class SamplerInFlight:
     """The Sampler's in-flight bookkeeping (mixed into :class:`~streamer.core.sampler.Sampler`)."""
 
     # set by Sampler.__init__
-    _in_flight: OrderedDict[str, float]  # asked-but-unanswered id -> P(asked)
+    # asked-but-unanswered id -> P(asked), oldest first; a plain dict, whose copy (a checkpoint's
+    # snapshot) is ten times faster than an OrderedDict's
+    _in_flight: dict[str, float]
     _max_in_flight: int
     _blocked: int
     _by_reason: Counter[str]
@@ -50,8 +53,10 @@ class SamplerInFlight:
         flight = self._in_flight
         for item_id, propensity in zip(ids, propensities, strict=True):
             flight[item_id] = propensity
-        while len(flight) > self._max_in_flight:
-            flight.popitem(last=False)
+        excess = len(flight) - self._max_in_flight
+        if excess > 0:  # the oldest go (dict iteration is in insertion order)
+            for item_id in list(islice(flight, excess)):
+                del flight[item_id]
 
     def _propensity(self, reason: str) -> float:
         """How likely an asked item was to be asked: an exploration pick was one of a uniform
@@ -69,7 +74,7 @@ class SamplerInFlight:
         gets a copy of them, ids and propensities (two flat lists copy twice as fast as pairs).
         Use it without awaiting inside: decisions must not run meanwhile."""
         flight = self._in_flight
-        self._in_flight = OrderedDict()
+        self._in_flight = {}
         try:
             yield list(flight), list(flight.values())
         finally:
@@ -77,7 +82,7 @@ class SamplerInFlight:
 
     def restore_in_flight(self, ids: Iterable[str], propensities: Iterable[float]) -> None:
         """The in-flight ids of a checkpoint (oldest first), as :meth:`in_flight_detached` gave them."""
-        self._in_flight = OrderedDict(zip(ids, propensities, strict=True))
+        self._in_flight = dict(zip(ids, propensities, strict=True))
 
     def forget(self, ids: Iterable[str]) -> None:
         """Stop treating ``ids`` as in flight (their label expired or was given up)."""
