@@ -68,6 +68,11 @@ class Metrics:
             "From the item's Kafka timestamp to its decision being acknowledged by the broker.",
             buckets=_LATENCY_BUCKETS, registry=r,
         )
+        self.loop_lag = Histogram(
+            "streamer_event_loop_lag_seconds",
+            "How late the event loop ran a 10 ms timer: its stalls hold every decision up.",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
         self.batch_size = Histogram(
             "streamer_batch_size", "Items per micro-batch.", buckets=_BATCH_BUCKETS, registry=r
         )

@@ -42,6 +42,7 @@ from streamer.runtime.labels import LabelsPath
 from streamer.runtime.learner import Learner
 from streamer.runtime.lease import LearnerRole, replica_token
 from streamer.runtime.ledger import SharedBudget
+from streamer.runtime.loop_lag import watch_loop_lag
 from streamer.runtime.outputs import MAX_REQUEST_BYTES, Acks, Outputs
 from streamer.runtime.publication import ModelPublication
 from streamer.runtime.status import service_status
@@ -241,7 +242,7 @@ class Service:
         """Consume until ``stop`` is set, then finish the batch in hand, flush and commit."""
         self.health.stopping = stop
         await self.start()
-        loops = [self.learner.run(stop), self._sweep_loop(stop)]
+        loops = [self.learner.run(stop), self._sweep_loop(stop), watch_loop_lag(self.metrics.loop_lag, stop)]
         if self._items is not None:
             loops.append(self._items_loop(stop))
         if self.publication is not None:

@@ -199,3 +199,25 @@ async def test_the_consumer_group_shares_partitions_and_hears_revokes_first() ->
     assert heard == ["a revoked 0", "a assigned 4", "a revoked 4", "b revoked 0", "a assigned 2", "b assigned 2"]
     await a.stop()
     assert len(b.assignment()) == 4
+
+
+async def test_a_stall_of_the_event_loop_is_measured() -> None:
+    """Issue 19: whatever holds the loop holds every decision; the lag metric shows it."""
+    import time
+
+    from streamer.metrics import Metrics
+    from streamer.runtime.loop_lag import watch_loop_lag
+
+    metrics = Metrics()
+    stop = asyncio.Event()
+    watching = asyncio.create_task(watch_loop_lag(metrics.loop_lag, stop))
+    await asyncio.sleep(0.05)
+    time.sleep(0.08)  # a stall: nothing else runs meanwhile
+    await asyncio.sleep(0.05)
+    stop.set()
+    await watching
+    registry = metrics.registry
+    slow = registry.get_sample_value("streamer_event_loop_lag_seconds_count") - registry.get_sample_value(
+        "streamer_event_loop_lag_seconds_bucket", {"le": "0.05"})
+    assert slow >= 1, "the 80 ms stall was seen"
+    assert registry.get_sample_value("streamer_event_loop_lag_seconds_sum") >= 0.06
