@@ -48,6 +48,20 @@ class StoreContract:
         assert joined.features.tobytes() == X[1].tobytes()
         assert joined.requested_at == T0
 
+    async def test_claims_of_a_batch_answer_in_order_as_claims_one_by_one(self, store: PendingStore) -> None:
+        X = features(3)
+        await store.put_many(["a", "b", "c"], X, requested_at=T0, ttl_seconds=TTL)
+        await store.claim("c", now=T0 + 1, owner="labels:1")
+
+        results = await store.claim_many([("b", "labels:0"), ("zzz", "labels:0"), ("a", "labels:0"),
+                                          ("c", "labels:0"), ("c", "labels:1")], now=T0 + 2)
+
+        outcomes = [outcome for outcome, _ in results]
+        assert outcomes == [JoinOutcome.JOINED, JoinOutcome.UNKNOWN, JoinOutcome.JOINED,
+                            JoinOutcome.DUPLICATE, JoinOutcome.JOINED]  # c: another owner's claim, then its own
+        assert results[0][1].features.tobytes() == X[1].tobytes()
+        assert results[2][1].item_id == "a" and await store.claim_many([], now=T0 + 3) == []
+
     async def test_second_take_of_the_same_id_is_duplicate(self, store: PendingStore) -> None:
         await store.put_many(["a"], features(1), requested_at=T0, ttl_seconds=TTL)
         await store.take("a", now=T0 + 1)

@@ -25,7 +25,13 @@ from streamer.runtime.checkpoints import Checkpoints, LabelTally
 from streamer.runtime.health import Health
 from streamer.runtime.outputs import Acks, Outputs
 from streamer.store.base import JoinOutcome, PendingStore
-from streamer.wire import DecodeError, canonical_label, decode_label, header_content_type
+from streamer.wire import (
+    DecodeError,
+    LabelMessage,
+    canonical_label,
+    decode_label,
+    header_content_type,
+)
 
 __all__ = ["LabelsPath"]
 
@@ -61,13 +67,14 @@ class LabelsPath:
 
     async def process(self, records: Sequence[ConsumerRecord]) -> None:
         now = time.time()
-        rows: list[np.ndarray] = []
-        labels: list[Any] = []
-        joined: list[tuple[str, ConsumerRecord]] = []
-        in_batch: set[str] = set()
         acks: Acks = []
-        classes: set[Any] = set(self.sampler.model.classes)  # known, and joined in this batch
         learned = self.checkpoints.uncommitted
+        # A label of a new class counts toward --max-classes once it is accepted for claiming,
+        # whether or not it then joins: the claims of a batch go to the store together
+        classes: set[Any] = set(self.sampler.model.classes)
+        firsts: list[tuple[LabelMessage, ConsumerRecord]] = []  # one per item id, claimed
+        first_ids: set[str] = set()
+        repeats: list[LabelMessage] = []  # the same item id again in this batch
         for record in records:
             try:
                 message = decode_label(record.value, header_content_type(record.headers),
@@ -79,19 +86,31 @@ class LabelsPath:
                 self.count(JoinOutcome.INVALID)
                 acks.append(await self.outputs.dead_letter(record, error, source="labels"))
                 continue
-            if message.id in learned or message.id in in_batch:
+            if message.id in learned:
                 self.count(JoinOutcome.DUPLICATE)  # applied, not committed yet
-                continue
-            owner = f"{record.topic}:{record.partition}"
-            outcome, item = await self.health.retry(lambda i=message.id, o=owner: self.store.claim(i, now, o))
-            self.count(outcome)
-            if item is not None:
-                in_batch.add(message.id)
+            elif message.id in first_ids:
+                repeats.append(message)
+            else:
                 classes.add(message.label)
+                first_ids.add(message.id)
+                firsts.append((message, record))
+        claims = [(m.id, f"{r.topic}:{r.partition}") for m, r in firsts]
+        outcomes = await self.health.retry(lambda: self.store.claim_many(claims, now)) if claims else []
+        rows: list[np.ndarray] = []
+        labels: list[Any] = []
+        joined: list[tuple[str, ConsumerRecord]] = []
+        first_outcome: dict[str, JoinOutcome] = {}
+        for (message, record), (outcome, item) in zip(firsts, outcomes, strict=True):
+            self.count(outcome)
+            first_outcome[message.id] = outcome
+            if item is not None:
                 rows.append(item.features)
                 labels.append(message.label)
                 joined.append((message.id, record))
                 self.metrics.label_delay.observe(max(0.0, now - item.requested_at))
+        for message in repeats:  # what claiming it again would say: the first one joined it, or not
+            outcome = first_outcome[message.id]
+            self.count(JoinOutcome.DUPLICATE if outcome is JoinOutcome.JOINED else outcome)
         if rows:
             async with self.checkpoints.lock:
                 ids = [i for i, _ in joined]

@@ -72,6 +72,12 @@ class PendingStore(Protocol):
         """
         ...
 
+    async def claim_many(
+        self, claims: Sequence[tuple[str, str]], now: float
+    ) -> list[tuple[JoinOutcome, Joined | None]]:
+        """:meth:`claim` of each ``(item_id, owner)``, in order, in one round trip to the store."""
+        ...
+
     async def commit(
         self,
         applied_ids: Sequence[str],

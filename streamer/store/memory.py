@@ -147,6 +147,12 @@ class MemoryPendingStore:
         self._claimed[item_id] = (owner, self._pending.pop(item_id))
         return JoinOutcome.JOINED, Joined(item_id, entry.features, entry.requested_at)
 
+    async def claim_many(
+        self, claims: Sequence[tuple[str, str]], now: float
+    ) -> list[tuple[JoinOutcome, Joined | None]]:
+        """:meth:`claim` of each ``(item_id, owner)``, in order."""
+        return [await self.claim(item_id, now, owner) for item_id, owner in claims]
+
     async def commit(
         self,
         applied_ids: Sequence[str],

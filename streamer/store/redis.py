@@ -212,22 +212,26 @@ class RedisPendingStore:
         self, item_id: str, now: float, owner: str = "-"
     ) -> tuple[JoinOutcome, Joined | None]:
         """Claim the pending item for a label; the features stay until :meth:`commit`."""
+        return (await self.claim_many([(item_id, owner)], now))[0]
+
+    async def claim_many(
+        self, claims: Sequence[tuple[str, str]], now: float
+    ) -> list[tuple[JoinOutcome, Joined | None]]:
+        """One claim script per label, all in one pipelined round trip (each script is atomic;
+        the batch need not be)."""
+        if not claims:
+            return []
         keys = self._keys
-        reply = await self._claim(
-            keys=[
-                self._pending_key(item_id),
-                f"{keys}a:{item_id}",
-                f"{keys}x:{item_id}",
-                self._deadlines_key,
-                self._expired_key,
-            ],
-            args=[item_id, repr(float(now)), self._applied_ms, self._tombstone_ms, owner],
-        )
-        outcome = JoinOutcome(reply[0].decode())
-        if outcome is not JoinOutcome.JOINED:
-            return outcome, None
-        features = np.frombuffer(reply[1], dtype=_FEATURES_DTYPE).astype(np.float64)
-        return outcome, Joined(item_id, features, float(reply[2]))
+        async with self._client.pipeline(transaction=False) as pipe:
+            for item_id, owner in claims:
+                await self._claim(
+                    keys=[self._pending_key(item_id), f"{keys}a:{item_id}", f"{keys}x:{item_id}",
+                          self._deadlines_key, self._expired_key],
+                    args=[item_id, repr(float(now)), self._applied_ms, self._tombstone_ms, owner],
+                    client=pipe,
+                )
+            replies = await pipe.execute()
+        return [_claimed(item_id, reply) for (item_id, _), reply in zip(claims, replies, strict=True)]
 
     async def commit(
         self,
@@ -320,3 +324,11 @@ class RedisPendingStore:
 
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
+
+
+def _claimed(item_id: str, reply: list[bytes]) -> tuple[JoinOutcome, Joined | None]:
+    outcome = JoinOutcome(reply[0].decode())
+    if outcome is not JoinOutcome.JOINED:
+        return outcome, None
+    features = np.frombuffer(reply[1], dtype=_FEATURES_DTYPE).astype(np.float64)
+    return outcome, Joined(item_id, features, float(reply[2]))
