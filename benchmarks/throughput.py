@@ -1,40 +1,48 @@
 """Throughput and decision latency through the real broker, against the baselines, in one run.
 
 For items of 16, 64 and 512 features (budget 5%, 4 partitions, the embedded Tansu broker on
-loopback), every pipeline below runs as its own process, one at a time:
+loopback), every pipeline below runs as its own process, one at a time
+(benchmarks/throughput_workers.py):
 
 - ``ceiling``: raw aiokafka ``getmany`` -> orjson decode -> threshold -> produce 5% with
-  ``send_batch`` -> commit. No model: the most any Python consumer here can do.
+  ``send_batch`` -> commit. No model: the most any Python consumer here can do with the output
+  volume of ``streamer-requests``.
+- ``ceiling-predictions``: the same, also producing a prediction record per item: the output
+  work of ``streamer`` (a prediction per item plus 5% label requests, as record batches).
 - ``streamer``: the service (``streamer.app.serve``: HTTP endpoints, metrics, Redis pending
-  store when Redis answers) with the default model, warmed on 200 labelled rows, emitting a
-  prediction for every item and label requests for 5%.
-- ``streamer-f32``: the same with the opt-in raw float32 content type (16 features only).
-- ``streamer-auto``: the same with the default ``--model auto`` (the portfolio; the other
-  streamer pipelines run ``StandardScaler | LogisticRegression``), warmed on the same rows in
-  label batches of 8; the race picks the leader, which the results record.
+  store and checkpoints when Redis answers) with one logistic model, warmed on 200 labelled
+  rows, emitting a prediction for every item and label requests for 5%.
+- ``streamer-inproc``: the same with the in-process pending store (no Redis).
+- ``streamer-requests``: ``streamer`` emitting label requests only (measured on them).
+- ``streamer-f32``: ``streamer`` with the opt-in raw float32 content type (16 features only).
+- ``streamer-auto``: ``streamer`` with the default ``--model auto`` (the portfolio), warmed on
+  the same rows in label batches of 8; the race picks the leader, which the results record.
 - ``naive``: a per-item service on the same broker: consume one -> ``predict_proba_one`` ->
   produce the prediction (and a label request for the least certain 5%) -> next.
 - ``faust-event`` / ``faust-take``: the same per-item logic as a faust-streaming agent,
   per event and with ``stream.take()`` (benchmarks/faust_agent.py).
-- ``faust-sampling``: our Faust integration, ``streamer.faust_sampling.sampling_agent``, in the same
-  faust app as the two above (the service's batch code, model and Redis store behind
-  ``stream.take_events``), warmed like ``streamer``, emitting predictions and label requests.
+- ``faust-sampling``: our Faust integration, ``streamer.faust_sampling.sampling_agent``, in the
+  same faust app as the two above, warmed like ``streamer``, emitting predictions and requests.
 
 Full speed: the items are produced first; each pipeline then drains them from the start and
 its rate is ``outputs / (last output time - first output time)`` from the output records'
 timestamps, so start-up (a consumer-group join takes ~5 s on Tansu) is not counted.
+``--rounds N`` alternates the pipelines (A B C A B C) and reports the best round of each.
 
-Offered load: a producer in this process sends items at a fixed rate (20k and 50k items/s)
-while the pipeline runs; decision latency is the output record's timestamp minus the item
-record's timestamp (both stamped on this machine's clock), p50 and p99. Pipelines whose full
-speed is below the offered load are not run at it (they could only fall behind).
+Offered load (16 features): a producer in this process sends items at a fixed rate (20k, 40k
+and 50k items/s, what is due every 5 ms) to ``ceiling-predictions``, ``streamer-inproc`` and
+``streamer``, while an annotator answers every label request 0.2 s after it was sent, so the
+service learns while it decides. The ceiling's 5% are answered too, so the broker -- which
+shares the 2 cores and whose in-memory log slows as it grows -- carries the same traffic for
+every pipeline. Decision latency is the prediction record's timestamp minus the item record's
+(both stamped on this machine's clock): p50, p99 and p999, every round reported.
 
 Writes ``benchmarks/results/throughput.json`` and prints a table. ``--quick`` is a smoke run.
 
 Usage::
 
-    python benchmarks/throughput.py            # the full run (about 12 minutes on 2 cores)
-    python benchmarks/throughput.py --quick    # 16 features, small counts
+    python benchmarks/throughput.py --rounds 2   # the full run (about 30 minutes on 2 cores)
+    python benchmarks/throughput.py --quick      # 16 features, small counts
 """
 
 from __future__ import annotations
@@ -57,319 +65,28 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # one numeric thread per process 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-import orjson  # noqa: E402
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from machine import machine  # noqa: E402
+from throughput_io import (  # noqa: E402
+    BUDGET,
+    PARTITIONS,
+    annotate,
+    create_topics,
+    item_values,
+    percentiles_ms,
+    produce_all,
+    produce_paced,
+    read_stamps,
+    truth,
+)
+from throughput_workers import WORKERS  # noqa: E402
 
 from streamer.models import LOGISTIC_MODEL  # noqa: E402
 
-PARTITIONS = 4
-BUDGET = 0.05
-WARM_ROWS = 200
-Z95 = 1.6448536269514722  # P(N(0,1) > Z95) = 5%: the ceiling's "model"
-F32 = "application/x-float32"
 RESULTS = ROOT / "benchmarks" / "results" / "throughput.json"
 LOGS = Path(tempfile.mkdtemp(prefix="streamer-throughput-"))  # each worker's stderr
-
-
-# -- items ---------------------------------------------------------------------------------------
-
-
-def warm_data(d: int) -> tuple[np.ndarray, list[int]]:
-    """The rows every model learns before a run (same for all pipelines)."""
-    X = np.random.default_rng(0).normal(size=(WARM_ROWS, d))
-    return X, [int(x0 > 0) for x0 in X[:, 0]]
-
-
-def item_values(d: int, n: int, seed: int, raw: bool) -> tuple[list[bytes], list[bytes]]:
-    """``n`` items of ``d`` standard-normal features: keys (ids) and values."""
-    X = np.random.default_rng(seed).normal(size=(n, d))
-    keys = [f"i{seed}-{k}".encode() for k in range(n)]
-    if raw:
-        values = [row.tobytes() for row in X.astype("<f4")]
-    else:
-        values = [
-            orjson.dumps({"id": key.decode(), "features": row})
-            for key, row in zip(keys, X.tolist(), strict=True)
-        ]
-    return keys, values
-
-
-async def create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
-    finally:
-        await admin.close()
-
-
-def _headers(raw: bool) -> list[tuple[str, bytes]]:
-    return [("content-type", F32.encode())] if raw else []
-
-
-async def produce_all(bootstrap: str, topic: str, keys: list[bytes], values: list[bytes], raw: bool) -> float:
-    """Produce every item as fast as possible (send_batch); return items/s."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=512 * 1024,
-                                max_request_size=8 * 1024 * 1024)
-    await producer.start()
-    started = time.perf_counter()
-    try:
-        futures = []
-        headers = _headers(raw)
-        chunk = 8192
-        for start in range(0, len(values), chunk):
-            futures += await _send_chunk(producer, topic, keys[start:start + chunk],
-                                         values[start:start + chunk], headers, start)
-            if len(futures) > 256:
-                await asyncio.gather(*futures)
-                futures = []
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-    return len(values) / (time.perf_counter() - started)
-
-
-async def _send_chunk(producer: AIOKafkaProducer, topic: str, keys: list[bytes], values: list[bytes],
-                      headers: list[tuple[str, bytes]], offset: int) -> list[Any]:
-    futures = []
-    batches = {p: producer.create_batch() for p in range(PARTITIONS)}
-    for j, (key, value) in enumerate(zip(keys, values, strict=True)):
-        p = (offset + j) % PARTITIONS
-        if batches[p].append(key=key, value=value, timestamp=None, headers=headers) is None:
-            futures.append(await producer.send_batch(batches[p], topic, partition=p))
-            batches[p] = producer.create_batch()
-            batches[p].append(key=key, value=value, timestamp=None, headers=headers)
-    for p, batch in batches.items():
-        if batch.record_count():
-            futures.append(await producer.send_batch(batch, topic, partition=p))
-    return futures
-
-
-async def produce_paced(bootstrap: str, topic: str, keys: list[bytes], values: list[bytes],
-                        rate: float, raw: bool) -> float:
-    """Produce at ``rate`` items/s in 1 ms ticks; return the rate achieved."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, max_batch_size=512 * 1024)
-    await producer.start()
-    headers = _headers(raw)
-    sent = 0
-    started = time.perf_counter()
-    try:
-        while sent < len(values):
-            due = min(len(values), int((time.perf_counter() - started) * rate) + 1)
-            if due > sent:
-                await _send_chunk(producer, topic, keys[sent:due], values[sent:due], headers, sent)
-                sent = due
-            await asyncio.sleep(0.001)
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return sent / (time.perf_counter() - started)
-
-
-async def read_stamps(bootstrap: str, topic: str, expect: int, idle_s: float = 3.0,
-                      timeout_s: float = 600.0) -> dict[bytes, int]:
-    """key -> record timestamp (ms) of every record of ``topic``: at least ``expect`` of them,
-    then until nothing new came for ``idle_s`` (Tansu's end offsets cannot say where it ends)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                fetch_max_wait_ms=50, max_partition_fetch_bytes=8 * 1024 * 1024)
-    await consumer.start()
-    out: dict[bytes, int] = {}
-    try:
-        consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
-        deadline = time.monotonic() + timeout_s
-        last_new = time.monotonic()
-        while time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200, max_records=100_000)
-            for records in batches.values():
-                for r in records:
-                    out[r.key] = r.timestamp
-                last_new = time.monotonic()
-            if time.monotonic() - last_new >= (idle_s if len(out) >= expect else 30.0):
-                break
-    finally:
-        await consumer.stop()
-    return out
-
-
-# -- pipelines (each runs as `python benchmarks/throughput.py worker <kind> <config json>`) --------
-
-
-def margin_threshold(model: Any, d: int) -> float:
-    """The margin below which a river pipeline asks for ~5% of standard-normal items."""
-    X = np.random.default_rng(1).normal(size=(4000, d))
-    margins = []
-    for row in X:
-        p = sorted(model.predict_proba_one({f"x{j}": v for j, v in enumerate(row.tolist())}).values())
-        margins.append(p[-1] - p[-2])
-    return float(np.quantile(margins, BUDGET))
-
-
-def river_model(d: int) -> Any:
-    from river import linear_model, multiclass, preprocessing
-
-    model = preprocessing.StandardScaler() | multiclass.OneVsRestClassifier(linear_model.LogisticRegression())
-    X, y = warm_data(d)
-    for row, label in zip(X.tolist(), y, strict=True):
-        x = {f"x{j}": v for j, v in enumerate(row)}
-        model["StandardScaler"].learn_one(x)
-        model.learn_one(x, label)
-    return model
-
-
-def _ready(cfg: dict[str, Any], consumer: Any) -> None:
-    """Tell the harness the consumer has its partitions (an offered load starts then)."""
-    path = Path(cfg["ready"])
-    if not path.exists() and consumer is not None and consumer.assignment():
-        path.touch()
-
-
-async def worker_ceiling(cfg: dict[str, Any]) -> None:
-    consumer = AIOKafkaConsumer(cfg["items"], bootstrap_servers=cfg["bootstrap"], group_id=cfg["group"],
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                fetch_max_wait_ms=10, max_partition_fetch_bytes=4 * 1024 * 1024)
-    producer = AIOKafkaProducer(bootstrap_servers=cfg["bootstrap"], linger_ms=2, max_batch_size=256 * 1024)
-    await consumer.start()
-    await producer.start()
-    seen, loads = 0, orjson.loads
-    try:
-        while seen < cfg["n"]:
-            batches = await consumer.getmany(timeout_ms=200, max_records=4096)
-            _ready(cfg, consumer)
-            for tp, records in batches.items():
-                batch = producer.create_batch()
-                for r in records:
-                    if loads(r.value)["features"][0] > Z95:
-                        batch.append(key=r.key, value=r.value, timestamp=None)
-                if batch.record_count():
-                    await producer.send_batch(batch, cfg["out"], partition=tp.partition)
-                seen += len(records)
-            if batches:
-                await consumer.commit()
-        await producer.flush()
-    finally:
-        await consumer.stop()
-        await producer.stop()
-
-
-async def worker_naive(cfg: dict[str, Any]) -> None:
-    d = cfg["d"]
-    model = river_model(d)
-    scaler = model["StandardScaler"]
-    threshold = margin_threshold(model, d)
-    names = [f"x{j}" for j in range(d)]
-    consumer = AIOKafkaConsumer(cfg["items"], bootstrap_servers=cfg["bootstrap"], group_id=cfg["group"],
-                                enable_auto_commit=True, auto_offset_reset="earliest", fetch_max_wait_ms=10)
-    producer = AIOKafkaProducer(bootstrap_servers=cfg["bootstrap"], linger_ms=2)
-    await consumer.start()
-    await producer.start()
-    seen = 0
-    try:
-        while not consumer.assignment():
-            await consumer.getmany(timeout_ms=100, max_records=1)  # only joins: nothing produced yet
-        _ready(cfg, consumer)
-        async for record in consumer:  # one item at a time
-            item = orjson.loads(record.value)
-            x = dict(zip(names, item["features"], strict=True))
-            proba = model.predict_proba_one(x)
-            scaler.learn_one(x)
-            label, confidence = max(proba.items(), key=lambda kv: kv[1])
-            await producer.send(cfg["out"], orjson.dumps({
-                "id": item["id"], "prediction": label, "confidence": confidence, "model_version": 1,
-            }), key=record.key)
-            top = sorted(proba.values())
-            if top[-1] - top[-2] < threshold:
-                await producer.send(cfg["requests"], orjson.dumps({
-                    "id": item["id"], "features": item["features"],
-                    "proba": {str(k): v for k, v in proba.items()},
-                    "reason": "uncertainty", "model_version": 1,
-                }), key=record.key)
-            seen += 1
-            if seen >= cfg["n"]:
-                break
-        await producer.flush()
-    finally:
-        await consumer.stop()
-        await producer.stop()
-
-
-async def worker_streamer(cfg: dict[str, Any]) -> None:
-    from streamer.app import build_service, serve
-    from streamer.config import Settings
-
-    settings = Settings(
-        bootstrap_servers=cfg["bootstrap"], items_topic=cfg["items"], predictions_topic=cfg["out"],
-        label_requests_topic=cfg["requests"], labels_topic=cfg["labels"],
-        dead_letters_topic=cfg["dead"], group_id=cfg["group"], topic_partitions=PARTITIONS,
-        budget=BUDGET, metrics_port=0, n_features=cfg["d"],
-        **{**cfg.get("settings", {}), **json.loads(os.environ.get("STREAMER_BENCH_SETTINGS", "{}"))},
-    )
-    service = await build_service(settings)
-    X, y = warm_data(cfg["d"])
-    service.sampler.model.observe(X)
-    began = time.perf_counter()
-    for start in range(0, len(y), 8):  # label batches as the service gets them
-        service.sampler.learn(X[start:start + 8], y[start:start + 8])
-    learn_rate = len(y) / (time.perf_counter() - began)  # labels/s: what learning costs
-    stop = asyncio.Event()
-
-    async def until_done() -> None:
-        while service.counts["items"] + service.counts["dead_letters"] < cfg["n"]:
-            if service.consuming:  # the items consumer holds its partitions
-                Path(cfg["ready"]).touch()
-            await asyncio.sleep(0.05)
-        stop.set()
-
-    watcher = asyncio.create_task(until_done())
-    await serve(settings, stop, service)
-    watcher.cancel()
-    print(json.dumps({"status": {k: service.status().get(k) for k in ("items_seen", "label_requests",
-                                                                        "dead_letters", "spend",
-                                                                        "model_race")},
-                      "warm_labels_per_s": round(learn_rate, 1)}))
-
-
-def worker_faust_sampling(cfg: dict[str, Any]) -> None:
-    """Not a coroutine: the faust worker runs its own event loop."""
-    from faust_agent import run_worker, tansu_app
-
-    from streamer.faust_sampling import sampling_agent
-
-    app = tansu_app(cfg["group"], cfg["bootstrap"], PARTITIONS)
-    handle = sampling_agent(
-        app, cfg["items"], labels_topic=cfg["labels"], label_requests_topic=cfg["requests"],
-        predictions_topic=cfg["out"], dead_letters_topic=cfg["dead"], store=cfg.get("redis_url"),
-        settings={"budget": BUDGET, "n_features": cfg["d"], **cfg.get("settings", {})},
-    )
-    X, y = warm_data(cfg["d"])
-    handle.sampler.model.observe(X)
-    handle.sampler.learn(X, y)
-
-    done = False
-
-    @app.timer(0.05)
-    async def until_done() -> None:
-        nonlocal done
-        if handle.ready:
-            Path(cfg["ready"]).touch()
-        status = handle.status()
-        if not done and status.get("items_seen", 0) + status.get("dead_letters", 0) >= cfg["n"]:
-            done = True
-            # faust sends print() to its log; the harness reads this line from stdout
-            sys.__stdout__.write(json.dumps({"status": {k: status[k] for k in (
-                "items_seen", "label_requests", "dead_letters", "spend")}}) + "\n")
-            sys.__stdout__.flush()
-            os.kill(os.getpid(), signal.SIGTERM)  # the worker's graceful stop, as faust_agent's
-
-    run_worker(app)
-
-
-WORKERS = {"ceiling": worker_ceiling, "naive": worker_naive, "streamer": worker_streamer,
-           "faust-sampling": worker_faust_sampling}
 
 
 # -- the harness -----------------------------------------------------------------------------------
@@ -385,6 +102,7 @@ class Run:
     items_per_s: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
+    p999_ms: float | None = None
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -400,42 +118,78 @@ def _worker_cmd(kind: str, cfg: dict[str, Any]) -> tuple[list[str], dict[str, st
     return [sys.executable, str(Path(__file__).resolve()), "worker", kind, json.dumps(cfg)], None
 
 
+async def _until_ready(cfg: dict[str, Any], proc: subprocess.Popen[str]) -> None:
+    """Until the worker's consumer holds its partitions (a group join takes ~5 s on Tansu)."""
+    ready = Path(cfg["ready"])
+    began = time.monotonic()
+    while not ready.exists() and proc.poll() is None and time.monotonic() - began < 120:
+        await asyncio.sleep(0.01)
+
+
+def _profile(tag: str, pid: int) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the running service from now on (start-up left out), when
+    STREAMER_BENCH_PYSPY names a folder for its raw output."""
+    folder = os.environ.get("STREAMER_BENCH_PYSPY")
+    if not folder:
+        return None
+    return subprocess.Popen(["py-spy", "record", "--format", "raw", "--rate", "1000", "--idle",
+                             "--nonblocking", "--output", str(Path(folder) / f"{tag}.txt"),
+                             "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _configure(kind: str, cfg: dict[str, Any], redis: str | None, tag: str) -> tuple[str, str]:
+    """The worker a pipeline runs and the topic its rate is measured on; fills ``cfg``."""
+    name = kind.split("-", 1)[0] if kind.startswith(("streamer", "ceiling")) else kind
+    measured = cfg["out"]
+    settings: dict[str, Any] = {}
+    if kind == "ceiling-predictions":
+        cfg["predictions"] = True
+    if kind == "streamer-requests":  # label requests only, like the ceiling: measured on them
+        settings["emit_predictions"] = False
+        measured = cfg["requests"]
+    if name in ("streamer", "faust-sampling"):
+        settings["model"] = AUTO_PIPELINES.get(kind, SINGLE_MODEL)
+    if name == "streamer" and redis and kind != "streamer-inproc":
+        settings.update(redis_url=redis, redis_prefix=f"bench:{tag}:{time.time_ns()}",
+                        checkpoint_key="throughput-benchmark-key")
+    if name == "faust-sampling" and redis:  # the same store, opened by sampling_agent
+        cfg["redis_url"] = redis
+        settings["redis_prefix"] = f"bench:{tag}:{time.time_ns()}"
+    if settings:
+        cfg["settings"] = settings
+    return name, measured
+
+
 async def run_pipeline(kind: str, bootstrap: str, d: int, items_topic: str, n: int, tag: str,
                        load: float | None, keys: list[bytes] | None = None,
                        values: list[bytes] | None = None, raw: bool = False,
-                       redis_url: str | None = None) -> Run:
-    """One pipeline over ``items_topic``: preloaded (load None) or fed live at ``load`` items/s."""
-    out, requests = f"out-{tag}", f"requests-{tag}"
-    await create_topics(bootstrap, [out, requests, f"labels-{tag}", f"dead-{tag}"])
+                       redis: str | None = None) -> Run:
+    """One pipeline over ``items_topic``: preloaded (load None) or fed live at ``load`` items/s,
+    with an annotator answering the service's label requests."""
+    out, requests, labels = f"out-{tag}", f"requests-{tag}", f"labels-{tag}"
+    await create_topics(bootstrap, [out, requests, labels, f"dead-{tag}"])
     cfg: dict[str, Any] = {"bootstrap": bootstrap, "items": items_topic, "out": out, "requests": requests,
-                           "labels": f"labels-{tag}", "dead": f"dead-{tag}", "group": f"g-{tag}",
+                           "labels": labels, "dead": f"dead-{tag}", "group": f"g-{tag}",
                            "d": d, "n": n, "ready": str(LOGS / f"{tag}.ready")}
-    name = "streamer" if kind.startswith("streamer") else kind
-    if kind == "streamer-requests":  # label requests only, like the ceiling: measured on them
-        cfg["settings"] = {"emit_predictions": False}
-        out = requests
-    if name in ("streamer", "faust-sampling"):
-        cfg["settings"] = {**cfg.get("settings", {}), "model": AUTO_PIPELINES.get(kind, SINGLE_MODEL)}
-    if name == "streamer" and redis_url:
-        cfg["settings"] = {**cfg.get("settings", {}), "redis_url": redis_url, "redis_prefix": f"bench:{tag}:{time.time_ns()}",
-                           "checkpoint_key": "throughput-benchmark-key"}
-    if name == "faust-sampling" and redis_url:  # the same store, opened by sampling_agent
-        cfg["redis_url"] = redis_url
-        cfg["settings"] = {**cfg["settings"], "redis_prefix": f"bench:{tag}:{time.time_ns()}"}
+    name, measured = _configure(kind, cfg, redis, tag)
     argv, env = _worker_cmd(name, cfg)
     run = Run(pipeline=kind, features=d, load=load, items=n)
     log = open(LOGS / f"{tag}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=log, text=True, cwd=ROOT)
+    annotating = asyncio.Event()
+    annotator = profiler = None
     try:
+        if load is not None:  # every pipeline at an offered load shares the broker with the annotator
+            assert values is not None
+            annotator = asyncio.create_task(annotate(bootstrap, requests, labels, truth(values), annotating))
+        if load is not None or name == "streamer":
+            await _until_ready(cfg, proc)
+        if name == "streamer":
+            profiler = _profile(tag, proc.pid)
         if load is not None:
             assert keys is not None and values is not None
-            # the consumer group join (Tansu: ~5 s) before items flow, then a second to settle
-            ready = Path(cfg["ready"])
-            began = time.monotonic()
-            while not ready.exists() and proc.poll() is None and time.monotonic() - began < 120:
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # the join settles before items flow
             run.extra["offered_achieved"] = round(await produce_paced(bootstrap, items_topic, keys, values, load, raw))
         timeout = 900.0
         started = time.monotonic()
@@ -449,11 +203,16 @@ async def run_pipeline(kind: str, bootstrap: str, d: int, items_topic: str, n: i
             with contextlib.suppress(ValueError):
                 run.extra.update(json.loads(line))
     finally:
+        annotating.set()
+        if annotator is not None:
+            run.extra["labels_given"] = await annotator
         if proc.poll() is None:
             proc.kill()
+        if profiler is not None:
+            profiler.wait(timeout=60)  # py-spy ends with the process, writing its samples
         log.close()
-    expect = n if out != requests and name != "ceiling" else int(n * BUDGET * 0.8)
-    outputs = await read_stamps(bootstrap, out, expect)
+    expect = int(n * BUDGET * 0.8) if measured == requests or kind == "ceiling" else n
+    outputs = await read_stamps(bootstrap, measured, expect)
     run.outputs = len(outputs)
     stamps = np.array(sorted(outputs.values()), dtype=np.float64)
     if len(stamps) > 1 and stamps[-1] > stamps[0]:
@@ -462,7 +221,8 @@ async def run_pipeline(kind: str, bootstrap: str, d: int, items_topic: str, n: i
         born = await read_stamps(bootstrap, items_topic, n)
         lat = np.array([ts - born[k] for k, ts in outputs.items() if k in born], dtype=np.float64)
         if lat.size:
-            run.p50_ms, run.p99_ms = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+            for name_, value in percentiles_ms(lat).items():
+                setattr(run, name_, value)
     return run
 
 
@@ -470,7 +230,9 @@ def plan(quick: bool) -> dict[int, int]:
     return {16: 20_000} if quick else {16: 600_000, 64: 300_000, 512: 50_000}
 
 
-PIPELINES = ["ceiling", "streamer", "naive", "faust-event", "faust-take", "faust-sampling"]
+PIPELINES = ["ceiling", "ceiling-predictions", "streamer", "streamer-inproc", "streamer-requests",
+             "streamer-f32", "streamer-auto", "naive", "faust-event", "faust-take", "faust-sampling"]
+LATENCY_PIPELINES = ["ceiling-predictions", "streamer-inproc", "streamer"]
 SLOW = {"naive", "faust-event", "faust-take"}
 # The single-model pipelines run LOGISTIC_MODEL (the default before ``auto``); ``streamer-auto``
 # runs the default portfolio, whose decide cost is its leader's (the torch head leads until
@@ -524,59 +286,70 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             keys, values = item_values(d, n, seed=d, raw=False)
             rate = await produce_all(bootstrap, topic, keys, values, raw=False)
             print(f"[{d} features] {n:,} JSON items produced at {rate:,.0f}/s", flush=True)
-            kinds = list(pipelines)
-            if "streamer" in pipelines:
-                kinds.insert(2, "streamer-requests")
-                for auto in reversed(AUTO_PIPELINES):
-                    kinds.insert(2, auto)
-            if d == 16 and "streamer" in pipelines:
-                kinds.insert(2, "streamer-f32")
-                f32_topic = f"items-{d}-f32"
-                await create_topics(bootstrap, [f32_topic])
+            kinds = [k for k in pipelines if d == 16 or not k.endswith("-f32")]
+            if "streamer-f32" in kinds:
+                await create_topics(bootstrap, [f"{topic}-f32"])
                 fkeys, fvalues = item_values(d, n, seed=d, raw=True)
-                await produce_all(bootstrap, f32_topic, fkeys, fvalues, raw=True)
+                await produce_all(bootstrap, f"{topic}-f32", fkeys, fvalues, raw=True)
             # rounds alternate the pipelines (A B A B): the machine's drift hits every one alike;
             # the best round of each is the figure
             for round_, kind in [(r, k) for r in range(args.rounds) for k in kinds]:
                 count = slow_items(kind, d, n) if kind in SLOW else n
-                source = f"items-{d}-f32" if kind.endswith("-f32") else topic
+                source = f"{topic}-f32" if kind.endswith("-f32") else topic
                 print(f"[{d} features] {kind}: {count:,} items at full speed ...", flush=True)
                 run = await run_pipeline(kind, bootstrap, d, source, count, f"{kind}-{d}-full-{round_}", None,
-                                         raw=kind.endswith("-f32"), redis_url=url)
+                                         raw=kind.endswith("-f32"), redis=url)
                 run.extra["round"] = round_
                 runs.append(run)
                 print(f"    {run.items_per_s or 0:,.0f} items/s ({run.outputs:,} outputs) {run.note}", flush=True)
-            if d > 64:
-                continue
-            full: dict[str, float] = {}
-            for r in runs:
-                if r.features == d and r.load is None:
-                    full[r.pipeline] = max(full.get(r.pipeline, 0.0), r.items_per_s or 0.0)
-            for load in loads:
-                count = int(load * args.load_seconds)
-                lkeys, lvalues = item_values(d, count, seed=int(load) + d, raw=False)
-                for kind in [k for k in kinds if not k.endswith("-f32")]:
-                    if full.get(kind, 0) < 1.2 * load:
-                        runs.append(Run(kind, d, load, count, note=f"not run: full speed {full.get(kind, 0):,.0f}/s"))
-                        continue
-                    live = f"live-{kind}-{d}-{int(load)}"
-                    await create_topics(bootstrap, [live])
-                    print(f"[{d} features] {kind}: {count:,} items offered at {load:,.0f}/s ...", flush=True)
-                    run = await run_pipeline(kind, bootstrap, d, live, count, f"{kind}-{d}-{int(load)}", load,
-                                             keys=lkeys, values=lvalues, redis_url=url)
-                    runs.append(run)
-                    print(f"    p50 {run.p50_ms} ms, p99 {run.p99_ms} ms", flush=True)
+            if d in args.latency_features:
+                runs += await latency_runs(args, bootstrap, d, [k for k in LATENCY_PIPELINES if k in kinds],
+                                           best_rates(runs, d), loads, url)
     return {
         "benchmark": "throughput",
         "machine": machine(**_versions()),
         "setup": {"partitions": PARTITIONS, "budget": BUDGET, "broker": "Tansu (embedded, loopback)",
                   "redis": url is not None, "quick": args.quick, "load_seconds": args.load_seconds,
-                  "rounds": args.rounds,
+                  "rounds": args.rounds, "latency_rounds": args.latency_rounds,
                   # settings the streamer pipelines ran with beyond the defaults (e.g. the model)
                   "streamer_settings": json.loads(os.environ.get("STREAMER_BENCH_SETTINGS", "{}"))},
         "runs": [r.__dict__ for r in runs],
         "ratios": ratios(runs),
     }
+
+
+def best_rates(runs: list[Run], d: int) -> dict[str, float]:
+    """pipeline -> its best full-speed items/s at ``d`` features."""
+    full: dict[str, float] = {}
+    for r in runs:
+        if r.features == d and r.load is None:
+            full[r.pipeline] = max(full.get(r.pipeline, 0.0), r.items_per_s or 0.0)
+    return full
+
+
+async def latency_runs(args: argparse.Namespace, bootstrap: str, d: int, kinds: list[str],
+                       full: dict[str, float], loads: list[float], url: str | None) -> list[Run]:
+    """Each pipeline at each offered load, ``--latency-rounds`` times, alternating; a pipeline
+    whose full speed is under 1.2x the load is not run at it (it could only fall behind)."""
+    runs: list[Run] = []
+    for load in loads:
+        count = int(load * args.load_seconds)
+        lkeys, lvalues = item_values(d, count, seed=int(load) + d, raw=False)
+        for round_, kind in [(r, k) for r in range(args.latency_rounds) for k in kinds]:
+            if full.get(kind, 0) < 1.2 * load:
+                if round_ == 0:
+                    runs.append(Run(kind, d, load, count, note=f"not run: full speed {full.get(kind, 0):,.0f}/s"))
+                continue
+            live = f"live-{kind}-{d}-{int(load)}-{round_}"
+            await create_topics(bootstrap, [live])
+            print(f"[{d} features] {kind}: {count:,} items offered at {load:,.0f}/s ...", flush=True)
+            run = await run_pipeline(kind, bootstrap, d, live, count, f"{kind}-{d}-{int(load)}-{round_}", load,
+                                     keys=lkeys, values=lvalues, redis=url)
+            run.extra["round"] = round_
+            runs.append(run)
+            print(f"    p50 {run.p50_ms} ms, p99 {run.p99_ms} ms, p999 {run.p999_ms} ms, "
+                  f"labels given {run.extra.get('labels_given', '-')}", flush=True)
+    return runs
 
 
 def _versions() -> dict[str, str]:
@@ -598,38 +371,54 @@ def ratios(runs: list[Run]) -> dict[str, Any]:
     for r in runs:  # the best round of each pipeline
         if r.load is None and r.items_per_s:
             full[(r.pipeline, r.features)] = max(full.get((r.pipeline, r.features), 0.0), r.items_per_s)
+
+    def ratio(name: str, a: str, b: str, d: int, digits: int = 3) -> None:
+        if full.get((a, d)) and full.get((b, d)):
+            out[f"{name}@{d}"] = round(full[(a, d)] / full[(b, d)], digits)
+
     for d in sorted({r.features for r in runs}):
-        s = full.get(("streamer", d))
-        if s and full.get(("ceiling", d)):
-            out[f"streamer/ceiling@{d}"] = round(s / full[("ceiling", d)], 3)
-        if s and full.get(("naive", d)):
-            out[f"streamer/naive@{d}"] = round(s / full[("naive", d)], 2)
-        for f in ("faust-event", "faust-take"):
-            if s and full.get((f, d)):
-                out[f"streamer/{f}@{d}"] = round(s / full[(f, d)], 2)
+        ratio("streamer/ceiling-predictions", "streamer", "ceiling-predictions", d)  # equal output work
+        ratio("streamer-inproc/ceiling-predictions", "streamer-inproc", "ceiling-predictions", d)
+        ratio("streamer-requests/ceiling", "streamer-requests", "ceiling", d)  # 5% out, both
+        for other in ("naive", "faust-event", "faust-take"):
+            ratio(f"streamer/{other}", "streamer", other, d, 2)
         for auto in AUTO_PIPELINES:
-            if s and full.get((auto, d)):
-                out[f"{auto}/streamer@{d}"] = round(full[(auto, d)] / s, 3)
-        sampling = full.get(("faust-sampling", d))
-        if sampling and full.get(("faust-take", d)):
-            out[f"faust-sampling/faust-take@{d}"] = round(sampling / full[("faust-take", d)], 2)
-        if sampling and s:
-            out[f"faust-sampling/streamer@{d}"] = round(sampling / s, 3)
+            ratio(f"{auto}/streamer", auto, "streamer", d)
+        ratio("faust-sampling/faust-take", "faust-sampling", "faust-take", d, 2)
+        ratio("faust-sampling/streamer", "faust-sampling", "streamer", d)
     if full.get(("streamer-f32", 16)):
         out["streamer-f32@16 items/s"] = full[("streamer-f32", 16)]
+    out.update(latency_ratios(runs))
+    return out
+
+
+def latency_ratios(runs: list[Run]) -> dict[str, list[float]]:
+    """p99 of each streamer pipeline over the ceiling's p99 in the same round at the same load."""
+    ceiling = {(r.features, r.load, r.extra.get("round")): r.p99_ms for r in runs
+               if r.pipeline == "ceiling-predictions" and r.load and r.p99_ms}
+    out: dict[str, list[float]] = {}
+    for r in runs:
+        base = ceiling.get((r.features, r.load, r.extra.get("round")))
+        if r.pipeline.startswith("streamer") and r.load and r.p99_ms is not None and base:
+            out.setdefault(f"p99 {r.pipeline}/ceiling-predictions@{r.features}@{r.load:.0f}/s", []).append(
+                round(r.p99_ms / base, 2))
     return out
 
 
 def print_table(report: dict[str, Any]) -> None:
     m = report["machine"]
     print(f"\nthroughput through Tansu on {m['cpu']} ({m['cpu_count']} cores), commit {m.get('git_commit')}")
-    print(f"{'pipeline':<14}{'features':>9}{'offered/s':>11}{'items':>10}{'items/s':>11}{'p50 ms':>9}{'p99 ms':>9}  note")
+    print(f"{'pipeline':<21}{'features':>9}{'offered/s':>11}{'items':>10}{'items/s':>11}"
+          f"{'p50 ms':>9}{'p99 ms':>9}{'p999 ms':>9}  note")
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
     for r in report["runs"]:
         offered = f"{r['load']:,.0f}" if r["load"] else "full"
         rate = f"{r['items_per_s']:,.0f}" if r["items_per_s"] else "-"
-        p50 = f"{r['p50_ms']:.1f}" if r["p50_ms"] is not None else "-"
-        p99 = f"{r['p99_ms']:.1f}" if r["p99_ms"] is not None else "-"
-        print(f"{r['pipeline']:<14}{r['features']:>9}{offered:>11}{r['items']:>10,}{rate:>11}{p50:>9}{p99:>9}  {r['note']}")
+        print(f"{r['pipeline']:<21}{r['features']:>9}{offered:>11}{r['items']:>10,}{rate:>11}"
+              f"{ms(r['p50_ms']):>9}{ms(r['p99_ms']):>9}{ms(r.get('p999_ms')):>9}  {r['note']}")
     for name, value in report["ratios"].items():
         print(f"  {name}: {value}")
 
@@ -649,22 +438,18 @@ def main(argv: list[str] | None = None) -> int:
         import logging
 
         logging.basicConfig(level=logging.WARNING)
-        profile = os.environ.get("STREAMER_BENCH_PROFILE")  # a path: pyinstrument's text report
-        if profile:
-            from pyinstrument import Profiler
-
-            with Profiler(async_mode="disabled", interval=0.0005) as profiler:
-                _run_worker(kind, cfg)
-            Path(profile).write_text(profiler.output_text(unicode=False, show_all=False))
-        else:
-            _run_worker(kind, cfg)
+        _run_worker(kind, cfg)
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 16 features, 20k items")
     parser.add_argument("--features", type=int, nargs="*", help="widths to run (default 16 64 512)")
     parser.add_argument("--items", type=int, help="items per width (overrides the plan)")
-    parser.add_argument("--loads", type=float, nargs="*", default=[20_000, 50_000])
+    parser.add_argument("--loads", type=float, nargs="*", default=[20_000, 40_000, 50_000])
     parser.add_argument("--load-seconds", type=float, default=8.0)
+    parser.add_argument("--latency-features", type=int, nargs="*", default=[16],
+                        help="widths measured at the offered loads")
+    parser.add_argument("--latency-rounds", type=int, default=2,
+                        help="rounds per pipeline and load, alternating; every round is reported")
     parser.add_argument("--rounds", type=int, default=1,
                         help="full-speed rounds per pipeline, alternating; the best is reported")
     parser.add_argument("--pipelines", nargs="*", default=PIPELINES)

@@ -20,16 +20,18 @@ def test_quick_throughput_run_measures_every_pipeline(tmp_path: Path, redis_url:
     out = tmp_path / "throughput.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--items", "6000",
-         "--pipelines", "ceiling", "streamer", "naive", "--out", str(out)],
+         "--pipelines", "ceiling", "ceiling-predictions", "streamer", "streamer-inproc", "streamer-f32",
+         "streamer-auto", "streamer-requests", "naive", "--out", str(out)],
         capture_output=True, text=True, timeout=280,
         env={**__import__("os").environ, "STREAMER_BENCH_REDIS": redis_url},
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
     runs = {r["pipeline"]: r for r in report["runs"]}
-    assert set(runs) == {"ceiling", "streamer", "streamer-f32", "streamer-auto", "streamer-requests",
-                         "naive"}
-    for name in ("streamer", "streamer-f32", "streamer-auto", "naive"):  # one prediction per item
+    assert set(runs) == {"ceiling", "ceiling-predictions", "streamer", "streamer-inproc", "streamer-f32",
+                         "streamer-auto", "streamer-requests", "naive"}
+    for name in ("ceiling-predictions", "streamer", "streamer-inproc", "streamer-f32", "streamer-auto",
+                 "naive"):  # one prediction per item
         assert runs[name]["outputs"] == 6000, (name, runs[name])
         assert runs[name]["items_per_s"] > 0
     # 5%: the ceiling's threshold on a standard normal, the service's budget
@@ -38,9 +40,35 @@ def test_quick_throughput_run_measures_every_pipeline(tmp_path: Path, redis_url:
     assert runs["streamer"]["extra"]["status"]["items_seen"] == 6000
     assert report["setup"]["redis"] is True
     assert {"cpu", "cpu_count", "git_commit"} <= set(report["machine"])
-    assert "streamer/ceiling@16" in report["ratios"] and "streamer/naive@16" in report["ratios"]
+    for ratio in ("streamer/ceiling-predictions@16", "streamer-requests/ceiling@16", "streamer/naive@16"):
+        assert ratio in report["ratios"], ratio
     assert "streamer-auto/streamer@16" in report["ratios"]
     assert "streamer" in proc.stdout and "items/s" in proc.stdout
+
+
+def test_latency_run_answers_label_requests_while_measuring(tmp_path: Path, redis_url: str) -> None:
+    """At an offered load the annotator answers the service's requests (it learns while it
+    decides), and every pipeline gets p50/p99/p999 and a ratio to the ceiling's p99."""
+    out = tmp_path / "throughput.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--features", "16", "--items", "4000", "--loads", "2000",
+         "--load-seconds", "3", "--latency-rounds", "1",
+         "--pipelines", "ceiling-predictions", "streamer-inproc", "--out", str(out)],
+        capture_output=True, text=True, timeout=280,
+        env={**__import__("os").environ, "STREAMER_BENCH_REDIS": redis_url},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    loaded = {r["pipeline"]: r for r in report["runs"] if r["load"]}
+    assert set(loaded) == {"ceiling-predictions", "streamer-inproc"}
+    for run in loaded.values():
+        assert run["outputs"] == 6000, run  # a prediction per item offered
+        assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["p999_ms"], run
+        assert run["extra"]["labels_given"] > 0.02 * 6000, run  # the 5% were answered
+    status = loaded["streamer-inproc"]["extra"]["status"]
+    assert status["items_seen"] == 6000
+    assert loaded["streamer-inproc"]["extra"]["labels_applied"] > 0  # it learned while deciding
+    assert report["ratios"]["p99 streamer-inproc/ceiling-predictions@16@2000/s"][0] > 0
 
 
 def test_quick_throughput_run_measures_the_faust_sampling_agent(tmp_path: Path, redis_url: str) -> None:
