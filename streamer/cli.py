@@ -72,6 +72,8 @@ _RUN_FLAGS: dict[str, dict] = {
     "max-classes": {"type": int, "help": "most classes learned from the labels; a label of one "
                     "more is a dead letter, too_many_classes (100)"},
     "max-batch": {"type": int, "help": "items per micro-batch at most (1024)"},
+    "max-delay-ms": {"type": float, "help": "a micro-batch holds no more items than are decided "
+                     "in this long, at the measured cost per item (20)"},
     "fetch-max-wait-ms": {"type": int, "help": "broker fetch wait; sets latency (10)"},
     "role": {"choices": ["all", "scorer", "learner"],
              "help": "all (default): decide items, and learn while holding the learner lease; "

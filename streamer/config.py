@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(3, ge=1)
     replication_factor: int = Field(1, ge=1)
     max_batch: int = Field(1024, ge=1, le=100_000)
+    # An items micro-batch takes at most as many items as are decided in this long, at the
+    # cost per item measured on the recent batches (streamer.runtime.consume.BatchLimit).
+    max_delay_ms: float = Field(20.0, gt=0, le=60_000)
     fetch_max_wait_ms: int = Field(10, ge=1, le=10_000)
     # How long the group coordinator waits for a silent consumer before handing its partitions
     # to another (or to this one restarted). None: 2000 on the embedded broker (Tansu), where a

@@ -73,6 +73,10 @@ class Metrics:
             "How late the event loop ran a 10 ms timer: its stalls hold every decision up.",
             buckets=_LATENCY_BUCKETS, registry=r,
         )
+        self.loop_longest_stall = Gauge(
+            "streamer_event_loop_longest_stall_seconds",
+            "The event loop's longest stall in the last 30 to 60 seconds.", registry=r,
+        )
         self.batch_size = Histogram(
             "streamer_batch_size", "Items per micro-batch.", buckets=_BATCH_BUCKETS, registry=r
         )

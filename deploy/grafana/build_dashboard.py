@@ -546,6 +546,20 @@ def panels() -> list[tuple[Panel, int, int]]:
             8,
             8,
         ),
+        (
+            timeseries(
+                "Event-loop stalls",
+                [
+                    (f"max(streamer_event_loop_longest_stall_seconds{{{SEL}}})", "longest (last 30-60 s)"),
+                    (quantile(0.99, "streamer_event_loop_lag_seconds"), "p99 lateness of a 10 ms timer"),
+                ],
+                description="Whatever holds the event loop (a learning slice, a checkpoint, garbage collection) holds every decision as long: the decision latency's tail.",
+                unit="s",
+                min_=0,
+            ),
+            8,
+            8,
+        ),
         (row("Reliability"), 24, 1),
         (
             stat(

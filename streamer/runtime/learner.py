@@ -22,7 +22,7 @@ from streamer.kafka.groups import GroupWatch
 from streamer.runtime.checkpoints import Checkpoints
 from streamer.runtime.clients import Clients, LabelsReader
 from streamer.runtime.commits import commit_quietly
-from streamer.runtime.consume import poll_batches
+from streamer.runtime.consume import BatchLimit, poll_batches
 from streamer.runtime.health import Health
 from streamer.runtime.labels import LabelsPath
 from streamer.runtime.lease import LearnerRole
@@ -140,7 +140,7 @@ class Learner:
                 await commit_quietly(consumer, offsets)
 
         try:
-            await poll_batches(consumer, LABELS_PER_POLL, stop, learn, each_poll)
+            await poll_batches(consumer, BatchLimit(LABELS_PER_POLL), stop, learn, each_poll)
         finally:
             losses.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -35,7 +35,7 @@ from streamer.runtime.backlog import SWEEP_SECONDS, Backlog
 from streamer.runtime.checkpoints import Checkpoints, LabelTally
 from streamer.runtime.clients import Clients, KafkaClients
 from streamer.runtime.commits import AckedCommits, commit_quietly
-from streamer.runtime.consume import poll_batches
+from streamer.runtime.consume import BatchLimit, poll_batches
 from streamer.runtime.health import Health, Stopping
 from streamer.runtime.items import ItemsPath
 from streamer.runtime.labels import LabelsPath
@@ -226,6 +226,8 @@ class Service:
 
     async def start(self) -> None:
         self.outputs.attach(await self.clients.producer(MAX_REQUEST_BYTES), MAX_REQUEST_BYTES)
+        if self.role.decides:
+            await self.outputs.look_up_topics()
         # the learner reads labels before items flow, so the first items' labels are learned
         if self.role.may_learn and await self.role.try_lease():
             await self.learner.become()
@@ -242,7 +244,7 @@ class Service:
         """Consume until ``stop`` is set, then finish the batch in hand, flush and commit."""
         self.health.stopping = stop
         await self.start()
-        loops = [self.learner.run(stop), self._sweep_loop(stop), watch_loop_lag(self.metrics.loop_lag, stop)]
+        loops = [self.learner.run(stop), self._sweep_loop(stop), watch_loop_lag(self.metrics.loop_lag, stop, self.metrics.loop_longest_stall)]
         if self._items is not None:
             loops.append(self._items_loop(stop))
         if self.publication is not None:
@@ -312,11 +314,16 @@ class Service:
                 self.mark_consuming(True)
             commits.commit_ready()
 
+        limit = BatchLimit(self.settings.max_batch, self.settings.max_delay_ms / 1000.0)
+
         async def decide(records: list[ConsumerRecord], offsets: dict[TopicPartition, int]) -> None:
-            await commits.track(await self.items.process(records), offsets)
+            started = time.perf_counter()
+            acks = await self.items.process(records)
+            limit.observe(len(records), time.perf_counter() - started)
+            await commits.track(acks, offsets)
 
         try:
-            await poll_batches(consumer, self.settings.max_batch, stop, decide, each_poll)
+            await poll_batches(consumer, limit, stop, decide, each_poll)
         finally:  # stopping: the batches in hand are acknowledged and committed
             await commits.drain()
 

@@ -210,7 +210,7 @@ async def test_a_stall_of_the_event_loop_is_measured() -> None:
 
     metrics = Metrics()
     stop = asyncio.Event()
-    watching = asyncio.create_task(watch_loop_lag(metrics.loop_lag, stop))
+    watching = asyncio.create_task(watch_loop_lag(metrics.loop_lag, stop, metrics.loop_longest_stall))
     await asyncio.sleep(0.05)
     time.sleep(0.08)  # a stall: nothing else runs meanwhile
     await asyncio.sleep(0.05)
@@ -221,3 +221,22 @@ async def test_a_stall_of_the_event_loop_is_measured() -> None:
         "streamer_event_loop_lag_seconds_bucket", {"le": "0.05"})
     assert slow >= 1, "the 80 ms stall was seen"
     assert registry.get_sample_value("streamer_event_loop_lag_seconds_sum") >= 0.06
+    assert registry.get_sample_value("streamer_event_loop_longest_stall_seconds") >= 0.06
+
+
+def test_the_longest_stall_is_kept_for_a_whole_window_then_forgotten() -> None:
+    from prometheus_client import CollectorRegistry, Gauge
+
+    from streamer.runtime.loop_lag import LongestStall
+
+    gauge = Gauge("longest", "test", registry=CollectorRegistry())
+    stall = LongestStall(gauge, window_s=30.0)
+    stall.observe(0.0, now=0.0)
+    stall.observe(0.2, now=29.0)  # a 200 ms stall at the end of the first window
+    stall.observe(0.001, now=31.0)
+    assert gauge._value.get() == 0.2  # still shown in the next window
+    stall.observe(0.05, now=45.0)
+    stall.observe(0.001, now=61.0)  # two windows on: the 200 ms stall is forgotten
+    assert gauge._value.get() == 0.05
+    stall.observe(0.001, now=200.0)  # quiet windows with no observation in between
+    assert gauge._value.get() == 0.001
