@@ -134,7 +134,7 @@ async def serve(
     if on_started is not None:
         on_started(service)
     try:
-        await service.run(stop)
+        await service.run(stop, freeze_heap=True)
     finally:
         await http.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,7 +1,8 @@
 """Scale-out: the learner publishes its model, scorers swap each new version in at once.
 
-The learner publishes after every label batch it learned (a model over ``SMALL_MODEL_BYTES``
-at most every half ``--model-staleness-seconds``), and each publication notifies the scorers
+The learner publishes after every label batch it learned (a model over ``SMALL_MODEL_BYTES``,
+or any model while no scorer listens, at most every half ``--model-staleness-seconds``), and
+each publication notifies the scorers
 (Redis pub/sub on the board's channel), which fetch it within milliseconds instead of at their
 next poll. A scorer still polls the small meta key every quarter staleness bound, so a
 notification lost with a reconnect delays a model by that much at most. Publications carry
@@ -58,7 +59,8 @@ class ModelPublication:
         now = time.monotonic()
         if not force and (
             model.version == self._published_version
-            or (self._last_size > SMALL_MODEL_BYTES and now - self._last_publish < self.staleness / 2.0)
+            or (now - self._last_publish < self.staleness / 2.0
+                and (self._last_size > SMALL_MODEL_BYTES or not await self._scorers_listening()))
         ):
             return
         blob = model.to_bytes(self.key, weights_only=True)
@@ -78,6 +80,16 @@ class ModelPublication:
             raise  # this replica stops, as when its lease keeper finds the lease taken
         self._published_version, self._last_publish, self._last_size = model.version, now, len(blob)
         log.debug("published model version %d (%d bytes)", model.version, len(blob))
+
+    async def _scorers_listening(self) -> bool:
+        """Whether any scorer waits for the notices: with none (one replica), the model is
+        published at most every half staleness bound, like a large one -- signing a copy per
+        label batch that nobody reads is work on the event loop -- so a scorer that starts
+        later still finds one within the bound, and once it listens each batch is published."""
+        try:
+            return await self.board.listeners() > 0
+        except STORE_ERRORS:
+            return True  # publish, whose own error handling reports the store
 
     async def refresh(self) -> None:
         """Use the learner's newest published model, if it is not the one in use."""

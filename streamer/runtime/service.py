@@ -42,7 +42,7 @@ from streamer.runtime.labels import LabelsPath
 from streamer.runtime.learner import Learner
 from streamer.runtime.lease import LearnerRole, replica_token
 from streamer.runtime.ledger import SharedBudget
-from streamer.runtime.loop_lag import watch_loop_lag
+from streamer.runtime.loop_lag import freeze_start_up_heap, watch_loop_lag
 from streamer.runtime.outputs import MAX_REQUEST_BYTES, Acks, Outputs
 from streamer.runtime.publication import ModelPublication
 from streamer.runtime.status import service_status
@@ -240,10 +240,14 @@ class Service:
             # assignment, which must not hold up the labels (a restart after kill -9 waits
             # for the dead member's session to expire; labels need no group)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set, then finish the batch in hand, flush and commit."""
+    async def run(self, stop: asyncio.Event, freeze_heap: bool = False) -> None:
+        """Consume until ``stop`` is set, then finish the batch in hand, flush and commit.
+        ``freeze_heap``: the process is this service's alone (``streamer run``), so what start
+        made is frozen out of the garbage collector's full passes (:func:`freeze_start_up_heap`)."""
         self.health.stopping = stop
         await self.start()
+        if freeze_heap:
+            freeze_start_up_heap()
         loops = [self.learner.run(stop), self._sweep_loop(stop), watch_loop_lag(self.metrics.loop_lag, stop, self.metrics.loop_longest_stall)]
         if self._items is not None:
             loops.append(self._items_loop(stop))

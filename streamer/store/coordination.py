@@ -182,6 +182,12 @@ class ModelBoard:
             raise LeaseLostError("another replica holds the learner lease: this model is not published")
         return sequence
 
+    async def listeners(self) -> int:
+        """Subscribers to the publication notices (scorers), as the Redis node answering counts
+        them (a cluster node counts its own clients only)."""
+        ((_, count),) = await self._client.pubsub_numsub(self.channel)
+        return int(count)
+
     async def subscribe(self) -> Any:
         """A subscription to the publication notices (``get_message``; ``aclose`` it)."""
         notices = self._client.pubsub()

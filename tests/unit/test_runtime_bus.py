@@ -240,3 +240,22 @@ def test_the_longest_stall_is_kept_for_a_whole_window_then_forgotten() -> None:
     assert gauge._value.get() == 0.05
     stall.observe(0.001, now=200.0)  # quiet windows with no observation in between
     assert gauge._value.get() == 0.001
+
+
+async def test_streamer_run_freezes_its_start_up_heap_out_of_full_collections() -> None:
+    """Issue 19: full garbage collections walking the start-up heap held the loop 50-70 ms."""
+    import gc
+
+    gc.unfreeze()
+    bus = MemoryBus()
+    settings = load_settings(**SETTINGS)
+    service = await build_service(settings, clients=bus.clients(settings))
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop, freeze_heap=True))
+    try:
+        await _until(lambda: service.consuming)
+        assert gc.get_freeze_count() > 1000  # the modules, the model, the clients
+    finally:
+        stop.set()
+        await task
+        gc.unfreeze()
