@@ -82,7 +82,8 @@ bench: $(VENV)/.bench-installed
 
 # through the embedded broker: ceiling, streamer, naive per-item service, faust (~12 min)
 bench-throughput: $(VENV)/.bench-installed
-	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/throughput.py --rounds 2
+	$(BIN)/python benchmarks/profile_service.py
 
 clean:
 	rm -rf $(VENV) $(LABEL_STUDIO_VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
