@@ -36,6 +36,7 @@ from throughput_io import create_topics, item_values, produce_all  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 RATE_HZ = 1000  # py-spy's sampling rate (throughput.py asks for it)
+IDLE_FRAMES = ("EpollSelector.select", "select (selectors.py")  # the event loop waiting
 
 # a frame's file decides its stage of the hot path (the first match, innermost frame first)
 STAGES = [
@@ -64,12 +65,13 @@ def stage_of(frames: list[str]) -> str:
     return "other"
 
 
-def summarize(raw: Path, seconds: float, top: int = 30) -> dict[str, Any]:
-    """Self/incl shares of the busy samples, and shares by stage, from py-spy's raw output."""
+def summarize(raw: Path, top: int = 30) -> dict[str, Any]:
+    """Self/incl shares of the busy samples (the event loop waiting in ``select`` is idle),
+    and shares by stage, from py-spy's raw output (recorded with ``--idle``)."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     stages: Counter[str] = Counter()
-    busy = 0
+    busy = idle = 0
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -78,19 +80,21 @@ def summarize(raw: Path, seconds: float, top: int = 30) -> dict[str, Any]:
         frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
         if not frames:
             continue
+        if frames[-1].startswith(IDLE_FRAMES):  # the loop waits for the network: nothing to run
+            idle += count
+            continue
         busy += count
         own[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
         stages[stage_of(frames)] += count
-    expected = seconds * RATE_HZ
-
     def share(n: int) -> float:
         return round(100.0 * n / busy, 1) if busy else 0.0
 
     return {
         "busy_samples": busy,
-        "busy_fraction_of_wall": round(busy / expected, 3) if expected else None,
+        "idle_samples": idle,
+        "busy_fraction": round(busy / (busy + idle), 3) if busy + idle else None,
         "stages_percent": {k: share(v) for k, v in stages.most_common()},
         "self_percent": [[f, share(n)] for f, n in own.most_common(top)],
         "incl_percent": [[f, share(n)] for f, n in inclusive.most_common(top)
@@ -121,23 +125,23 @@ async def profile(load: float | None, seconds: float, items: int, folder: Path) 
     raw = folder / f"{tag}.txt"
     if not raw.exists():
         raise SystemExit(f"py-spy wrote no profile to {raw}: is py-spy installed (pip install py-spy)?")
-    wall = run.items / run.items_per_s if run.items_per_s else seconds
     return {"load": load, "items": run.items, "items_per_s": run.items_per_s, "p50_ms": run.p50_ms,
             "p99_ms": run.p99_ms, "p999_ms": run.p999_ms, "labels_given": run.extra.get("labels_given"),
-            "profile": summarize(raw, wall)}
+            "profile": summarize(raw)}
 
 
 def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [f"# py-spy profile of `streamer run` (streamer pipeline of benchmarks/throughput.py), "
              f"commit {m.get('git_commit')}, {m['cpu']} ({m['cpu_count']} cores)",
-             "# shares are of the busy samples (py-spy leaves idle ones out); self = in the function "
-             "itself, incl = with what it calls"]
+             "# shares are of the busy samples (idle = the event loop in select); self = in the "
+             "function itself, incl = with what it calls"]
     for name, part in report["profiles"].items():
         p = part["profile"]
         lines += ["", f"## {name}: {part['items']:,} items, {part['items_per_s'] or 0:,.0f} items/s, "
                   f"p50/p99/p999 {part['p50_ms']}/{part['p99_ms']}/{part['p999_ms']} ms, "
-                  f"busy {p['busy_fraction_of_wall']} of the wall time", "", "by stage:"]
+                  f"busy {p['busy_fraction']} of the samples (the rest: waiting for the network)", "",
+                  "by stage (shares of the busy samples):"]
         lines += [f"  {share:5.1f}%  {stage}" for stage, share in p["stages_percent"].items()]
         lines += ["", "self:"] + [f"  {share:5.1f}%  {frame}" for frame, share in p["self_percent"]]
         lines += ["", "incl (streamer and aiokafka frames):"]
@@ -150,12 +154,15 @@ def main() -> int:
     parser.add_argument("--load", type=float, default=40_000, help="offered items/s of the loaded profile")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--items", type=int, default=300_000, help="items of the full-speed profile")
+    parser.add_argument("--only", choices=["load", "full"], help="one of the two profiles")
     parser.add_argument("--out", type=Path, default=RESULTS / "throughput_profile.json")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="streamer-profile-"))
     profiles = {}
     for name, load in ((f"offered {args.load:,.0f} items/s, annotator answering", args.load),
                        ("full speed, preloaded topic", None)):
+        if args.only and (load is None) != (args.only == "full"):
+            continue
         print(f"profiling: {name} ...", flush=True)
         profiles[name] = asyncio.run(profile(load, args.seconds, args.items, folder))
     report = {"benchmark": "throughput_profile", "machine": machine(**throughput._versions()),

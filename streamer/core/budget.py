@@ -266,6 +266,9 @@ class BudgetController:
             raise ValueError(f"scores must be a 1-d array (one score per item), got shape {arr.shape}")
         n = arr.shape[0]
         values = np.where(np.isnan(arr), 1.0, arr).tolist()  # the loop touches Python floats only
+        if (scale is None and blocked is None and limit is None and (capacity is None or capacity >= n)
+                and self._warmup_left <= 0.0 and self._owed <= 0.0):
+            return self._decide_steady(values, track)
         budgets = (
             [self._budget] * n
             if scale is None
@@ -324,6 +327,40 @@ class BudgetController:
         self._threshold, self.asked, self.planned = theta, asked, planned - self.external
         self.forfeited = forfeited
         self._warmup_left, self._owed = warmup_left, owed
+        self.seen += n
+        return np.array(ask, dtype=bool), reasons
+
+    def _decide_steady(self, values: list[float], track: bool) -> tuple[np.ndarray, list[str]]:
+        """:meth:`decide` in the steady state -- no warm-up credit or payback, one budget per
+        item, nothing blocked, no limit, room for every item -- where the loop's per-item
+        work is the gate alone (the same decisions, a third of the time: it is the one Python
+        loop per item left on the decision path)."""
+        n = len(values)
+        ask = [False] * n
+        reasons = [SKIP] * n
+        budget, target, step = self._budget, self._target, self._step
+        up, down = step * (1.0 - target), step * target
+        slack, per_label = self._slack, self._gain_per_label
+        theta, asked = self._threshold, self.asked
+        planned = self.planned + self.external  # the gate sees the shared deficit
+        picks = self._quota.picks(n)
+        explore_reason = self._explore_reason
+        uncertainty_on = target > 0.0
+        for i, score in enumerate(values):
+            planned += budget
+            if asked + 1 <= planned + slack + 1e-9:
+                if i in picks:
+                    ask[i], reasons[i] = True, explore_reason
+                    asked += 1
+                elif uncertainty_on and score >= theta - per_label * (planned - asked):
+                    ask[i], reasons[i] = True, UNCERTAINTY
+                    asked += 1
+                elif planned - asked > slack:
+                    ask[i], reasons[i] = True, CATCH_UP
+                    asked += 1
+            if track:
+                theta = theta + up if score >= theta else theta - down
+        self._threshold, self.asked, self.planned = theta, asked, planned - self.external
         self.seen += n
         return np.array(ask, dtype=bool), reasons
 

@@ -60,6 +60,19 @@ class RandomQuota:
         start = self._k * self._block
         return math.floor(start + self._uniform() * self._block)
 
+    def picks(self, n: int) -> set[int]:
+        """Advance by ``n`` items; return the positions among them (0 to n-1) that are
+        picked: the same picks as ``n`` calls of :meth:`next`, in one call per batch."""
+        start, end = self._index, self._index + n
+        picked: set[int] = set()
+        while self._pick < end:
+            i = int(self._pick)  # an integer position, never behind the index
+            picked.add(i - start)
+            self._k += 1
+            self._pick = max(self._draw(), i + 1)
+        self._index = end
+        return picked
+
     def next(self) -> bool:
         """Advance by one item; return whether it is picked."""
         i = self._index

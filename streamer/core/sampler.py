@@ -308,10 +308,9 @@ class Sampler(SamplerScoring, SamplerInFlight):
             ask, reasons = ctl.decide(
                 score, scale=scale, limit=limit, blocked=blocked, capacity=capacity
             )
-            reasons = [
-                (term_reasons[i] or UNCERTAINTY) if r == UNCERTAINTY else r
-                for i, r in enumerate(reasons)
-            ]
+            for i in np.flatnonzero(ask).tolist():  # only an asked item has a gate's reason
+                if reasons[i] == UNCERTAINTY:
+                    reasons[i] = term_reasons[i] or UNCERTAINTY
 
         asked = np.flatnonzero(ask)
         if asked.size:

@@ -38,9 +38,12 @@ class SamplerInFlight:
     def _in_flight_mask(self, ids: Sequence[str] | None, n: int) -> np.ndarray | None:
         if ids is None:
             return None
+        flight = self._in_flight
+        unique = set(ids)
+        if len(unique) == n and not flight.keys() & unique:  # the usual batch, checked in C
+            return None
         seen: set[str] = set()
         mask = np.zeros(n, dtype=bool)
-        flight = self._in_flight
         for i, item_id in enumerate(ids):
             if item_id in flight or item_id in seen:
                 mask[i] = True

@@ -13,6 +13,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,8 @@ from streamer.store.base import PendingStore
 from streamer.wire import DecodeError, ItemBatch, ItemDecoder, header_content_type
 
 __all__ = ["ItemsPath"]
+
+_VALUE, _KEY, _HEADERS, _TIMESTAMP = (attrgetter(f) for f in ("value", "key", "headers", "timestamp"))
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +54,19 @@ class ItemsPath:
         self.decoder = ItemDecoder(n_features=settings.n_features, max_bytes=settings.max_message_bytes)
 
     async def process(self, records: Sequence[ConsumerRecord]) -> Acks:
+        headers = list(map(_HEADERS, records))
         batch, errors = self.decoder.decode_batch(
-            [r.value for r in records],
-            [header_content_type(r.headers) if r.headers else None for r in records],
-            [r.key for r in records],
+            list(map(_VALUE, records)),
+            [header_content_type(h) for h in headers] if any(headers) else [None] * len(records),
+            list(map(_KEY, records)),
         )
         acks: Acks = []
         for index, error in errors:
             acks.append(await self.outputs.dead_letter(records[index], error, source="items"))
         if batch.ids:
-            acks += await self._decide(batch, [records[i] for i in batch.index])
-        stamps = np.fromiter((r.timestamp for r in records), dtype=np.float64, count=len(records)) / 1000.0
+            decided = list(records) if not errors else [records[i] for i in batch.index]
+            acks += await self._decide(batch, decided)
+        stamps = np.fromiter(map(_TIMESTAMP, records), dtype=np.float64, count=len(records)) / 1000.0
         self._observe_latency_when_acked(stamps, acks)
         return acks
 

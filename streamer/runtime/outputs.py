@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from operator import attrgetter
 from typing import Any
 
 from aiokafka import ConsumerRecord
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 1_048_576  # aiokafka's default: larger outputs are shrunk or dead letters
 
 Acks = list[asyncio.Future[Any]]
+_KEY, _PARTITION = attrgetter("key"), attrgetter("partition")
 
 
 class Outputs:
@@ -80,7 +82,7 @@ class Outputs:
         values = encode_predictions(batch.ids, decisions.prediction, decisions.confidence,
                                     decisions.model_version)
         acks, refused = await self._bulk.send_many(
-            self.settings.predictions_topic, [r.key for r in records], values, [r.partition for r in records]
+            self.settings.predictions_topic, list(map(_KEY, records)), values, list(map(_PARTITION, records))
         )
         error = DecodeError("output_too_large", "the prediction is too large for the producer")
         return acks + await self.dead_letters([records[i] for i in refused], error, "items")

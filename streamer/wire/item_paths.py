@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -99,19 +100,23 @@ def uniform_json(
         if max(map(len, values)) > max_bytes:  # type: ignore[arg-type]
             return None
         objs = list(map(_orjson_loads, values))  # type: ignore[arg-type]
-        if {type(o) for o in objs} != {dict} or set(map(len, objs)) != {2}:
+        if set(map(type, objs)) != {dict} or set(map(len, objs)) != {2}:
             return None
-        ids = [o["id"] for o in objs]
-        rows = [o["features"] for o in objs]
+        ids = list(map(_ID, objs))
+        rows = list(map(_FEATURES, objs))
     except (TypeError, ValueError, KeyError):  # a tombstone, bad JSON, other fields
         return None
+    if set(map(type, ids)) != {str} or not all(ids) or max(map(len, ids)) > MAX_ID_LENGTH:
+        return None
     if (
-        set(map(type, ids)) != {str} or not all(ids) or max(map(len, ids)) > MAX_ID_LENGTH
-        or set(map(type, rows)) != {list} or set(map(len, rows)) != {n}
+        set(map(type, rows)) != {list} or set(map(len, rows)) != {n}
         or not NUMBER_TYPES.issuperset(map(type, chain.from_iterable(rows)))
     ):
         return None
     return ids, np.array(rows, dtype=np.float64)
+
+
+_ID, _FEATURES = itemgetter("id"), itemgetter("features")
 
 
 def plain_json(

@@ -333,3 +333,39 @@ def test_the_warm_up_bound_holds_for_any_scores(budget: float, warmup: int, seed
     asked = _asked_after_each(ctl, scores, batch)
     seen = np.arange(1, len(scores) + 1)
     assert np.all(asked <= budget * seen + warmup + ctl.slack + 1e-9)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    budget=st.floats(0.005, 0.5),
+    explore=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+    warmup=st.sampled_from([0.0, 20.0]),
+    batches=st.lists(st.integers(1, 300), min_size=1, max_size=12),
+    track=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_the_steady_state_loop_decides_exactly_as_the_general_one(
+    budget: float, explore: float, warmup: float, batches: list[int], track: bool, seed: int
+) -> None:
+    """Issue 19: decide() takes a shorter loop when nothing but the gate applies; the same
+    asks, reasons, threshold and counters as the general loop (forced by an all-False
+    ``blocked``, which blocks nothing), through warm-up and payback as well."""
+    rng = np.random.default_rng(seed)
+    steady = BudgetController(budget, explore=explore, seed=seed, warmup=warmup)
+    general = BudgetController(budget, explore=explore, seed=seed, warmup=warmup)
+    for n in batches:
+        scores = np.where(rng.random(n) < 0.05, np.nan, rng.beta(1, 8, n))
+        ask_a, reasons_a = steady.decide(scores, track=track)
+        ask_b, reasons_b = general.decide(scores, track=track, blocked=np.zeros(n, dtype=bool))
+        assert ask_a.tolist() == ask_b.tolist() and reasons_a == reasons_b
+        assert (steady.threshold, steady.asked, steady.planned, steady.seen) == (
+            general.threshold, general.asked, general.planned, general.seen)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(rate=st.floats(0.0, 1.0), chunks=st.lists(st.integers(0, 400), max_size=10), seed=st.integers(0, 999))
+def test_quota_picks_of_a_batch_are_the_picks_item_by_item(rate: float, chunks: list[int], seed: int) -> None:
+    batched = RandomQuota(rate, np.random.default_rng(seed))
+    single = RandomQuota(rate, np.random.default_rng(seed))
+    for n in chunks:
+        assert batched.picks(n) == {i for i in range(n) if single.next()}
