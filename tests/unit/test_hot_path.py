@@ -10,6 +10,8 @@ import numpy as np
 import orjson
 import pytest
 from aiokafka import ConsumerRecord
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
 
 from streamer.config import Settings
@@ -30,6 +32,28 @@ def test_bulk_prediction_encoder_writes_the_same_bytes_as_the_per_item_one() -> 
         encode_prediction(i, p, c, 7) for i, p, c in zip(ids, predictions, confidence, strict=True)
     ]
     assert encode_predictions(ids, predictions, confidence, np.int64(7)) == expected
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(
+    st.tuples(
+        st.text(min_size=1, max_size=30) | st.sampled_from(['},{"id":', '"}', "\\", 'a\\"},{"id":"b']),
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20)
+        | st.sampled_from(['},{"id":"x', "{}"]),
+        st.floats(0.0, 1.0),
+    ),
+    max_size=40,
+))
+def test_the_batch_encoder_cuts_exactly_the_records_of_any_ids_and_classes(
+    rows: list[tuple[str, object, float]]
+) -> None:
+    """Issue 19: the batch is one orjson call cut between records; no id or class, however
+    it is written, moves a cut."""
+    ids = [r[0] for r in rows]
+    predictions = [r[1] for r in rows]
+    confidence = np.array([r[2] for r in rows], dtype=np.float64)
+    expected = [encode_prediction(i, p, c, 3) for i, p, c in rows]
+    assert encode_predictions(ids, predictions, confidence, 3) == expected
 
 
 def test_observe_many_fills_the_same_buckets_as_observe_one_by_one() -> None:
