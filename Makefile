@@ -80,7 +80,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/simulate_vs_random.py
 	$(BIN)/python benchmarks/label_efficiency.py
 
-# through the embedded broker: ceiling, streamer, naive per-item service, faust (~12 min)
+# through the embedded broker: ceilings, streamer, naive per-item service, faust (~35 min)
 bench-throughput: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/throughput.py --rounds 2
 	$(BIN)/python benchmarks/profile_service.py
