@@ -233,7 +233,7 @@ def plan(quick: bool) -> dict[int, int]:
 PIPELINES = ["ceiling", "ceiling-predictions", "streamer", "streamer-inproc", "streamer-requests",
              "streamer-f32", "streamer-auto", "naive", "faust-event", "faust-take", "faust-sampling"]
 LATENCY_PIPELINES = ["ceiling-predictions", "streamer-inproc", "streamer"]
-SLOW = {"naive", "faust-event", "faust-take"}
+SLOW = {"naive", "faust-event", "faust-take", "faust-sampling"}
 # The single-model pipelines run LOGISTIC_MODEL (the default before ``auto``); ``streamer-auto``
 # runs the default portfolio, whose decide cost is its leader's (the torch head leads until
 # the race shows another member better, when torch is installed).
