@@ -23,6 +23,28 @@ pytestmark = pytest.mark.integration
 KEY = "integration-test-key-0123456789"
 
 
+async def learning_replica(settings, bus: MemoryBus):  # noqa: ANN201 -- a Service
+    """A replica holding the learner lease that decided the bus's items (on partition 0)."""
+    learner = await build_service(settings)
+    learner.attach_producer(MemoryProducer(bus))
+    assert await learner.role.try_lease()
+    learner.role.start_learning()
+    await learner.process_items(bus.partitions("items")[0])
+    return learner
+
+
+def answer_requests(bus: MemoryBus) -> dict[str, int]:
+    """Answer every label request on the bus (class: the item number's parity)."""
+    import orjson
+
+    truth = {}
+    for value in bus.values("label-requests"):
+        item_id = orjson.loads(value)["id"]
+        truth[item_id] = int(item_id[1:]) % 2
+        bus.append("labels", 0, item_id.encode(), encode_label(item_id, truth[item_id]))
+    return truth
+
+
 def _rows_learned(service) -> int:
     """Rows the logistic regression stepped on (one SGD step per learned label)."""
     return max(c.optimizer.n_iterations for c in service.sampler.model._classifier.classifiers.values())
@@ -41,16 +63,8 @@ async def test_a_standby_that_used_published_models_relearns_from_the_checkpoint
         bus.append("items", 0, f"i{i}".encode(), encode_item(f"i{i}", x))
     truth = {}
 
-    learner = await build_service(settings)
-    learner.attach_producer(MemoryProducer(bus))
-    assert await learner.role.try_lease()
-    learner.role.start_learning()
-    await learner.process_items(bus.partitions("items")[0])
-    import orjson
-    for value in bus.values("label-requests"):
-        item_id = orjson.loads(value)["id"]
-        truth[item_id] = int(item_id[1:]) % 2
-        bus.append("labels", 0, item_id.encode(), encode_label(item_id, truth[item_id]))
+    learner = await learning_replica(settings, bus)
+    truth.update(answer_requests(bus))
     labels = bus.partitions("labels")[0]
     assert len(labels) >= 60
     half = len(labels) // 2

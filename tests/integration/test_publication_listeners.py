@@ -9,10 +9,10 @@ import uuid
 import numpy as np
 import pytest
 
-from streamer.app import build_service
 from streamer.config import load_settings
-from streamer.runtime.memory_bus import MemoryBus, MemoryProducer
-from streamer.wire import encode_item, encode_label
+from streamer.runtime.memory_bus import MemoryBus
+from streamer.wire import encode_item
+from tests.integration.test_learner_takeover import answer_requests, learning_replica
 
 pytestmark = pytest.mark.integration
 
@@ -27,16 +27,8 @@ async def test_publications_follow_every_label_batch_only_while_a_scorer_listens
     rng = np.random.default_rng(5)
     for i in range(200):
         bus.append("items", 0, f"i{i}".encode(), encode_item(f"i{i}", rng.normal(size=3)))
-    learner = await build_service(settings)
-    learner.attach_producer(MemoryProducer(bus))
-    assert await learner.role.try_lease()
-    learner.role.start_learning()
-    await learner.process_items(bus.partitions("items")[0])
-    import orjson
-
-    for value in bus.values("label-requests"):
-        item_id = orjson.loads(value)["id"]
-        bus.append("labels", 0, item_id.encode(), encode_label(item_id, int(item_id[1:]) % 2))
+    learner = await learning_replica(settings, bus)
+    answer_requests(bus)
     labels = bus.partitions("labels")[0]
     board = learner.publication.board
     assert len(labels) >= 30
