@@ -87,16 +87,16 @@ class ItemsPath:
     async def _emit(self, batch: ItemBatch, decisions: Decisions, records: list[ConsumerRecord]) -> Acks:
         s, m = self.settings, self.metrics
         now = time.time()
+        acks: Acks = []
+        if s.emit_predictions:  # first: a prediction does not wait for the pending store
+            acks += await self.outputs.predictions(batch, decisions, records)
         if decisions.asked_indices.size:
             await self._store_asked(batch, decisions, now)
         asked = decisions.asked_indices
         self._on_decided()
-        acks: Acks = []
         if asked.size:
             leader = getattr(self.sampler.model, "leader", None)
             acks += await self.outputs.label_requests(batch, decisions, records, asked.tolist(), now, leader)
-        if s.emit_predictions:
-            acks += await self.outputs.predictions(batch, decisions, records)
         # metrics per batch, not per item
         n = len(batch.ids)
         self.counts["items"] += n
