@@ -36,7 +36,9 @@ from throughput_io import create_topics, item_values, produce_all  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 RATE_HZ = 1000  # py-spy's sampling rate (throughput.py asks for it)
-IDLE_FRAMES = ("EpollSelector.select", "select (selectors.py")  # the event loop waiting
+# innermost frames of a thread that waits: the event loop in select, an idle pool thread
+IDLE_FRAMES = ("EpollSelector.select", "select (selectors.py", "_worker (concurrent/futures/thread.py:81)",
+               "wait (threading.py")
 
 # a frame's file decides its stage of the hot path (the first match, innermost frame first)
 STAGES = [
@@ -66,12 +68,13 @@ def stage_of(frames: list[str]) -> str:
 
 
 def summarize(raw: Path, top: int = 30) -> dict[str, Any]:
-    """Self/incl shares of the busy samples (the event loop waiting in ``select`` is idle),
-    and shares by stage, from py-spy's raw output (recorded with ``--idle``)."""
+    """Self/incl shares of the busy samples of every thread (the event loop waiting in
+    ``select`` and an idle pool thread are idle), and shares by stage, from py-spy's raw output
+    (recorded with ``--idle``)."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     stages: Counter[str] = Counter()
-    busy = idle = 0
+    busy = idle = loop_busy = loop_idle = 0
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -80,10 +83,12 @@ def summarize(raw: Path, top: int = 30) -> dict[str, Any]:
         frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
         if not frames:
             continue
-        if frames[-1].startswith(IDLE_FRAMES):  # the loop waits for the network: nothing to run
+        if frames[-1].startswith(IDLE_FRAMES):  # nothing to run: waiting for the network or work
             idle += count
+            loop_idle += count if frames[-1].startswith(IDLE_FRAMES[:2]) else 0
             continue
         busy += count
+        loop_busy += count if any("base_events.py" in f for f in frames) else 0
         own[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
@@ -94,7 +99,8 @@ def summarize(raw: Path, top: int = 30) -> dict[str, Any]:
     return {
         "busy_samples": busy,
         "idle_samples": idle,
-        "busy_fraction": round(busy / (busy + idle), 3) if busy + idle else None,
+        # the event loop's thread: the share of its samples with work to do
+        "busy_fraction": round(loop_busy / (loop_busy + loop_idle), 3) if loop_busy + loop_idle else None,
         "stages_percent": {k: share(v) for k, v in stages.most_common()},
         "self_percent": [[f, share(n)] for f, n in own.most_common(top)],
         "incl_percent": [[f, share(n)] for f, n in inclusive.most_common(top)
@@ -134,13 +140,13 @@ def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [f"# py-spy profile of `streamer run` (streamer pipeline of benchmarks/throughput.py), "
              f"commit {m.get('git_commit')}, {m['cpu']} ({m['cpu_count']} cores)",
-             "# shares are of the busy samples (idle = the event loop in select); self = in the "
+             "# shares are of the busy samples of all threads (idle: waiting in select or for work); self = in the "
              "function itself, incl = with what it calls"]
     for name, part in report["profiles"].items():
         p = part["profile"]
         lines += ["", f"## {name}: {part['items']:,} items, {part['items_per_s'] or 0:,.0f} items/s, "
                   f"p50/p99/p999 {part['p50_ms']}/{part['p99_ms']}/{part['p999_ms']} ms, "
-                  f"busy {p['busy_fraction']} of the samples (the rest: waiting for the network)", "",
+                  f"event loop busy {p['busy_fraction']} of its samples (the rest: waiting in select)", "",
                   "by stage (shares of the busy samples):"]
         lines += [f"  {share:5.1f}%  {stage}" for stage, share in p["stages_percent"].items()]
         lines += ["", "self:"] + [f"  {share:5.1f}%  {frame}" for frame, share in p["self_percent"]]

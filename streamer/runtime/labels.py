@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from aiokafka import ConsumerRecord
 
 from streamer.config import Settings
 from streamer.core.sampler import Sampler
-from streamer.metrics import Metrics
+from streamer.metrics import Metrics, observe_many
 from streamer.runtime.checkpoints import Checkpoints, LabelTally
 from streamer.runtime.health import Health
 from streamer.runtime.outputs import Acks, Outputs
@@ -75,6 +76,7 @@ class LabelsPath:
         firsts: list[tuple[LabelMessage, ConsumerRecord]] = []  # one per item id, claimed
         first_ids: set[str] = set()
         repeats: list[LabelMessage] = []  # the same item id again in this batch
+        outcomes_seen: Counter[JoinOutcome] = Counter()
         for record in records:
             try:
                 message = decode_label(record.value, header_content_type(record.headers),
@@ -83,11 +85,11 @@ class LabelsPath:
                 if refused is not None:
                     raise refused
             except DecodeError as error:
-                self.count(JoinOutcome.INVALID)
+                outcomes_seen[JoinOutcome.INVALID] += 1
                 acks.append(await self.outputs.dead_letter(record, error, source="labels"))
                 continue
             if message.id in learned:
-                self.count(JoinOutcome.DUPLICATE)  # applied, not committed yet
+                outcomes_seen[JoinOutcome.DUPLICATE] += 1  # applied, not committed yet
             elif message.id in first_ids:
                 repeats.append(message)
             else:
@@ -100,17 +102,22 @@ class LabelsPath:
         labels: list[Any] = []
         joined: list[tuple[str, ConsumerRecord]] = []
         first_outcome: dict[str, JoinOutcome] = {}
+        requested_at: list[float] = []
         for (message, record), (outcome, item) in zip(firsts, outcomes, strict=True):
-            self.count(outcome)
+            outcomes_seen[outcome] += 1
             first_outcome[message.id] = outcome
             if item is not None:
                 rows.append(item.features)
                 labels.append(message.label)
                 joined.append((message.id, record))
-                self.metrics.label_delay.observe(max(0.0, now - item.requested_at))
+                requested_at.append(item.requested_at)
         for message in repeats:  # what claiming it again would say: the first one joined it, or not
             outcome = first_outcome[message.id]
-            self.count(JoinOutcome.DUPLICATE if outcome is JoinOutcome.JOINED else outcome)
+            outcomes_seen[JoinOutcome.DUPLICATE if outcome is JoinOutcome.JOINED else outcome] += 1
+        for outcome, n in outcomes_seen.items():  # metrics per batch, not per label
+            self.count(outcome, n)
+        if requested_at:
+            observe_many(self.metrics.label_delay, np.maximum(0.0, now - np.array(requested_at)))
         if rows:
             async with self.checkpoints.lock:
                 ids = [i for i, _ in joined]
@@ -144,9 +151,9 @@ class LabelsPath:
         return DecodeError("too_many_classes", f"label {label!r} would be class {len(classes) + 1}, and "
                            f"--max-classes is {limit}: raise it, or declare the classes with --classes")
 
-    def count(self, outcome: JoinOutcome) -> None:
-        self.tally.outcomes[outcome.value] += 1
-        self.metrics.labels.labels(outcome=outcome.value).inc()
+    def count(self, outcome: JoinOutcome, n: int = 1) -> None:
+        self.tally.outcomes[outcome.value] += n
+        self.metrics.labels.labels(outcome=outcome.value).inc(n)
 
     async def _learn(self, X: np.ndarray, labels: list[Any], ids: list[str],
                      records: list[ConsumerRecord], acks: Acks) -> set[str]:
