@@ -45,8 +45,10 @@ class BatchLimit:
         cost = seconds / records  # includes the batch's fixed cost, so small batches stay cheap
         previous = self.seconds_per_record
         self.seconds_per_record = cost if previous is None else previous + self.SMOOTHING * (cost - previous)
-        fits = int(self.max_delay_s / self.seconds_per_record) if self.seconds_per_record > 0 else self.max_batch
-        self.records = max(self.floor, min(self.max_batch, fits))
+        if self.seconds_per_record * self.max_batch <= self.max_delay_s:  # the largest batch fits
+            self.records = self.max_batch
+        else:  # the quotient is below max_batch, so finite whatever the cost
+            self.records = max(self.floor, int(self.max_delay_s / self.seconds_per_record))
 
 
 async def poll_batches(consumer: Any, limit: BatchLimit, stop: asyncio.Event, handle: Handler,

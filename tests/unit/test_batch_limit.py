@@ -28,6 +28,16 @@ def test_the_limit_stays_between_its_floor_and_the_largest_batch(
         assert min(16, max_batch) <= limit.records <= max_batch
 
 
+def test_a_vanishing_cost_gives_the_largest_batch() -> None:
+    """Found by the property test in a fresh clone: a denormal cost made the quotient infinite."""
+    limit = BatchLimit(1, max_delay_s=1.0)
+    limit.observe(2, 1.1125369292536007e-308)
+    assert limit.records == 1
+    limit = BatchLimit(1024, max_delay_s=0.02)
+    limit.observe(100, 0.0)
+    assert limit.records == 1024
+
+
 def test_a_steady_cost_per_item_sizes_batches_to_the_delay() -> None:
     limit = BatchLimit(1024, max_delay_s=0.020)
     for _ in range(40):  # 100 us per item: 200 items are decided in 20 ms
