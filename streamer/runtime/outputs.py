@@ -49,18 +49,6 @@ class Outputs:
         self.producer = producer
         self._bulk = BulkProducer(producer, max_request_size)
 
-    async def look_up_topics(self, timeout_s: float = 5.0) -> None:
-        """Fetch the output topics' metadata now: the first send to a topic otherwise waits
-        for it (tens of ms on the first micro-batch's decisions). A topic not there yet is
-        looked up again at its first send, as before."""
-        assert self.producer is not None, "attach a producer first"
-        s = self.settings
-        for topic in (s.predictions_topic, s.label_requests_topic, s.dead_letters_topic):
-            try:
-                await asyncio.wait_for(self.producer.partitions_for(topic), timeout_s)
-            except Exception as exc:  # noqa: BLE001 -- only a head start; the send reports real errors
-                log.debug("metadata of %s not fetched ahead: %r", topic, exc)
-
     async def dead_letter(self, record: ConsumerRecord, error: DecodeError, source: str) -> asyncio.Future[Any]:
         """Send ``record`` as it came, with the reason, to the dead-letters topic."""
         assert self.producer is not None, "attach a producer first"

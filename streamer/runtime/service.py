@@ -226,8 +226,6 @@ class Service:
 
     async def start(self) -> None:
         self.outputs.attach(await self.clients.producer(MAX_REQUEST_BYTES), MAX_REQUEST_BYTES)
-        if self.role.decides:
-            await self.outputs.look_up_topics()
         # the learner reads labels before items flow, so the first items' labels are learned
         if self.role.may_learn and await self.role.try_lease():
             await self.learner.become()
