@@ -9,7 +9,7 @@ TORCH_SPEC := torch==2.13.0
 LABEL_STUDIO_VENV ?= .venv-label-studio
 LABEL_STUDIO_SPEC := label-studio==1.23.2
 
-.PHONY: install install-torch label-studio demo test unit integration lint bench bench-throughput services clean shell
+.PHONY: install install-torch label-studio demo test unit integration lint docs bench bench-throughput services clean shell
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,9 +65,19 @@ services: install
 		|| echo "note: chromium/chromedriver not installed; the labelling page's browser test will be skipped"
 
 lint: install
-	$(BIN)/ruff check streamer tests benchmarks deploy
+	$(BIN)/ruff check streamer tests benchmarks deploy docs
 
-test: services lint label-studio $(VENV)/.bench-installed $(VENV)/.torch-installed
+$(VENV)/.docs-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[docs]'
+	@touch $@
+
+# the docs site, strict (a broken link or anchor fails), after checking that every generated
+# table (settings, CLI, metrics, results) matches its source; the site lands in build/site
+docs: $(VENV)/.docs-installed $(VENV)/.bench-installed
+	$(BIN)/python docs/tools/render.py --check
+	$(BIN)/mkdocs build --strict --quiet
+
+test: services lint docs label-studio $(VENV)/.bench-installed $(VENV)/.torch-installed
 	$(BIN)/pytest -q
 
 unit: install

@@ -56,7 +56,7 @@ _RUN_FLAGS: dict[str, dict] = {
     "budget-tolerance": {"type": float, "help": "relative tolerance of that promise (0.02)"},
     "explore": {"type": float, "help": "share of the budget spent on random exploration (0.1)"},
     "warmup-labels": {"type": int, "help": "labels that may be asked ahead of the budget at the "
-                      "start, repaid afterwards (0)"},
+                      "start, repaid afterwards (10; 0 under --budget-window)"},
     "seed": {"type": int, "help": "random seed (0)"},
     "metrics-port": {"type": int, "help": "port of /metrics /healthz /readyz /status (9100; 0 = any)"},
     "metrics-host": {"help": "address the HTTP endpoints listen on (0.0.0.0; 127.0.0.1 = this host only)"},

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     # Kafka
     bootstrap_servers: str = "127.0.0.1:9092"
     group_id: str = "streamer"
-    client_id: str = "streamer"
+    client_id: str = Field("streamer", description="Kafka client id, in the broker's logs and quotas")
     items_topic: str = "items"
     label_requests_topic: str = "label-requests"
     labels_topic: str = "labels"
@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     emit_predictions: bool = True
     create_topics: bool = True
     topic_partitions: int = Field(3, ge=1)
-    replication_factor: int = Field(1, ge=1)
+    replication_factor: int = Field(1, ge=1, description="replication factor of topics created at start")
     max_batch: int = Field(1024, ge=1, le=100_000)
     # An items micro-batch takes at most as many items as are decided in this long, at the
     # cost per item measured on the recent batches (streamer.runtime.consume.BatchLimit).
@@ -132,11 +132,12 @@ class Settings(BaseSettings):
     warmup_labels: int | None = Field(None, ge=0, le=1_000_000)
     seed: int = 0
     n_features: int | None = Field(None, ge=1)
-    include_features: bool = True  # label requests carry the features for pre-annotation
+    include_features: bool = Field(True, description="label requests carry the features, for pre-annotation")
 
     # labelling edges (`streamer label-studio`, `streamer annotate --web`): they read label
     # requests and write labels with the Kafka settings above, never Redis or the model
-    label_group_id: str | None = None  # None: streamer-label-studio / streamer-annotate-web
+    label_group_id: str | None = Field(None, description="consumer group of a labelling edge "
+                                       "(default: streamer-label-studio / streamer-annotate-web)")
     # "a,b,c": the classes. The service refuses labels of any other (dead letter undeclared_class);
     # the labelling edges offer them as the choices. None: classes grow from the labels, up to
     # max_classes (beyond: dead letter too_many_classes; each class costs every decision)
@@ -147,14 +148,19 @@ class Settings(BaseSettings):
     service_url: str | None = None  # the service's HTTP address: the page shows its budget spent
     label_studio_url: str | None = None
     label_studio_token: SecretStr | None = None
-    label_studio_project: str = "streamer"  # the project's title, created if absent
+    label_studio_project: str = Field("streamer", description="the Label Studio project's title, created "
+                                      "if absent (`streamer label-studio --project`)")
     label_config: Path | None = None  # a labelling config of your own instead of the derived one
     # poll: the bridge asks Label Studio for new annotations; webhook: Label Studio calls the
     # bridge at label_studio_webhook_url (and the bridge still reconciles every minute)
-    label_studio_annotations: Literal["poll", "webhook"] = "poll"
-    label_studio_webhook_url: str | None = None
-    label_studio_poll_seconds: float = Field(2.0, gt=0, le=3600)
-    label_studio_public_url: str | None = None  # how Label Studio's pages reach the bridge's frames
+    label_studio_annotations: Literal["poll", "webhook"] = Field(
+        "poll", description="how the bridge learns of annotations (`streamer label-studio --annotations`)")
+    label_studio_webhook_url: str | None = Field(None, description="the bridge's webhook address as Label "
+                                                 "Studio reaches it (`--webhook-url`)")
+    label_studio_poll_seconds: float = Field(2.0, gt=0, le=3600, description="seconds between polls for "
+                                             "annotations (`--poll-seconds`)")
+    label_studio_public_url: str | None = Field(None, description="how Label Studio's pages reach the "
+                                                "bridge's frames (`--public-url`)")
 
     # HTTP
     metrics_host: str = "0.0.0.0"
@@ -168,7 +174,7 @@ class Settings(BaseSettings):
     redis_username_file: Path | None = None
     redis_password_file: Path | None = None
     checkpoint_key_file: Path | None = None
-    label_studio_token_file: Path | None = None
+    label_studio_token_file: Path | None = Field(None, description="file holding the Label Studio token")
 
     @classmethod
     def settings_customise_sources(
