@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import pickle
 import statistics
 import sys
@@ -25,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import river
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from machine import machine  # noqa: E402
+from machine import Start, write_result  # noqa: E402
 
 from streamer.core.sampler import Sampler  # noqa: E402
 from streamer.models import build_model  # noqa: E402
@@ -113,7 +111,9 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    started = Start.now()
     rows = [asyncio.run(_measure(n, args.rounds)) for n in args.in_flight]
     print(f"{'in flight':>10} | {'baseline gap ms':>15} | {'streamer gap ms':>15} | {'ratio':>6} | "
           f"{'baseline MB':>11} | {'streamer MB':>11}")
@@ -122,11 +122,8 @@ def main() -> None:
               f"{row['streamer']['max_gap_ms_median']:>15} | {row['gap_ratio_vs_baseline']:>6} | "
               f"{row['baseline']['bytes'] / 1e6:>11.2f} | {row['streamer']['bytes'] / 1e6:>11.2f}")
     if not args.no_write:
-        RESULTS.write_text(json.dumps({
-            "benchmark": "checkpoint_stall", "rounds": args.rounds, "rows": rows,
-            "machine": machine(numpy=np.__version__, river=river.__version__),
-        }, indent=2) + "\n")
-        print(f"wrote {RESULTS.relative_to(ROOT)}")
+        write_result(args.out, {"benchmark": "checkpoint_stall", "rounds": args.rounds, "rows": rows}, started)
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

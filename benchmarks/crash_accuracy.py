@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from machine import machine  # noqa: E402
+from machine import Start, write_result  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "crash_accuracy.json"
 TARGET = 0.97
@@ -32,7 +32,9 @@ TARGET = 0.97
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    started = Start.now()
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "runs.jsonl"
@@ -62,9 +64,8 @@ def main() -> None:
         print(f"{'run ' + str(i):>10} | {r['killed']:.4f} | {r['undisturbed']:>11.4f} | {r['ratio']:.4f}")
     print(f"{'mean':>10} | {summary['killed_mean']:.4f} | {summary['undisturbed_mean']:>11.4f} | "
           f"{summary['ratio_mean']:.4f}  (target >= {TARGET})")
-    RESULTS.write_text(json.dumps({"benchmark": "crash_accuracy", "summary": summary, "runs": runs,
-                                   "machine": machine()}, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_result(args.out, {"benchmark": "crash_accuracy", "summary": summary, "runs": runs}, started)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -49,12 +49,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # streamer, and the harness of the integration tests
 
 import msgpack  # noqa: E402
-import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from benchmarks.machine import machine as _machine  # noqa: E402
+from benchmarks.machine import Start, write_result  # noqa: E402
 from streamer.wire import JSON, MSGPACK  # noqa: E402
 
 N_FEATURES = 4
@@ -512,10 +511,6 @@ def check(messages: list[Message], topics: dict[str, str], predictions: list[Any
 # ---------------------------------------------------------------- the script
 
 
-def machine() -> dict[str, Any]:
-    return _machine(numpy=np.__version__)
-
-
 def topic_names(tag: str) -> tuple[dict[str, str], dict[str, str]]:
     """(roles -> topic names, `streamer run` flags) for one run."""
     roles = {"items": f"items-{tag}", "labels": f"labels-{tag}",
@@ -616,13 +611,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--huge", type=int, default=3, help="2 MB / 1.5 MB / 1 MB messages of each kind")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
-    info = machine()
+    started = Start.now()
     report = asyncio.run(main_async(args))
     print_table(report)
-    args.out.mkdir(parents=True, exist_ok=True)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    result = {"machine": info, "config": config, **report}
-    (args.out / "fuzz_broker.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    write_result(args.out / "fuzz_broker.json", {"config": config, **report}, started,
+                 dump=lambda doc: json.dumps(doc, indent=1, default=str))
     return 0 if not report["problems"] and report["crashes"] == 0 else 1
 
 

@@ -20,7 +20,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from machine import machine  # noqa: E402
+from machine import Start, write_result  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "group_join.json"
 SESSIONS = {"aiokafka default (10 s)": 10_000, "embedded (2 s)": 2_000}
@@ -103,12 +102,9 @@ async def _create_topic(bootstrap: str, topic: str) -> None:
 
 
 def run(trials: int) -> dict[str, Any]:
-    import aiokafka
-
     from streamer.broker import EmbeddedBroker
 
     rows: list[dict[str, Any]] = []
-    started = time.perf_counter()
     with EmbeddedBroker() as broker:
         topic = "joins"
         asyncio.run(_create_topic(broker.bootstrap_servers, topic))
@@ -124,9 +120,9 @@ def run(trials: int) -> dict[str, Any]:
         base, ours = (next(r for r in rows if r["case"] == case and r["session_ms"] == ms)
                       for ms in (10_000, 2_000))
         ratios[f"{case}: default / embedded"] = round(base["median_s"] / ours["median_s"], 2)
-    return {"benchmark": "group_join", "machine": machine(aiokafka=aiokafka.__version__),
+    return {"benchmark": "group_join",
             "setup": {"broker": "Tansu (embedded, loopback)", "partitions": 3, "trials": trials},
-            "wall_s": round(time.perf_counter() - started, 1), "rows": rows, "ratios": ratios}
+            "rows": rows, "ratios": ratios}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    started = Start.now()
     report = run(args.trials)
     for name, value in report["ratios"].items():
         print(f"{name}: {value}x")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_result(args.out, report, started)
     print(f"wrote {args.out}")
     return 0
 

@@ -14,10 +14,12 @@ several seeds. Methods:
 
 Writes ``label_efficiency.json`` (machine, config, every run, the aggregated table),
 ``label_efficiency.md`` (one table per budget, notes on every losing cell and anchor failure) and
-``label_efficiency.png`` (accuracy vs labels at 5%) to ``--out``, and prints the Markdown.
-Anchor runs are cached in ``label_efficiency_anchors.json`` and reused (``--only-ours``) only
-under the same key: library versions, a hash of the benchmark's code and of the stream's data;
-``--rerun-anchors`` ignores the cache.
+``label_efficiency.png`` (accuracy vs labels at 5%) to ``--out`` (``--name`` renames the three),
+and prints the Markdown. Anchor runs are cached in ``label_efficiency_anchors.json`` and reused
+(``--only-ours``) only under the same key: library versions, a hash of the benchmark's code and
+of the stream's data; ``--rerun-anchors`` ignores the cache, ``--no-anchors`` runs our rows
+without any anchor. ``--rows-from FILE`` reruns the rows a results file recorded (the
+exploratory runs ``label_efficiency_<name>.json``: see the Makefile's ``bench`` target).
 The sanity check (``--tutorial``, part of the default run) replays scikit-activeml's stream
 tutorial (``benchmarks/skactiveml_tutorial.py``).
 
@@ -58,7 +60,7 @@ import river  # noqa: E402
 import skactiveml  # noqa: E402
 from anchors import ANCHORS, RIVER_ENTROPY, SKACTIVEML_STRATEGIES  # noqa: E402
 from label_efficiency_report import REFERENCE_SUFFIX  # noqa: E402
-from machine import machine as _machine  # noqa: E402
+from machine import Start, write_result  # noqa: E402
 from prequential import run  # noqa: E402
 from streams import SYNTHETIC, Stream, load_streams  # noqa: E402
 
@@ -108,11 +110,6 @@ COST = {RANDOM_ROW: 1.0, RIVER_ENTROPY: 1.0, "skactiveml.VariableUncertainty": 1
         "skactiveml.Split": 2.4, "skactiveml.StreamProbabilisticAL": 15.0, "skactiveml.DBALStream": 23.0}
 TUTORIAL_COST = 400_000.0  # one tutorial row over the Parzen window: ~25 s, 5,000 items one by one
 TUTORIAL_DEFAULT_MODEL_COST = 16_000.0
-
-
-def machine() -> dict[str, Any]:
-    return _machine(river=river.__version__, **{"scikit-activeml": skactiveml.__version__},
-                    numpy=np.__version__)
 
 
 # -- jobs ----------------------------------------------------------------------------------------
@@ -275,15 +272,16 @@ def _clock(seconds: float) -> str:
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Run every method; return the JSON document (also written with the Markdown and PNG)."""
-    ours = dict(OURS)
+    started = Start.now()  # the git state of the code this process has loaded
+    ours, default_row = rows_of(args.rows_from) if args.rows_from else (dict(OURS), DEFAULT_ROW)
     ours.update(args.ours)
     if args.rows:  # only these of our rows (and the default's, which every verdict is about)
         unknown = sorted(set(args.rows) - set(ours))
         if unknown:
             raise SystemExit(f"--rows: no row named {', '.join(unknown)}; rows: {', '.join(ours)}")
-        ours = {name: cfg for name, cfg in ours.items() if name in args.rows or name == DEFAULT_ROW}
-    if DEFAULT_ROW not in ours:
-        raise SystemExit(f"the default row {DEFAULT_ROW!r} is missing from OURS")
+        ours = {name: cfg for name, cfg in ours.items() if name in args.rows or name == default_row}
+    if default_row not in ours:
+        raise SystemExit(f"the default row {default_row!r} is missing from our rows")
     data_dir = default_data_dir()
     streams = load_streams(data_dir, args.synthetic_items, names=args.streams, max_items=args.max_items)
     _STREAMS.clear()
@@ -292,10 +290,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     cache_path = out / "label_efficiency_anchors.json"
-    cache = {} if args.rerun_anchors else _load_cache(cache_path)
+    cache = {} if args.rerun_anchors or args.no_anchors else _load_cache(cache_path)
 
-    info = machine()  # now: the git state of the code this process has loaded
-    started = time.perf_counter()
     runner = Runner(args.jobs)
     records: list[dict[str, Any]] = []
     tutorial_rows: dict[str, dict[str, Any]] = {"theirs": {}, "ours": {}}
@@ -312,7 +308,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 jobs.append(Job("tutorial-theirs", name))
         # The tutorial fixes its learners (LEARNERS): our rows that differ only by learner would
         # repeat each other there, so it runs the default row's policy and random.
-        policy = {k: v for k, v in ours[DEFAULT_ROW].items() if k != "model"}
+        policy = {k: v for k, v in ours[default_row].items() if k != "model"}
         jobs += [Job("tutorial-ours", name, sampler_kwargs=cfg, learner=learner)
                  for name, cfg in {TUTORIAL_DEFAULT_ROW: policy, RANDOM_ROW: RANDOM_KWARGS}.items()
                  for learner in LEARNERS]
@@ -363,28 +359,37 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             entropy.finished(job, result)
         else:
             records.append(result)
-        if time.monotonic() - last_save > 60:
-            _save_cache(cache_path, cache)
+        if not args.only_ours and time.monotonic() - last_save > 60:
+            _save_cache(cache_path, cache, started)
             last_save = time.monotonic()
     runner.close()
-    _save_cache(cache_path, cache)
+    if not args.only_ours:  # only anchor runs add to the cache
+        _save_cache(cache_path, cache, started)
     records += entropy.records()
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - started.clock
 
     from label_efficiency_report import build_document, tutorial_markdown, write_outputs
 
     doc = build_document(
-        machine=info, args=args, ours=ours, default_row=DEFAULT_ROW, streams=streams,
+        args=args, ours=ours, default_row=default_row, streams=streams,
         records=records, entropy=entropy.summary(), tutorial=tutorial_rows if args.tutorial else None,
         elapsed=elapsed)
     if args.tutorial_only:  # the main results stay as they are
         print(tutorial_markdown(doc))
         return doc
-    markdown = write_outputs(doc, out)
+    doc, markdown = write_outputs(doc, out, args.name, started)
     print(markdown)
-    print(f"wrote {out / 'label_efficiency.json'}, label_efficiency.md, label_efficiency.png "
-          f"({_clock(elapsed)})", file=sys.stderr)
+    print(f"wrote {out / args.name}.json, .md, .png ({_clock(elapsed)})", file=sys.stderr)
     return doc
+
+
+def rows_of(results: Path) -> tuple[dict[str, dict[str, Any]], str]:
+    """Our rows and the default row as a results file of this benchmark recorded them."""
+    try:
+        doc = json.loads(results.read_text())
+        return dict(doc["ours"]), doc["default_row"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise SystemExit(f"--rows-from {results}: not a label_efficiency results file ({exc!r})") from None
 
 
 class EntropyTuning:
@@ -523,11 +528,10 @@ def _load_cache(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _save_cache(path: Path, cache: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"benchmark": "label_efficiency anchors", "fingerprint": cache_fingerprint(),
-                               "runs": dict(sorted(cache.items()))}, separators=(",", ":")) + "\n")
-    tmp.replace(path)
+def _save_cache(path: Path, cache: dict[str, Any], started: Start) -> None:
+    write_result(path, {"benchmark": "label_efficiency anchors", "fingerprint": cache_fingerprint(),
+                        "runs": dict(sorted(cache.items()))}, started,
+                 dump=lambda doc: json.dumps(doc, separators=(",", ":")))
 
 
 # -- command line --------------------------------------------------------------------------------
@@ -568,8 +572,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated names: run only these of our rows (plus the default)")
     parser.add_argument("--no-reference", dest="reference", action="store_false",
                         help="skip the full-label reference runs (quicker policy iterations)")
+    parser.add_argument("--rows-from", type=Path, metavar="RESULTS_JSON",
+                        help="our rows and the default row as this results file recorded them "
+                             "(instead of OURS): reruns an exploratory run's rows")
     parser.add_argument("--only-ours", action="store_true",
                         help="run only our rows and random; anchors come from the cache")
+    parser.add_argument("--no-anchors", action="store_true",
+                        help="run only our rows and random, no anchor from the cache either")
     parser.add_argument("--rerun-anchors", action="store_true", help="ignore the anchor cache")
     tutorial = parser.add_mutually_exclusive_group()
     tutorial.add_argument("--tutorial", dest="tutorial", action="store_true", default=None,
@@ -581,7 +590,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="tiny smoke configuration: 2 streams, 1 budget, 1 seed, 600 items")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--name", default="label_efficiency",
+                        help="the results' file names: NAME.json, NAME.md, NAME.png in --out")
     args = parser.parse_args(argv)
+    args.only_ours = args.only_ours or args.no_anchors
     if args.quick:
         args.streams = args.streams or ["phishing", "hyperplane"]
         args.budgets, args.seeds = [0.10], [0]

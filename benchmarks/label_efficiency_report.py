@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from anchors import ANCHORS, RIVER_ENTROPY
+from machine import Start, write_result
 from streams import Stream
 
 __all__ = ["build_document", "tutorial_markdown", "window_deviation", "within_tolerance", "write_outputs"]
@@ -59,18 +60,18 @@ def within_tolerance(*, window_min: int, window_max: int, window: int, budget: f
     return max(abs(window_min - target), abs(window_max - target)) <= allowed + 1e-9
 
 
-def build_document(*, machine: dict[str, Any], args: argparse.Namespace, ours: dict[str, dict[str, Any]],
+def build_document(*, args: argparse.Namespace, ours: dict[str, dict[str, Any]],
                    default_row: str, streams: list[Stream], records: list[dict[str, Any]],
                    entropy: dict[str, Any], tutorial: dict[str, Any] | None,
                    elapsed: float) -> dict[str, Any]:
-    """The JSON document: machine, config, streams, every run, the aggregated table, verdicts."""
+    """The JSON document: config, streams, every run, the aggregated table, verdicts (the
+    machine block is added when it is written)."""
     runs = [_flatten(r) for r in records]
     methods = [default_row, *[m for m in ours if m != default_row], RANDOM_ROW, *ANCHORS]
     table = _aggregate(runs, methods)
     verdicts = _verdicts(table, streams, args.budgets, default_row)
     return {
         "benchmark": "label_efficiency",
-        "machine": machine,
         "config": {
             "model": args.model,
             "batch_size": args.batch_size,
@@ -298,7 +299,16 @@ def _header(method: str, default_row: str) -> str:
     return SHORT.get(method, method)
 
 
-def markdown(doc: dict[str, Any]) -> str:
+def _default_learner(doc: dict[str, Any]) -> str:
+    """What the Markdown's learners line says of the default row's learner."""
+    kwargs = doc["ours"][doc["default_row"]]
+    if kwargs.get("model") == "auto":
+        return "the default row is `auto`, the portfolio; the single-learner rows are its members alone"
+    named = f"`{_md(kwargs['model'])}`" if "model" in kwargs else "none"
+    return f"the default row, `{doc['default_row']}`, names {named}"
+
+
+def markdown(doc: dict[str, Any], png: str = "label_efficiency.png") -> str:
     default_row = doc["default_row"]
     methods = doc["methods"]
     m, c = doc["machine"], doc["config"]
@@ -314,8 +324,7 @@ def markdown(doc: dict[str, Any]) -> str:
            "of an earlier run with the same configuration" if doc.get("cached_runs") else "")
         + ".",
         "",
-        "Learners: each of our rows names its own (`model` in its kwargs: the default row is "
-        "`auto`, the portfolio; the single-learner rows are its members alone); the anchors, "
+        f"Learners: each of our rows names its own (`model` in its kwargs: {_default_learner(doc)}); the anchors, "
         f"random sampling and rows naming none use `{_md(c['model'])}` (the scaler learns from "
         "every item), the learner their libraries' examples pair them with. Prequential "
         f"test-then-train in micro-batches of {c['batch_size']}, labels arrive right after their "
@@ -339,7 +348,7 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += _notes(doc)
     if doc.get("tutorial"):
         lines += _tutorial_md(doc["tutorial"], default_row)
-    lines += ["", "![accuracy vs labels](label_efficiency.png)", ""]
+    lines += ["", f"![accuracy vs labels]({png})", ""]
     return "\n".join(lines)
 
 
@@ -660,10 +669,11 @@ def compact_json(doc: Any) -> str:
     return re.sub(r"\[\s*([^\[\]{}\"]*?)\s*\]", lambda m: "[" + re.sub(r"\s+", "", m.group(1)) + "]", text)
 
 
-def write_outputs(doc: dict[str, Any], out: Path) -> str:
-    """Write the JSON, Markdown and PNG under ``out``; return the Markdown."""
-    (out / "label_efficiency.json").write_text(compact_json(doc) + "\n")
-    text = markdown(doc)
-    (out / "label_efficiency.md").write_text(text)
-    plot(doc, out / "label_efficiency.png")
-    return text
+def write_outputs(doc: dict[str, Any], out: Path, name: str, started: Start) -> tuple[dict[str, Any], str]:
+    """Write ``name``.json (with the machine block), .md and .png under ``out``; return the
+    document written and the Markdown."""
+    doc = write_result(out / f"{name}.json", doc, started, dump=compact_json)
+    text = markdown(doc, png=f"{name}.png")
+    (out / f"{name}.md").write_text(text)
+    plot(doc, out / f"{name}.png")
+    return doc, text

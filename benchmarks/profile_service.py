@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import throughput  # noqa: E402
-from machine import machine  # noqa: E402
+from machine import Start, redis_server_version, write_result  # noqa: E402
 from throughput_io import create_topics, item_values, produce_all  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -163,6 +162,7 @@ def main() -> int:
     parser.add_argument("--only", choices=["load", "full"], help="one of the two profiles")
     parser.add_argument("--out", type=Path, default=RESULTS / "throughput_profile.json")
     args = parser.parse_args()
+    started = Start.now()
     folder = Path(tempfile.mkdtemp(prefix="streamer-profile-"))
     profiles = {}
     for name, load in ((f"offered {args.load:,.0f} items/s, annotator answering", args.load),
@@ -171,11 +171,12 @@ def main() -> int:
             continue
         print(f"profiling: {name} ...", flush=True)
         profiles[name] = asyncio.run(profile(load, args.seconds, args.items, folder))
-    report = {"benchmark": "throughput_profile", "machine": machine(**throughput._versions()),
+    report = {"benchmark": "throughput_profile",
               "setup": {"features": 16, "budget": throughput.BUDGET, "partitions": throughput.PARTITIONS,
                         "model": "logistic", "rate_hz": RATE_HZ, "seconds": args.seconds},
               "profiles": profiles}
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    report = write_result(args.out, report, started,
+                          redis_server=redis_server_version(throughput.redis_url()))
     text = render(report)
     args.out.with_suffix(".txt").write_text(text)
     print(text)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import signal
 import sys
@@ -36,9 +35,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from machine import machine  # noqa: E402
+from machine import Start, redis_server_version, write_result  # noqa: E402
 from scale_out import LOGS, Replica, _annotate, _flags, _produce_at  # noqa: E402
-from throughput import create_topics, item_values, redis_url  # noqa: E402
+from throughput import redis_url  # noqa: E402
+from throughput_io import create_topics, item_values  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "restart.json"
 FEATURES = 8
@@ -131,31 +131,22 @@ def _max(values: list[float | None]) -> float | None:
     return max(known) if known and len(known) == len(values) else None  # None: a timeout
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+async def main_async(args: argparse.Namespace, url: str) -> dict[str, Any]:
     from streamer.broker import EmbeddedBroker
 
-    url = redis_url()
-    if url is None:
-        raise SystemExit("the restart benchmark needs Redis (checkpoints and the learner lease): "
-                         "set STREAMER_BENCH_REDIS or run one on 127.0.0.1:6379")
     kills = 1 if args.quick else args.kills
     runs: list[dict[str, Any]] = []
-    started = time.perf_counter()
     with EmbeddedBroker() as broker:
         for config in CONFIGS:
             print(f"[{config}] {kills} kill -9 restarts at {RATE:.0f} items/s ...", flush=True)
             runs += await restarts(broker.bootstrap_servers, url, config, kills, seed=args.seed)
     table = summarise(runs)
     default, baseline = table["default"], table["baseline (session 10 s)"]
-    import aiokafka
-
     return {
         "benchmark": "restart",
-        "machine": machine(aiokafka=aiokafka.__version__),
         "setup": {"broker": "Tansu (embedded, loopback)", "store": "Redis", "rate": RATE,
                   "features": FEATURES, "kills": kills, "learner_lease_seconds": 5.0,
                   "quick": args.quick},
-        "wall_s": round(time.perf_counter() - started, 1),
         "runs": runs,
         "summary": table,
         "ready_baseline_over_default": _ratio(baseline["ready_s"]["median"], default["ready_s"]["median"]),
@@ -186,10 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one kill per configuration")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    report = asyncio.run(main_async(args))
+    started = Start.now()
+    url = redis_url()
+    if url is None:
+        raise SystemExit("the restart benchmark needs Redis (checkpoints and the learner lease): "
+                         "set STREAMER_BENCH_REDIS, run one on 127.0.0.1:6379, or run it through "
+                         "benchmarks/with_redis.py")
+    report = asyncio.run(main_async(args, url))
+    report = write_result(args.out, report, started, redis_server=redis_server_version(url))
     print_table(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}; service logs in {LOGS}")
     return 0
 

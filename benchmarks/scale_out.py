@@ -60,14 +60,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from machine import machine  # noqa: E402
-from throughput import (  # noqa: E402
+from machine import Start, redis_server_version, write_result  # noqa: E402
+from throughput import redis_url  # noqa: E402
+from throughput_io import (  # noqa: E402
     PARTITIONS,
     create_topics,
     item_values,
     produce_all,
     read_stamps,
-    redis_url,
     warm_data,
 )
 
@@ -554,12 +554,8 @@ async def _throughput_and_propagation(bootstrap: str, url: str, args: argparse.N
                   f"(budget {BUDGET})", flush=True)
     one = next((r for r in runs if r["kind"] == "throughput" and r["replicas"] == 1), None)
     two = next((r for r in runs if r["kind"] == "throughput" and r["replicas"] == 2), None)
-    import aiokafka
-    import river
-
     return {
         "benchmark": "scale_out",
-        "machine": machine(aiokafka=aiokafka.__version__, river=river.__version__, numpy=np.__version__),
         "setup": {"partitions": PARTITIONS, "budget": BUDGET, "broker": "Tansu (embedded, loopback)",
                   "quick": args.quick},
         "runs": runs,
@@ -587,9 +583,6 @@ async def _accuracy_report(bootstrap: str, url: str, args: argparse.Namespace) -
             print(f"    accuracy {run['accuracy']:.4f} (per replica "
                   f"{[r['accuracy'] for r in run['replicas_detail']]}), asked {run['share']:.4f}, "
                   f"offered {run['offered_per_s']:,}/s, {run['duplicate_predictions']} repeats", flush=True)
-    import aiokafka
-    import river
-
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     before = None
     if args.before:
@@ -598,7 +591,6 @@ async def _accuracy_report(bootstrap: str, url: str, args: argparse.Namespace) -
     return {
         "benchmark": "scale_out_accuracy",
         "commit": commit,
-        "machine": machine(aiokafka=aiokafka.__version__, river=river.__version__, numpy=np.__version__),
         "setup": {"stream": f"{stream.name} (first {n:,} rows of {stream.source.name if stream.source else '?'})",
                   "items": n, "offered_per_s": args.accuracy_rate, "budget": BUDGET,
                   "label_delay_s": args.label_delay, "partitions": PARTITIONS,
@@ -671,13 +663,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--accuracy-out", type=Path, default=ACCURACY_RESULTS)
     args = parser.parse_args(argv)
+    started = Start.now()
     reports = asyncio.run(main_async(args))
+    redis_server = redis_server_version(redis_url())
     for name, out in (("scale_out", args.out), ("accuracy", args.accuracy_out)):
         if name not in reports:
             continue
-        (print_table if name == "scale_out" else print_accuracy)(reports[name])
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(reports[name], indent=2) + "\n")
+        report = write_result(out, reports[name], started, redis_server=redis_server)
+        (print_table if name == "scale_out" else print_accuracy)(report)
         print(f"wrote {out}")
     print(f"replica logs in {LOGS}")
     return 0

@@ -13,22 +13,19 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy
-import river
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import Start, write_result  # noqa: E402
 
-from streamer.core.sampler import DEFAULT_POLICY, STRATEGIES
-from streamer.data import default_data_dir
-from streamer.models import LOGISTIC_MODEL
-from streamer.simulate import run_simulation
+from streamer.core.sampler import DEFAULT_POLICY, STRATEGIES  # noqa: E402
+from streamer.data import default_data_dir  # noqa: E402
+from streamer.models import LOGISTIC_MODEL  # noqa: E402
+from streamer.simulate import run_simulation  # noqa: E402
 
 # Candidates LOGISTIC_MODEL (the default before auto) was chosen from (run with --compare-models).
 CANDIDATE_MODELS = [
@@ -42,17 +39,6 @@ CANDIDATE_MODELS = [
 RESULTS = Path(__file__).resolve().parent / "results" / "simulate_vs_random.json"
 
 
-def machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "river": river.__version__,
-        "numpy": numpy.__version__,
-    }
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=0.05)
@@ -64,6 +50,7 @@ def main() -> int:
                         help="also compare the candidate models (default strategy only)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    run_start = Start.now()
 
     data_dir = default_data_dir()
     if data_dir is None:
@@ -71,8 +58,6 @@ def main() -> int:
         return 1
     files = sorted(data_dir.glob("*.csv*"))
     strategies = list(STRATEGIES) if args.all_strategies else [DEFAULT_POLICY, "random"]
-    info = machine()
-    print(f"machine: {info}")
     print(f"model: {args.model}   budget: {args.budget}   seeds: {args.seeds}\n")
 
     rows: list[dict[str, Any]] = []
@@ -116,10 +101,8 @@ def main() -> int:
 
     models = compare_models(files, args) if args.compare_models else []
 
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({
+    write_result(args.output, {
         "benchmark": "simulate_vs_random",
-        "machine": info,
         "model": args.model,
         "default_strategy": DEFAULT_POLICY,
         "budget": args.budget,
@@ -128,7 +111,7 @@ def main() -> int:
         "verdicts": verdicts,
         "default_beats_random_on": f"{wins}/{len(files)}",
         "model_comparison": models,
-    }, indent=2) + "\n")
+    }, run_start)
     print(f"wrote {args.output}")
     return 0
 

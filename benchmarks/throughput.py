@@ -68,7 +68,7 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from machine import machine  # noqa: E402
+from machine import Start, redis_server_version, write_result  # noqa: E402
 from throughput_io import (  # noqa: E402
     BUDGET,
     PARTITIONS,
@@ -132,7 +132,9 @@ def _profile(tag: str, pid: int) -> subprocess.Popen[bytes] | None:
     folder = os.environ.get("STREAMER_BENCH_PYSPY")
     if not folder:
         return None
-    return subprocess.Popen(["py-spy", "record", "--format", "raw", "--rate", "1000", "--idle",
+    beside = Path(sys.executable).with_name("py-spy")  # the venv's, which PATH may not list
+    pyspy = str(beside) if beside.exists() else "py-spy"
+    return subprocess.Popen([pyspy, "record", "--format", "raw", "--rate", "1000", "--idle",
                              "--nonblocking", "--output", str(Path(folder) / f"{tag}.txt"),
                              "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -307,7 +309,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                            best_rates(runs, d), loads, url)
     return {
         "benchmark": "throughput",
-        "machine": machine(**_versions()),
         "setup": {"partitions": PARTITIONS, "budget": BUDGET, "broker": "Tansu (embedded, loopback)",
                   "redis": url is not None, "quick": args.quick, "load_seconds": args.load_seconds,
                   "rounds": args.rounds, "latency_rounds": args.latency_rounds,
@@ -350,18 +351,6 @@ async def latency_runs(args: argparse.Namespace, bootstrap: str, d: int, kinds: 
             print(f"    p50 {run.p50_ms} ms, p99 {run.p99_ms} ms, p999 {run.p999_ms} ms, "
                   f"labels given {run.extra.get('labels_given', '-')}", flush=True)
     return runs
-
-
-def _versions() -> dict[str, str]:
-    import aiokafka
-    import river
-
-    versions = {"aiokafka": aiokafka.__version__, "river": river.__version__, "numpy": np.__version__}
-    with contextlib.suppress(Exception):
-        import faust
-
-        versions["faust"] = faust.__version__
-    return versions
 
 
 def ratios(runs: list[Run]) -> dict[str, Any]:
@@ -455,9 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipelines", nargs="*", default=PIPELINES)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    started = Start.now()
     report = asyncio.run(main_async(args))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    report = write_result(args.out, report, started, redis_server=redis_server_version(redis_url()))
     print_table(report)
     print(f"\nwrote {args.out}")
     return 0

@@ -1,4 +1,4 @@
-"""The README's throughput and latency tables, rendered from ``benchmarks/results/throughput.json``
+"""The throughput and latency tables of docs/results.md, rendered from ``benchmarks/results/throughput.json``
 (so the figures quoted are the run's, digit for digit).
 
 Usage::

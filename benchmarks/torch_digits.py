@@ -14,7 +14,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from machine import machine  # noqa: E402
+from machine import Start, write_result  # noqa: E402
 
 from streamer.data import find_stream  # noqa: E402
 from streamer.models import LOGISTIC_MODEL  # noqa: E402
@@ -40,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one seed, 600 items")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    started = Start.now()
     data = find_stream("digits_frames.csv.gz")  # $STREAMER_DATA_DIR's copy, else the bundled one
     seeds = range(1 if args.quick else args.seeds)
     results: list[dict[str, Any]] = []
@@ -60,17 +60,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"budget {budget:.0%}  {model:<38} {policy:<7} accuracy "
                   f"{results[-1]['accuracy_mean']:.4f}  asked {results[-1]['query_rate_mean']:.4f}",
                   flush=True)
-    import river
-    import torch
-
     report = {"benchmark": "torch_head_digits",
-              "machine": machine(torch=torch.__version__, river=river.__version__),
               "setup": {"data": data.name, "seeds": list(seeds), "batch_size": 8,
                         "protocol": "prequential, streamer.simulate.run_simulation",
                         "quick": args.quick},
               "results": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_result(args.out, report, started)
     print(f"wrote {args.out}")
     return 0
 

@@ -26,7 +26,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -40,7 +39,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from machine import machine  # noqa: E402
+from machine import Start, machine, write_result  # noqa: E402
 
 from streamer.models.torch_head import TorchHead  # noqa: E402
 
@@ -176,11 +175,6 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "torch_head",
         "quick": bool(args.quick),
-        "machine": machine(
-            numpy=np.__version__, torch=torch.__version__,
-            torch_threads=str(torch.get_num_threads()),
-            cuda_device=torch.cuda.get_device_name() if cuda is not None else "none",
-        ),
         "config": {"dim": dim, "bank": bank, "heads": HEADS, "hidden": HIDDEN, "classes": CLASSES,
                    "terms": list(TERMS), "dtype": "float32", "repeats": plan["repeats"]},
         "agreement_max_abs_diff": agreement,
@@ -217,19 +211,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    started = Start.now()
     with_cuda = torch.cuda.is_available() and not args.no_cuda
     print(f"torch head scoring pass: {', '.join(('proba', *TERMS))}; items/s (median)")
     print_header(with_cuda)
     report = benchmark(args)
     for name, value in report["agreement_max_abs_diff"].items():
         print(f"  {name}: max |difference| {value:.2e}")
-    m = report["machine"]
+    devices = {"torch_threads": str(torch.get_num_threads()),
+               "cuda_device": torch.cuda.get_device_name() if with_cuda else "none"}
+    out = args.out if args.out is not None else (None if args.quick else RESULTS)
+    m = write_result(out, report, started, **devices)["machine"] if out is not None else machine(started, **devices)
     print(f"  on {m['cpu']} ({m['cpu_count']} cores, torch threads {m['torch_threads']}), "
           f"GPU {m['cuda_device']}, commit {m.get('git_commit')}")
-    out = args.out if args.out is not None else (None if args.quick else RESULTS)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {out}")
     return 0
 

@@ -52,28 +52,36 @@ _RUN_FLAGS: dict[str, dict] = {
     "policy": {"help": "query policy, e.g. 'margin', 'margin or novelty', 'random' (default: margin)"},
     "class-balance": {"type": float, "help": "raise the ask rate for rare predicted classes (0 = off)"},
     "labels-per-second": {"type": float, "help": "cap labels asked per second (token bucket)"},
-    "budget-window": {"type": int, "help": "items over which the budget is promised (10000)"},
-    "budget-tolerance": {"type": float, "help": "relative tolerance of that promise (0.02)"},
+    "budget-window": {"type": int, "help": "asks for the per-window promise instead of the "
+                      "stream-wide one: any window of this many items holds the budget within the "
+                      "tolerance; no warm-up then (not set: the stream-wide promise)"},
+    "budget-tolerance": {"type": float, "help": "the promise: the share over the stream within this "
+                         "(relative) of the budget; the slack is tolerance x budget x 10,000 / 2 "
+                         "labels (0.02)"},
     "explore": {"type": float, "help": "share of the budget spent on random exploration (0.1)"},
     "warmup-labels": {"type": int, "help": "labels that may be asked ahead of the budget at the "
                       "start, repaid afterwards (10; 0 under --budget-window)"},
     "seed": {"type": int, "help": "random seed (0)"},
     "metrics-port": {"type": int, "help": "port of /metrics /healthz /readyz /status (9100; 0 = any)"},
     "metrics-host": {"help": "address the HTTP endpoints listen on (0.0.0.0; 127.0.0.1 = this host only)"},
-    "group-id": {"help": "Kafka consumer group (streamer)"},
+    "group-id": {"help": "Kafka consumer group of the items (streamer); labels are read without a "
+                 "group, <group-id>-labels only keeps their committed offsets"},
     "items-topic": {"help": "topic items arrive on (items)"},
     "label-requests-topic": {"help": "topic label requests go to (label-requests)"},
     "labels-topic": {"help": "topic labels arrive on (labels)"},
     "predictions-topic": {"help": "topic predictions go to (predictions)"},
     "dead-letters-topic": {"help": "topic unusable messages go to (dead-letters)"},
     "n-features": {"type": int, "help": "expected feature count (default: fixed by the first item)"},
-    "classes": {"metavar": "A,B,C", "help": "the classes; labels of any other are dead letters "
-                "(default: grown from the labels, up to --max-classes)"},
+    "classes": {"metavar": "A,B,C", "help": "the classes; a label of any other is a dead letter, "
+                "undeclared_class, and the labelling edges offer these as the choices (default: "
+                "grown from the labels, up to --max-classes)"},
     "max-classes": {"type": int, "help": "most classes learned from the labels; a label of one "
-                    "more is a dead letter, too_many_classes (100)"},
+                    "more is a dead letter, too_many_classes; every class costs each decision and each label "
+                    "request a probability (100)"},
     "max-batch": {"type": int, "help": "items per micro-batch at most (1024)"},
     "max-delay-ms": {"type": float, "help": "a micro-batch holds no more items than are decided "
-                     "in this long, at the measured cost per item (20)"},
+                     "in this long, at the cost per item measured on the recent batches: an "
+                     "expensive model or a backlog gets smaller batches, the rest follow at once (20)"},
     "fetch-max-wait-ms": {"type": int, "help": "broker fetch wait; sets latency (10)"},
     "role": {"choices": ["all", "scorer", "learner"],
              "help": "all (default): decide items, and learn while holding the learner lease; "
@@ -83,10 +91,11 @@ _RUN_FLAGS: dict[str, dict] = {
     "learner-lease-seconds": {"type": float,
                               "help": "a standby learner takes over this long after the learner died (5)"},
     "session-timeout-ms": {"type": int, "help": "a silent consumer's partitions move after this "
-                           "(2000 on the embedded broker, else 10000)"},
+                           "(2000 on the embedded broker, else 10000): the restart time after a crash"},
     "group-instance-id": {"help": "static group membership id, e.g. the pod name: a restart "
                           "gets its partitions back at once"},
-    "pending-ttl-seconds": {"type": float, "help": "how long a requested item waits for its label"},
+    "pending-ttl-seconds": {"type": float, "help": "how long a requested item waits for its label; "
+                            "a later label is counted late (86400)"},
     "max-pending": {"type": int, "help": "most items waiting for a label; beyond it no new requests (100000)"},
     "checkpoint-key": {"help": "HMAC key signing checkpoints; prefer --checkpoint-key-file"},
     "checkpoint-key-file": {"metavar": "FILE", "help": "file holding the checkpoint HMAC key"},
@@ -94,7 +103,8 @@ _RUN_FLAGS: dict[str, dict] = {
     "checkpoint-every-seconds": {"type": float, "help": "... or after this many seconds (10)"},
     "shutdown-timeout-seconds": {"type": float, "help": "SIGTERM: most seconds to drain and checkpoint (20)"},
     "max-message-bytes": {"type": int, "help": "larger items and labels become dead letters (1000000)"},
-    "max-abs-feature": {"type": float, "help": "larger finite features are dead letters, out_of_range (1e15)"},
+    "max-abs-feature": {"type": float, "help": "larger finite features are dead letters, out_of_range: "
+                        "one 1e308 would poison a running scaler (1e15)"},
     "topic-partitions": {"type": int, "help": "partitions of topics created at start (3)"},
     "security-protocol": {"help": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"},
     "sasl-mechanism": {"help": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},

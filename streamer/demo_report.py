@@ -109,7 +109,7 @@ def next_steps() -> list[str]:
         "next:",
         f"  {activate}      # puts `streamer` on your PATH (or: make shell)",
         "  streamer --help",
-        "  README.md, 'Run it yourself': your own broker, service, items and labels",
+        "  docs/getting-started.md, 'Run it yourself': your own broker, service, items and labels",
     ]
 
 

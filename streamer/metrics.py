@@ -31,7 +31,10 @@ class Metrics:
             "streamer_predictions_total", "Predictions produced.", registry=r
         )
         self.labels = Counter(
-            "streamer_labels_total", "Labels received, by join outcome.", ["outcome"], registry=r
+            "streamer_labels_total",
+            "Labels received, by join outcome: joined, duplicate (already applied), late (after the "
+            "pending deadline), unknown (no such pending item), invalid (unusable, dead-lettered).",
+            ["outcome"], registry=r,
         )
         self.dead_letters = Counter(
             "streamer_dead_letters_total", "Messages sent to the dead-letter topic.",
@@ -46,7 +49,8 @@ class Metrics:
         )
         self.budget = Gauge("streamer_budget_ratio", "Configured label budget (share of items).", registry=r)
         self.spend = Gauge(
-            "streamer_budget_spend_ratio", "Realised share of items asked divided by the budget.",
+            "streamer_budget_spend_ratio",
+            "Realised share of items asked divided by the budget (1.0 = on budget).",
             registry=r,
         )
         self.threshold = Gauge(
@@ -57,7 +61,9 @@ class Metrics:
             "streamer_prequential_accuracy",
             "Test-then-train accuracy on labelled items (predicted before learning).", registry=r,
         )
-        self.model_version = Gauge("streamer_model_version", "Model version.", registry=r)
+        self.model_version = Gauge(
+            "streamer_model_version", "Model version (one step per learned micro-batch).", registry=r
+        )
         self.ready = Gauge("streamer_ready", "1 while the service is consuming.", registry=r)
         self.decision_latency = Histogram(
             "streamer_decision_latency_seconds", "Time to decide one micro-batch.",
@@ -70,7 +76,8 @@ class Metrics:
         )
         self.loop_lag = Histogram(
             "streamer_event_loop_lag_seconds",
-            "How late the event loop ran a 10 ms timer: its stalls hold every decision up.",
+            "How late the event loop ran a 10 ms timer: its stalls (learning, checkpoints, garbage "
+            "collection) hold every decision up.",
             buckets=_LATENCY_BUCKETS, registry=r,
         )
         self.loop_longest_stall = Gauge(
@@ -90,7 +97,7 @@ class Metrics:
             registry=r,
         )
         self.checkpoint_failures = Counter(
-            "streamer_checkpoint_failures_total", "Checkpoints that could not be written.",
+            "streamer_checkpoint_failures_total", "Checkpoints that could not be written (retried).",
             registry=r,
         )
         self.checkpoint_time = Gauge(
@@ -103,7 +110,8 @@ class Metrics:
             registry=r,
         )
         self.degraded = Gauge(
-            "streamer_degraded", "1 while a dependency is failing and the service runs degraded.",
+            "streamer_degraded",
+            "1 while a dependency (component=store: Redis) fails and label requests are paused.",
             ["component"], registry=r,
         )
         self.requests_cancelled = Counter(
@@ -119,12 +127,13 @@ class Metrics:
         self.score = Histogram(
             "streamer_score",
             "Query-policy score of each decided item, on the scale of streamer_threshold "
-            "(before class balancing and randomisation, where configured).",
+            "(before class balancing and randomisation, where configured); the dashboard's heatmap.",
             buckets=_SCORE_BUCKETS, registry=r,
         )
         self.prequential = Counter(
             "streamer_prequential_labels_total",
-            "Labels learned, by whether the model predicted them right just before learning.",
+            "Labels learned, by whether the model predicted them right just before learning "
+            "(result: correct, wrong).",
             ["result"], registry=r,
         )
         # scale-out: which replica learns, and how old the model a scorer picked up was

@@ -49,7 +49,7 @@ from streamer.core.pacing import RandomQuota, TokenBucket  # also importable fro
 __all__ = ["DEFAULT_WARMUP_LABELS", "BudgetController", "RandomQuota", "TokenBucket"]
 
 # The service's and simulate's default warm-up (the controller's own default is none): chosen
-# from benchmarks/label_efficiency.py, see the README's label-efficiency section.
+# from benchmarks/label_efficiency.py, see docs/results.md, 'Label efficiency'.
 DEFAULT_WARMUP_LABELS = 10
 
 

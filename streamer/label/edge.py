@@ -59,7 +59,7 @@ class EdgeMetrics:
         self.queue = Gauge("streamer_labelling_queue_depth",
                            "Requests read and not yet answered.", registry=r)
         self.latency = Histogram("streamer_labelling_request_to_label_seconds",
-                                 "From the request (requested_at) to its label on the topic.",
+                                 "From the request (requested_at) to its first label on the topic.",
                                  buckets=_LATENCY_BUCKETS, registry=r)
         self.upstream_errors = Counter("streamer_labelling_upstream_errors_total",
                                        "Failed calls to the annotation tool (retried).", registry=r)

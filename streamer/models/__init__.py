@@ -34,7 +34,7 @@ ones too.
 (:data:`AUTO_MEMBERS`, and first the torch MLP head when torch is installed) all learn every
 label while the one with the best unbiased accuracy estimate predicts. It was chosen in
 ``benchmarks/label_efficiency.py`` over each of its members alone, the Hedge vote and the member
-orders (results and what lost: the README's label-efficiency section).
+orders (results and what lost: docs/results.md, 'Label efficiency').
 
 ``LOGISTIC_MODEL`` is ``StandardScaler | LogisticRegression`` (one-vs-rest, added
 automatically), the default before ``auto`` and the portfolio's first river member. With margin

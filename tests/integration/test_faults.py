@@ -263,7 +263,7 @@ async def test_broker_restart_loses_the_topics_and_the_service_goes_on_without_a
         created = await ensure_topics(settings)
         # The annotator comes back once the learner has seen the new, empty label logs: a
         # label written into a new log that outgrows the learner's old position before its
-        # check (every second) runs would be skipped; the README's Reliability section says so.
+        # check (every second) runs would be skipped; docs/reliability.md says so.
         await asyncio.to_thread(_wait_for_log, tmp_path / "service.log", "the topic lost its data",
                                 PARTITIONS, 30.0)
         stop = asyncio.Event()

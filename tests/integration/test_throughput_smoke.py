@@ -1,5 +1,5 @@
 """The throughput benchmark runs end to end (a small run): every pipeline through a real broker
-produces what it should, and the report has the figures the README quotes. No speed is
+produces what it should, and the report has the figures docs/results.md quotes. No speed is
 asserted here -- rates are measured by the benchmark, as ratios within one run."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The README's "Run it yourself" walkthrough, run block by block as written.
+"""The "Run it yourself" walkthrough of docs/getting-started.md, run block by block as written.
 
 Each block marked ``<!-- walkthrough: NAME -->`` runs unchanged but for its ports (a free one
 for 9092 and for 9100): the broker and the service in the background, `/readyz` polled until
@@ -25,7 +25,7 @@ from streamer.broker import free_port
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+WALKTHROUGH = Path(__file__).resolve().parents[2] / "docs" / "getting-started.md"
 BLOCK = re.compile(r"<!-- walkthrough: (?P<name>[\w.]+) -->\n```(?P<lang>\w+)\n(?P<code>.*?)\n```", re.S)
 RATE = 200  # items/s, the producer's
 # the service decides what arrived since its last fetch (10 ms wait): at 200 items/s one
@@ -34,7 +34,7 @@ MICRO_BATCH = 32
 
 
 def walkthrough_blocks() -> dict[str, str]:
-    return {m["name"]: m["code"] for m in BLOCK.finditer(README.read_text())}
+    return {m["name"]: m["code"] for m in BLOCK.finditer(WALKTHROUGH.read_text())}
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def _wait_for(predicate, timeout: float, what: str, logs: list[Path]) -> None:
     raise AssertionError(f"{what} within {timeout:.0f} s\n{shown}")
 
 
-def test_the_readme_walkthrough_runs_as_written_and_predicts_once_labels_come_back(
+def test_the_walkthrough_runs_as_written_and_predicts_once_labels_come_back(
     workdir: Path, ports: dict[str, str], background: list[subprocess.Popen[str]]
 ) -> None:
     blocks = walkthrough_blocks()

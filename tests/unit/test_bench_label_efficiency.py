@@ -118,3 +118,22 @@ def test_only_ours_reuses_cached_anchors_and_adds_rows_from_the_command_line(
     assert "explore-more" in methods and set(bench.ANCHORS) <= methods
     assert all(r["cached"] for r in doc["table"] if r["method"] in bench.ANCHORS)
     assert doc["ours"]["explore-more"] == {"policy": "margin", "explore": 0.3}
+
+
+def test_rows_from_a_results_file_rerun_its_rows_alone_under_its_name(
+    bench: ModuleType, quick: tuple[dict[str, Any], Path], tmp_path: Path,
+) -> None:
+    _, out = quick
+    recorded = tmp_path / "label_efficiency_old.json"
+    recorded.write_text(json.dumps({"default_row": "margin", "ours": {
+        "margin": {"policy": "margin"}, "margin w5": {"policy": "margin", "warmup": 5}}}))
+    cache = (out / "label_efficiency_anchors.json").read_bytes()
+    doc = bench.benchmark(bench.parse_args(
+        ["--quick", "--jobs", "1", "--streams", "phishing", "--out", str(out), "--no-anchors", "--no-reference",
+         "--rows-from", str(recorded), "--name", "label_efficiency_old"]))
+    assert doc["default_row"] == "margin" and set(doc["ours"]) == {"margin", "margin w5"}
+    assert {r["method"] for r in doc["runs"]} == {"margin", "margin w5", "random"}  # no anchor, cached or not
+    assert json.loads((out / "label_efficiency_old.json").read_text())["ours"] == doc["ours"]
+    assert "![accuracy vs labels](label_efficiency_old.png)" in (out / "label_efficiency_old.md").read_text()
+    assert (out / "label_efficiency_old.png").is_file()
+    assert (out / "label_efficiency_anchors.json").read_bytes() == cache

@@ -1,4 +1,4 @@
-"""The README's throughput tables are rendered from the results file: best round per pipeline,
+"""The throughput tables of docs/results.md are rendered from the results file: best round per pipeline,
 ratios to the ceiling doing the same output work, every latency round with its ceiling's."""
 
 from __future__ import annotations
