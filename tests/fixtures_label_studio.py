@@ -74,6 +74,14 @@ class LabelStudio:
             "result": [{"from_name": "label", "to_name": "features", "type": "choices",
                         "value": {"choices": [choice]}}]})
 
+    def task(self, task_id: int) -> dict:
+        return self.api("GET", f"/api/tasks/{task_id}/")
+
+    def write_task_meta(self, task_id: int, meta: dict) -> None:
+        """What Label Studio's own annotation endpoints do with a task they loaded earlier: save
+        it whole, ``meta`` as it was then."""
+        self.api("PATCH", f"/api/tasks/{task_id}/", {"meta": meta})
+
     def delete(self, annotation_id: int) -> None:
         self.api("DELETE", f"/api/annotations/{annotation_id}/")
 

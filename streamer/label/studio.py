@@ -25,6 +25,8 @@ Annotations to labels (what each event does)
     What was sent is recorded in the task's ``meta`` (``streamer.sent``: annotation id -> answer),
     so annotations are re-read after a restart and each is sent once. Only a crash between the
     label's acknowledgement and that record sends one again, and the service applies it once.
+    Label Studio can write an older ``meta`` back (see :mod:`streamer.label.studio_record`); the
+    bridge remembers what it wrote for an hour and restores it.
 
 How annotations come back: ``poll`` asks for tasks updated since the last poll every
 ``label_studio_poll_seconds``; ``webhook`` registers a webhook, and each call (its body is not
@@ -56,6 +58,7 @@ from streamer.label.studio_api import (
     iso,
 )
 from streamer.label.studio_config import answer_of, config_classes, labelling_config, task_for
+from streamer.label.studio_record import RecentRecords, TaskRecord
 
 log = logging.getLogger("streamer.label.studio")
 
@@ -80,12 +83,13 @@ class StudioBridge:
         self.items: set[str] = set()  # item ids that have a task
         self.open_items: set[str] = set()  # ... and no answer yet
         self.counts = {"tasks_created": 0, "duplicates": 0, "expired": 0, "created": 0,
-                       "updated": 0, "deleted": 0, "skipped": 0, "no_choice": 0}
+                       "updated": 0, "deleted": 0, "skipped": 0, "no_choice": 0, "records_restored": 0}
         self.watermark: str | None = None
         self._users: dict[int, str] = {}
         self._wake = asyncio.Event()
         self._unreadable: set[Any] = set()  # task ids already dead-lettered
         self._shown_config: str | None = None
+        self.recent = RecentRecords()
 
     # ------------------------------------------------------------------ project and tasks
 
@@ -235,9 +239,14 @@ class StudioBridge:
         if not isinstance(item_id, str):
             return 0  # a task someone added by hand: not ours
         meta = dict(task.get("meta") or {})
-        record = dict(meta.get("streamer") or {})
-        sent_answers: dict[str, str] = dict(record.get("sent") or {})
-        seen = {key: set(record.get(key) or []) for key in ("skipped", "deleted", "no_choice")}
+        stored = TaskRecord.from_meta(meta)
+        remembered = self.recent.recall(task["id"])
+        record = stored.copy() if remembered is None else stored.merged(remembered)
+        if remembered is not None and record.as_meta() != stored.as_meta():
+            self.counts["records_restored"] += 1
+            log.warning("task %s: its meta lacks part of what the bridge sent (a write that failed, "
+                        "or an older meta written back by Label Studio); restored from memory", task["id"])
+        sent_answers, seen = record.sent, record.seen
         live, labels = set(), 0
         for annotation in sorted(task.get("annotations") or [], key=lambda a: a.get("id", 0)):
             key = str(annotation.get("id"))
@@ -267,16 +276,17 @@ class StudioBridge:
             await self.edge.send_label(None, item_id, self.book.label(answer), annotator,
                                        correction=correction, requested_at=data.get("requested_at"))
             sent_answers[key] = answer
+            self.recent.remember(task["id"], record)  # before the meta write, which may fail or be lost
             labels += 1
             self.open_items.discard(item_id)
         for key in set(sent_answers) - live - seen["deleted"]:
             seen["deleted"].add(key)
             self._count("deleted")
-        new_record = {k: v for k, v in {"sent": sent_answers, **{k: sorted(v) for k, v in seen.items()}}.items() if v}
-        # written only when something changed: a write moves the task's updated_at, and an
-        # unanswered task rewritten at every poll would be read again at every poll
-        if new_record != {k: v for k, v in record.items() if v}:
-            await self.client.set_task_meta(task["id"], {**meta, "streamer": new_record})
+        # written only when it differs from what the task holds: a write moves the task's
+        # updated_at, and an unanswered task rewritten at every poll would be read at every poll
+        if record.as_meta() != stored.as_meta():
+            self.recent.remember(task["id"], record)
+            await self.client.set_task_meta(task["id"], {**meta, "streamer": record.as_meta()})
         self._gauge()
         return labels
 

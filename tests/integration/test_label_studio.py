@@ -155,10 +155,10 @@ def test_correction_deletion_skip_and_a_new_class(kafka, label_studio, loop):
     project = label_studio.project(loop["title"])
     before = {t["id"] for t in label_studio.tasks(project["id"])}
     _send_items(bootstrap, topics["items-topic"], 600, 900)
-    fresh = _wait(lambda: [t for t in _open_tasks(label_studio, project["id"]) if t["id"] not in before][:4]
-                  if len([t for t in _open_tasks(label_studio, project["id"]) if t["id"] not in before]) >= 4
-                  else None, 90, "4 new tasks")
-    corrected, deleted, skipped, novel = fresh
+    fresh = _wait(lambda: [t for t in _open_tasks(label_studio, project["id"]) if t["id"] not in before][:5]
+                  if len([t for t in _open_tasks(label_studio, project["id"]) if t["id"] not in before]) >= 5
+                  else None, 90, "5 new tasks")
+    corrected, deleted, skipped, novel, overwritten = fresh
     base = bridge.status()
     joined_before = service.status()["join_outcomes"].get("joined", 0)
     labels_before = Counter((m["id"], m["label"]) for m in asyncio.run(
@@ -170,8 +170,21 @@ def test_correction_deletion_skip_and_a_new_class(kafka, label_studio, loop):
     label_studio.update(first["id"], str(1 - truth))
     bridge.wait_for(lambda s: s["updated"] == base["updated"] + 1, what="correction sent")
 
+    # Label Studio's annotation endpoints save the whole task they loaded: a PATCH that loaded the
+    # task before the bridge recorded the first answer writes the old meta back (seen in a run)
+    truth_overwritten = STREAM.truth[overwritten["data"]["item_id"]]
+    first = label_studio.annotate(overwritten["id"], str(truth_overwritten))
+    bridge.wait_for(lambda s: s["created"] == base["created"] + 2, what="first answer sent")
+    _wait(lambda: (label_studio.task(overwritten["id"])["meta"] or {}).get("streamer"), 30, "record written")
+    label_studio.write_task_meta(overwritten["id"], overwritten["meta"] or {})
+    label_studio.update(first["id"], str(1 - truth_overwritten))
+    bridge.wait_for(lambda s: s["updated"] == base["updated"] + 2, what="correction after a stale save sent")
+    assert bridge.status()["created"] == base["created"] + 2, "the correction was taken for a first answer"
+    _wait(lambda: ((label_studio.task(overwritten["id"])["meta"] or {}).get("streamer") or {}).get("sent")
+          == {str(first["id"]): str(1 - truth_overwritten)}, 30, "the bridge's record written again")
+
     gone = label_studio.annotate(deleted["id"], str(STREAM.truth[deleted["data"]["item_id"]]))
-    bridge.wait_for(lambda s: s["created"] == base["created"] + 2, what="second answer sent")
+    bridge.wait_for(lambda s: s["created"] == base["created"] + 3, what="third answer sent")
     label_studio.delete(gone["id"])
     bridge.wait_for(lambda s: s["deleted"] == base["deleted"] + 1, what="deletion seen")
 
@@ -182,19 +195,20 @@ def test_correction_deletion_skip_and_a_new_class(kafka, label_studio, loop):
     bridge.wait_for(lambda s: "zebra" in s["classes"], what="new class offered")
 
     labels = asyncio.run(consume_all(bootstrap, topics["labels-topic"],
-                                     expect=sum(labels_before.values()) + 4, idle_s=4.0))
+                                     expect=sum(labels_before.values()) + 6, idle_s=4.0))
     new = Counter((m["id"], m["label"]) for m in labels) - labels_before
     assert new == Counter([
         (corrected["data"]["item_id"], truth), (corrected["data"]["item_id"], 1 - truth),
+        (overwritten["data"]["item_id"], truth_overwritten), (overwritten["data"]["item_id"], 1 - truth_overwritten),
         (deleted["data"]["item_id"], STREAM.truth[deleted["data"]["item_id"]]),
         (novel["data"]["item_id"], "zebra")]), "correction sent again; deletion and skip send nothing"
-    status = service.wait_for(lambda s: s["join_outcomes"].get("joined", 0) >= joined_before + 3,
-                              timeout=60, what="three labels joined")
-    assert status["join_outcomes"].get("duplicate", 0) >= 1, "the correction counts as a duplicate"
+    status = service.wait_for(lambda s: s["join_outcomes"].get("joined", 0) >= joined_before + 4,
+                              timeout=60, what="four labels joined")
+    assert status["join_outcomes"].get("duplicate", 0) >= 2, "a correction counts as a duplicate"
     assert "zebra" in status["classes"], "the model learned the class it had never seen"
     assert 'value="zebra"' in label_studio.project(loop["title"])["label_config"]
     metrics = bridge.get("/metrics")[1].decode()
-    assert 'streamer_labelling_labels_sent_total{kind="correction"} 1.0' in metrics
+    assert 'streamer_labelling_labels_sent_total{kind="correction"} 2.0' in metrics
     assert 'streamer_labelling_annotations_total{event="skipped"} 1.0' in metrics
 
 

@@ -243,3 +243,88 @@ def test_a_task_is_written_back_only_when_its_record_changes() -> None:
             await runner.cleanup()
 
     asyncio.run(go())
+
+
+def test_a_correction_after_label_studio_wrote_back_an_older_meta_is_still_a_correction(monkeypatch) -> None:
+    """Label Studio's annotation PATCH saves the task it loaded before the bridge recorded the
+    first answer: the task comes back with its old meta. The bridge remembers what it wrote, so
+    the corrected answer goes out as a correction (not a second first answer), and the record
+    is written again."""
+    from streamer.config import load_settings
+    from streamer.label.edge import LabelEdge
+    from streamer.label.studio import StudioBridge
+
+    writes: list[dict] = []
+    sent: list[tuple[str, str | int, bool]] = []
+
+    async def fake_label_studio(request: web.Request) -> web.Response:
+        if request.method == "PATCH" and request.path == "/api/tasks/5/":
+            writes.append((await request.json())["meta"])
+            return web.json_response({})
+        return web.Response(status=404)
+
+    def annotation(choice: str) -> dict:
+        return {"id": 9, "result": [{"type": "choices", "value": {"choices": [choice]}}]}
+
+    async def go() -> None:
+        runner, url = await _server(fake_label_studio)
+        settings_ = load_settings(label_studio_url=url, label_studio_token="tok")
+        edge = LabelEdge(settings_, "label-studio")
+
+        async def send_label(request, item_id, label, annotator, correction=False, requested_at=None):
+            sent.append((item_id, label, correction))
+
+        monkeypatch.setattr(edge, "send_label", send_label)
+        try:
+            async with LabelStudioClient(url, "tok", asyncio.Event()) as client:
+                bridge = StudioBridge(settings_, client, edge)
+                task = {"id": 5, "data": {"item_id": "a"}, "meta": {"other": 1}}
+                assert await bridge.sync_task({**task, "annotations": [annotation("0")]}) == 1
+                assert writes == [{"other": 1, "streamer": {"sent": {"9": "0"}}}]
+                # the stale save: the old meta, with the annotation corrected
+                assert await bridge.sync_task({**task, "annotations": [annotation("1")]}) == 1
+                assert writes[-1] == {"other": 1, "streamer": {"sent": {"9": "1"}}}
+                # a stale save with nothing new to send: the record alone is written again
+                assert await bridge.sync_task({**task, "annotations": [annotation("1")]}) == 0
+                assert writes[-1] == {"other": 1, "streamer": {"sent": {"9": "1"}}} and len(writes) == 3
+                assert bridge.counts["records_restored"] == 2
+                # once the record is back, the next poll writes nothing
+                await bridge.sync_task({**task, "meta": writes[-1], "annotations": [annotation("1")]})
+                assert len(writes) == 3
+        finally:
+            await runner.cleanup()
+        assert sent == [("a", 0, False), ("a", 1, True)]
+        assert bridge.counts["created"] == 1 and bridge.counts["updated"] == 1
+
+    asyncio.run(go())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from("123456"), st.sampled_from("abc"), max_size=4),
+       st.dictionaries(st.sampled_from("123456"), st.sampled_from("abc"), max_size=4),
+       st.sets(st.sampled_from("123456")), st.sets(st.sampled_from("123456")))
+def test_a_merged_record_keeps_everything_either_side_holds_and_the_newer_answer(
+        old_sent, new_sent, old_deleted, new_deleted) -> None:
+    from streamer.label.studio_record import TaskRecord
+
+    old = TaskRecord.from_meta({"streamer": {"sent": old_sent, "deleted": sorted(old_deleted)}})
+    new = TaskRecord.from_meta({"streamer": {"sent": new_sent, "deleted": sorted(new_deleted)}})
+    merged = old.merged(new)
+    assert merged.sent == {**old_sent, **new_sent}
+    assert merged.seen["deleted"] == old_deleted | new_deleted
+    assert TaskRecord.from_meta({"streamer": merged.as_meta()}).as_meta() == merged.as_meta()
+
+
+def test_remembered_records_are_forgotten_after_the_keep_time() -> None:
+    from streamer.label.studio_record import RecentRecords, TaskRecord
+
+    now = [0.0]
+    recent = RecentRecords(keep_seconds=60, clock=lambda: now[0])
+    record = TaskRecord({"9": "0"})
+    recent.remember(1, record)
+    record.sent["9"] = "changed after"  # remembered as it was
+    now[0] = 30.0
+    recent.remember(2, TaskRecord({"10": "1"}))
+    assert recent.recall(1).sent == {"9": "0"}
+    now[0] = 61.0
+    assert recent.recall(1) is None and recent.recall(2).sent == {"10": "1"} and len(recent) == 1
