@@ -260,7 +260,9 @@ async def prequential_accuracy(bootstrap: str, redis_url: str, logs: Path, strea
         first.setdefault(prediction["id"], prediction["prediction"])
     truth = stream.truth
     assert set(first) == set(truth), f"{len(truth) - len(first)} items without a prediction"
+    quarter = stream.ids[: len(stream.ids) // 4]
     return {"accuracy": sum(first[i] == truth[i] for i in truth) / len(truth),
+            "first_quarter": round(sum(first[i] == truth[i] for i in quarter) / len(quarter), 4),
             "asked": sum(s["label_requests"] for s in statuses),
             "learners": [s["learner"] for s in statuses],
             "leader": [(s["model_race"] or {}).get("leader") for s in statuses if s["learner"]],
@@ -275,11 +277,17 @@ def _metric(text: str, name: str) -> float | None:
     return None
 
 
-async def test_two_replicas_are_as_accurate_as_one(kafka, redis_url: str, tmp_path: Path) -> None:
+async def test_two_replicas_are_as_accurate_as_one(private_kafka, redis_url: str, tmp_path: Path) -> None:
     """Issue 18, defect 11: a scorer used to poll for the learner's model once a second, so at
     1,000 items/s it decided hundreds of items with a stale model and two replicas were 3.4
     points less accurate than one. Now each label batch's model is published and announced,
-    and the scorer swaps it in at once."""
+    and the scorer swaps it in at once.
+
+    On a broker of its own: the session's Tansu keeps every earlier test's messages in memory.
+    Late in a full CI run (at d8c2252) two of three two-replica rounds fell to 0.72 and 0.74
+    against 0.76 for one replica; no round on a fresh broker has shown such a gap (14 rounds
+    before, 9 more at 69e21cf). The broker's state is the likeliest cause, not proven."""
+    kafka = private_kafka
     stream = sea_stream(ACCURACY_ITEMS, seed=11)
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     for _ in range(ROUNDS):  # alternating: the two cores' noise falls on both
@@ -291,7 +299,9 @@ async def test_two_replicas_are_as_accurate_as_one(kafka, redis_url: str, tmp_pa
     print(f"\nprequential accuracy over {ACCURACY_ITEMS} items at {ACCURACY_RATE}/s, labels "
           f"{LABEL_DELAY} s late: one replica {one:.4f} {[round(r['accuracy'], 4) for r in runs[1]]}, "
           f"two {two:.4f} {[round(r['accuracy'], 4) for r in runs[2]]}, gap {100 * (two - one):+.2f} "
-          f"points; two replicas: {[(r['learners'], r['publications'], r['versions_picked_up']) for r in runs[2]]}")
+          f"points; asked: one {[r['asked'] for r in runs[1]]}, two {[r['asked'] for r in runs[2]]}; "
+          f"first quarter: one {[r['first_quarter'] for r in runs[1]]}, two {[r['first_quarter'] for r in runs[2]]}; "
+          f"two replicas: {[(r['learners'], r['publications'], r['versions_picked_up']) for r in runs[2]]}")
     for run in runs[2]:
         assert run["learners"].count(True) == 1, run
         learner, scorer = run["learners"].index(True), run["learners"].index(False)
