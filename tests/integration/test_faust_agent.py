@@ -7,9 +7,7 @@ the session's Tansu broker, on 2,000 items of 16 features, and must exit by itse
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +15,8 @@ from types import ModuleType
 import numpy as np
 import orjson
 import pytest
+
+from tests.scripts import load_script
 
 pytest.importorskip("faust", reason="the faust baseline needs the bench extra: "
                     "pip install -e '.[bench]' (faust-streaming)")
@@ -35,12 +35,7 @@ PARTITIONS = 4
 
 @pytest.fixture(scope="module")
 def faust_agent() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("faust_agent", AGENT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(AGENT, "faust_agent")
 
 
 def _items() -> list[tuple[bytes, bytes]]:

@@ -9,8 +9,6 @@ items. The in-process store is used, so this test needs no Redis.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.integration.harness import ServiceProcess
+from tests.scripts import load_script
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +27,7 @@ SEED = 4
 
 @pytest.fixture(scope="module")
 def fuzz() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_broker", BENCHMARK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCHMARK, "fuzz_broker")
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.scripts import load_script
 
 pytest.importorskip("skactiveml", reason="the label-efficiency benchmark needs the bench extra: "
                     "pip install -e '.[bench]' (scikit-activeml)")
@@ -23,13 +23,7 @@ BUDGET = 0.10  # the quick configuration's only budget
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("label_efficiency", BENCHMARK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["label_efficiency"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("label_efficiency", None)
+    return load_script(BENCHMARK, "label_efficiency")
 
 
 @pytest.fixture(scope="module")

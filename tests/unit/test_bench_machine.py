@@ -3,7 +3,6 @@ it was started: ``benchmarks/machine.py``'s ``write_result``."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,18 +13,14 @@ from types import ModuleType
 
 import pytest
 
+from tests.scripts import load_script
+
 MODULE = Path(__file__).resolve().parents[2] / "benchmarks" / "machine.py"
 
 
 @pytest.fixture(scope="module")
 def bench_machine() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_machine", MODULE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    return load_script(MODULE, "bench_machine")
 
 
 def _git(repo: Path, *args: str) -> str:

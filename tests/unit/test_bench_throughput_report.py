@@ -3,20 +3,15 @@ ratios to the ceiling doing the same output work, every latency round with its c
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
+
+from tests.scripts import load_script
 
 REPORT = Path(__file__).resolve().parents[2] / "benchmarks" / "throughput_report.py"
 
 
 def _module():  # noqa: ANN202
-    spec = importlib.util.spec_from_file_location("throughput_report", REPORT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPORT, "throughput_report")
 
 
 def _run(pipeline: str, rate: float | None = None, load: float | None = None, round_: int = 0,

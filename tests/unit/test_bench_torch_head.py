@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.scripts import load_script
 
 pytest.importorskip("torch", reason="the torch head benchmark needs the torch extra: pip install 'streamer[torch]'")
 
@@ -17,13 +17,7 @@ BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "torch_head.py"
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("torch_head_benchmark", BENCHMARK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["torch_head_benchmark"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("torch_head_benchmark", None)
+    return load_script(BENCHMARK, "torch_head_benchmark")
 
 
 def test_quick_run_writes_every_batch_with_the_ratio_to_numpy(bench: ModuleType, tmp_path: Path) -> None:

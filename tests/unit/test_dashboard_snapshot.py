@@ -4,15 +4,15 @@ its panels from query_range answers: here from canned answers, without a Prometh
 from __future__ import annotations
 
 import doctest
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "docs" / "tools" / "dashboard_snapshot.py"
@@ -21,12 +21,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "streamer.json"
 
 @pytest.fixture(scope="module")
 def snapshot() -> Any:
-    spec = importlib.util.spec_from_file_location("dashboard_snapshot", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOL, "dashboard_snapshot")
 
 
 def test_docstring_examples_hold(snapshot: Any) -> None:

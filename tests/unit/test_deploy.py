@@ -11,7 +11,6 @@ tests/integration/test_prometheus.py runs every query against a real Prometheus.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -24,6 +23,7 @@ import pytest
 from streamer.label.edge import EdgeMetrics
 from streamer.metrics import Metrics
 from tests.deploy_queries import alert_rules, dashboard_panels, dashboard_targets, metric_names
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -103,13 +103,7 @@ def panel(title: str) -> dict[str, Any]:
 
 
 def load_generator() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "build_dashboard", DEPLOY / "grafana" / "build_dashboard.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(DEPLOY / "grafana" / "build_dashboard.py", "build_dashboard")
 
 
 @pytest.fixture(scope="module")
