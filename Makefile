@@ -9,7 +9,7 @@ TORCH_SPEC := torch==2.13.0
 LABEL_STUDIO_VENV ?= .venv-label-studio
 LABEL_STUDIO_SPEC := label-studio==1.23.2
 
-.PHONY: install install-torch label-studio demo test unit integration lint docs bench bench-models bench-reliability bench-throughput bench-label-efficiency bench-decisions services clean shell
+.PHONY: install install-torch label-studio demo test unit integration lint docs bench bench-models bench-reliability bench-throughput bench-label-efficiency bench-decisions bench-status services clean shell
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -147,6 +147,10 @@ bench-throughput: $(BENCH_DEPS)
 bench-label-efficiency: $(BENCH_DEPS)
 	@echo "== label_efficiency.py: the default vs random and the anchors (~39 min)"
 	$(BIN)/python benchmarks/label_efficiency.py
+
+# which results measured the code at HEAD (its streamer/ tree and the benchmark's own code)
+bench-status: install
+	$(BIN)/python benchmarks/freshness.py
 
 # Not part of `make bench`: the records of how the defaults were chosen, each measured at the
 # commit it names. This reruns their rows with today's code (~40 min); the numbers will differ
