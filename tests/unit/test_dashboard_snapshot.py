@@ -15,47 +15,58 @@ import pytest
 from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOL = ROOT / "docs" / "tools" / "dashboard_snapshot.py"
+TOOLS = ROOT / "docs" / "tools"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "streamer.json"
 
 
 @pytest.fixture(scope="module")
-def snapshot() -> Any:
-    return load_script(TOOL, "dashboard_snapshot")
+def panels() -> Any:
+    return load_script(TOOLS / "grafana_panels.py", "grafana_panels")
 
 
-def test_docstring_examples_hold(snapshot: Any) -> None:
-    assert doctest.testmod(snapshot).failed == 0
+@pytest.fixture(scope="module")
+def draw(panels: Any) -> Any:  # it imports grafana_panels by name
+    return load_script(TOOLS / "dashboard_draw.py", "dashboard_draw")
 
 
-def test_rate_interval_is_grafanas_four_scrapes_or_step_plus_one_scrape(snapshot: Any) -> None:
-    assert snapshot.rate_interval(step_s=2, scrape_interval_s=2) == 8
-    assert snapshot.rate_interval(step_s=30, scrape_interval_s=2) == 32
+@pytest.fixture(scope="module")
+def snapshot(draw: Any) -> Any:
+    return load_script(TOOLS / "dashboard_snapshot.py", "dashboard_snapshot")
 
 
-def test_every_dashboard_query_is_sent_with_all_instances_and_the_current_group(snapshot: Any) -> None:
+def test_docstring_examples_hold(panels: Any, draw: Any, snapshot: Any) -> None:
+    for module in (panels, draw, snapshot):
+        assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def test_rate_interval_is_grafanas_four_scrapes_or_step_plus_one_scrape(panels: Any) -> None:
+    assert panels.rate_interval(step_s=2, scrape_interval_s=2) == 8
+    assert panels.rate_interval(step_s=30, scrape_interval_s=2) == 32
+
+
+def test_every_dashboard_query_is_sent_with_all_instances_and_the_current_group(panels: Any) -> None:
     dashboard = json.loads(DASHBOARD.read_text())
-    values = snapshot.grafana_variables(dashboard, step_s=2, scrape_interval_s=2, range_s=180)
+    values = panels.grafana_variables(dashboard, step_s=2, scrape_interval_s=2, range_s=180)
     assert values["instance"] == ".+" and values["edge"] == ".+"
     assert values["consumergroup"] == "streamer"
     assert values["__rate_interval"] == "8s"
-    sent = [snapshot.substitute(t["expr"], values)
+    sent = [panels.substitute(t["expr"], values)
             for panel in dashboard["panels"] for t in panel.get("targets", [])]
     assert sent and not [expr for expr in sent if "$" in expr]
     assert 'rate(streamer_items_total{instance=~".+"}[8s])' in " ".join(sent)
 
 
-def test_a_variable_without_a_value_is_an_error_that_names_it(snapshot: Any) -> None:
+def test_a_variable_without_a_value_is_an_error_that_names_it(panels: Any) -> None:
     with pytest.raises(ValueError, match=r"\$region"):
-        snapshot.substitute('up{region="$region"}', {"instance": ".+"})
-    assert snapshot.substitute("rate(x[${__rate_interval}]) + [[a]]", {"__rate_interval": "8s", "a": "1"}) \
+        panels.substitute('up{region="$region"}', {"instance": ".+"})
+    assert panels.substitute("rate(x[${__rate_interval}]) + [[a]]", {"__rate_interval": "8s", "a": "1"}) \
         == "rate(x[8s]) + 1"
 
 
-def test_legend_fills_the_format_or_falls_back_to_the_labels(snapshot: Any) -> None:
+def test_legend_fills_the_format_or_falls_back_to_the_labels(panels: Any) -> None:
     labels = {"__name__": "streamer_labels_total", "outcome": "joined", "instance": "h:9100"}
-    assert snapshot.legend_name("{{outcome}} on {{ instance }}", labels) == "joined on h:9100"
-    assert snapshot.legend_name("", labels) == 'streamer_labels_total{instance="h:9100", outcome="joined"}'
+    assert panels.legend_name("{{outcome}} on {{ instance }}", labels) == "joined on h:9100"
+    assert panels.legend_name("", labels) == 'streamer_labels_total{instance="h:9100", outcome="joined"}'
 
 
 @pytest.mark.parametrize(("value", "unit", "shown"), [
@@ -63,14 +74,14 @@ def test_legend_fills_the_format_or_falls_back_to_the_labels(snapshot: Any) -> N
     (0.05, "percentunit", "5%"), (99.5, "percent", "99.5%"), (12_345.0, "short", "12.3 K"),
     (200.0, "reqps", "200/s"), (3.0, "ops", "3 ops/s"), (math.nan, "short", "NaN"),
 ])
-def test_values_are_shown_in_the_panels_unit(snapshot: Any, value: float, unit: str, shown: str) -> None:
-    assert snapshot.format_value(value, unit) == shown
+def test_values_are_shown_in_the_panels_unit(panels: Any, value: float, unit: str, shown: str) -> None:
+    assert panels.format_value(value, unit) == shown
 
 
-def test_points_land_on_the_grid_and_gaps_stay_empty(snapshot: Any) -> None:
-    grid = snapshot.Grid(start=100.0, end=110.0, step=2.0)
+def test_points_land_on_the_grid_and_gaps_stay_empty(panels: Any) -> None:
+    grid = panels.Grid(start=100.0, end=110.0, step=2.0)
     result = [{"metric": {"reason": "skip"}, "values": [[100, "1"], [102, "2"], [108, "5"]]}]
-    (series,) = snapshot.series_of(result, "{{reason}}", grid)
+    (series,) = panels.series_of(result, "{{reason}}", grid)
     assert series.name == "skip"
     assert series.points == 3 and series.last == 5.0
     assert np.isnan(series.values[2]) and np.isnan(series.values[5])
@@ -109,12 +120,12 @@ def _panel(id_: int, type_: str, title: str, pos: tuple[int, int, int, int], def
 
 
 def test_a_dashboard_is_drawn_in_its_grid_with_a_red_stat_over_its_threshold(
-    snapshot: Any, tmp_path: Path
+    panels: Any, draw: Any, snapshot: Any, tmp_path: Path
 ) -> None:
     pytest.importorskip("matplotlib")
     from matplotlib.image import imread
 
-    grid = snapshot.Grid(start=1_700_000_000.0, end=1_700_000_060.0, step=2.0)
+    grid = panels.Grid(start=1_700_000_000.0, end=1_700_000_060.0, step=2.0)
     n = len(grid.times)
     red = {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}]}
     dashboard = {"title": "test", "panels": [
@@ -140,12 +151,12 @@ def test_a_dashboard_is_drawn_in_its_grid_with_a_red_stat_over_its_threshold(
     }
     path = tmp_path / "dashboard.png"
 
-    drawn = snapshot.draw_dashboard(dashboard, answers, grid, path, header=["a run"],
+    drawn = draw.draw_dashboard(dashboard, answers, grid, path, header=["a run"],
                                     footer=snapshot.footer_line("abc1234", "2026-01-01"), width_px=800)
 
     image = imread(path)
     assert image.shape[:2] == (drawn["height_px"], 800)
-    assert drawn["height_px"] == snapshot.header_height(1) + 13 * snapshot.CELL_HEIGHT_PX + snapshot.FOOTER_PX
+    assert drawn["height_px"] == draw.header_height(1) + 13 * panels.CELL_HEIGHT_PX + panels.FOOTER_PX
     # a frame per panel but the row; the stat's box; the plot and its right axis; the heatmap
     # and its colour scale; nothing more for the panel without data
     assert drawn["axes"] == 4 + 1 + 2 + 2
