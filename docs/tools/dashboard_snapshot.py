@@ -96,6 +96,13 @@ def query_range(base: str, expr: str, grid: Grid) -> dict[str, Any]:
         return json.load(error)
 
 
+def firing_alerts(base: str) -> list[str]:
+    """The names of the alerts firing now, each once, sorted: the stat panel only counts them."""
+    query = urllib.parse.urlencode({"query": 'ALERTS{alertstate="firing"}'})
+    result = get_json(f"{base}/api/v1/query?{query}")["data"]["result"]
+    return sorted({series["metric"]["alertname"] for series in result})
+
+
 def http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as reply:
         return reply.status == 200
@@ -430,8 +437,9 @@ def print_table(rows: list[dict[str, Any]], empty: list[dict[str, Any]]) -> None
 
 
 def header_lines(settings: RunSettings, run: Run, version: str, empty: list[dict[str, Any]],
-                 load: dict[str, float]) -> list[str]:
-    """What ran, how it was queried, and which panels had no data and why."""
+                 load: dict[str, float], firing: list[str]) -> list[str]:
+    """What ran, how it was queried, which alerts fired at its end, and which panels had no
+    data and why."""
     start, end = (datetime.datetime.fromtimestamp(t, datetime.UTC) for t in (run.grid.start, run.grid.end))
     bad = " and ".join(f"{t:.0f} s" for t in run.bad_messages_at)
     lines = [
@@ -448,6 +456,8 @@ def header_lines(settings: RunSettings, run: Run, version: str, empty: list[dict
         f"All of it on one machine with {os.cpu_count()} CPUs, 1-minute load average "
         f"{load['start']:.1f} before the run and {load['end']:.1f} at its end.",
     ]
+    if firing:
+        lines.append("Firing at the end: " + ", ".join(firing) + ".")
     if empty:
         reasons = dict.fromkeys(f"{p['panel']}: {p['why']}" for p in empty)
         lines.append("No data: " + "; ".join(reasons) + ".")
@@ -501,16 +511,18 @@ def main(argv: list[str] | None = None) -> int:
         load["end"] = os.getloadavg()[0]
         answers, rows = collect(dashboard, run, settings.scrape_interval)
         empty = panels_without_data(rows)
+        firing = firing_alerts(run.prometheus)
         commit = started.git.get("git_commit") or "(no git)"
         if started.git.get("streamer_uncommitted_changes"):
             commit += " (+ uncommitted changes)"
         when = datetime.datetime.fromtimestamp(run.grid.start, datetime.UTC)
-        header = header_lines(settings, run, version, empty, load)
+        header = header_lines(settings, run, version, empty, load, firing)
         picture = draw_dashboard(dashboard, answers, run.grid, args.out, header=header,
                                  footer=footer_line(commit, f"{when:%Y-%m-%d}"),
                                  width_px=settings.width_px)
         print_table(rows, empty)
-        done.update(rows=rows, empty=empty, picture=picture, run=run)
+        print("firing at the end: " + (", ".join(firing) or "none"))
+        done.update(rows=rows, empty=empty, firing=firing, picture=picture, run=run)
 
     # everything runs on this machine: whatever else runs here shows in the latency panels
     load = {"start": os.getloadavg()[0]}
@@ -540,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         "bad_messages_at_s": run.bad_messages_at,
         "queries": done["rows"],
         "panels_without_data": done["empty"],
+        "alerts_firing_at_end": done["firing"],
         "load_average_1min": {key: round(value, 2) for key, value in load.items()},
     }, started, prometheus=version, matplotlib=matplotlib.__version__)
     if load["start"] > (os.cpu_count() or 1) / 2:

@@ -97,6 +97,48 @@ def test_a_panel_is_without_data_only_when_every_query_has_no_points(snapshot: A
         {"panel_id": 1, "panel": "Lag", "type": "stat", "why": "no series named lag"}]
 
 
+def test_the_header_names_each_firing_alert_once_from_prometheus_s_answer(snapshot: Any, panels: Any) -> None:
+    """The stat panel only counts firing alerts; the picture's header says which they are."""
+    import http.server
+    import threading
+
+    # an instant query of ALERTS answers a series per alert and label set: a name can repeat
+    answer = {"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": {"alertname": name, "alertstate": "firing", "instance": instance}, "value": [0, "1"]}
+        for name, instance in (("StreamerPendingLabelsGrowing", "a"), ("StreamerDeadLettersAppearing", "a"),
+                               ("StreamerPendingLabelsGrowing", "b"))]}}
+    asked: list[str] = []
+
+    class Prometheus(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Prometheus)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        firing = snapshot.firing_alerts(f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert firing == ["StreamerDeadLettersAppearing", "StreamerPendingLabelsGrowing"]
+    assert asked and asked[0].startswith("/api/v1/query?query=ALERTS")
+
+    settings = snapshot.RunSettings(180, 200, 0.05, 2, 6, 0.4, 0.05, True, 0, 1600)
+    run = snapshot.Run("http://p", panels.Grid(0, 180, 2), True, [60.0], {}, 90)
+    header = snapshot.header_lines(settings, run, "2.42", [], {"start": 0.1, "end": 2.0}, firing)
+    assert "Firing at the end: StreamerDeadLettersAppearing, StreamerPendingLabelsGrowing." in header
+    assert not any(line.startswith("Firing") for line in
+                   snapshot.header_lines(settings, run, "2.42", [], {"start": 0.1, "end": 2.0}, []))
+
+
 # --- drawing -------------------------------------------------------------------------------
 
 
