@@ -2,7 +2,9 @@
 
 A result is fresh when the run recorded (see ``machine.py``) a ``streamer/`` tree equal to
 HEAD's, no uncommitted changes in ``streamer/`` or ``benchmarks/``, and the script it names in
-``command`` has not changed between its commit and HEAD, nor any script of ours it imports.
+``command`` has not changed between its commit and HEAD, nor any script of ours it imports or
+runs (a path such as ``"tests/integration/test_crash.py"`` written in it), nor, for a test it
+runs, the ``conftest.py`` files above that test.
 Anything else names what moved since: rerun the benchmark that writes it (``make bench``
 reruns them all).
 
@@ -79,8 +81,14 @@ def freshness(path: Path, root: Path = ROOT) -> Freshness:
 
 
 def script_files(script: str, root: Path = ROOT) -> list[str]:
-    """``script`` (relative to ``root``) and every module of ours it imports, at any depth, as
-    paths relative to ``root``; [] when ``script`` does not exist."""
+    """``script`` (relative to ``root``) and every file of ours it depends on, at any depth, as
+    paths relative to ``root``; [] when ``script`` does not exist.
+
+    It depends on the modules it imports (``import helper`` from ``benchmarks/`` or
+    ``docs/tools/``, ``tests.integration.harness`` by its dotted path) and the Python files it
+    names in a string (a script it runs: ``"tests/integration/test_crash.py"``); a test under
+    ``tests/`` also on the ``conftest.py`` files of its folder and those above it. ``streamer/``
+    is left out: its tree hash is checked whole."""
     found: list[str] = []
     todo = [root / script]
     while todo:
@@ -89,14 +97,27 @@ def script_files(script: str, root: Path = ROOT) -> list[str]:
         if relative in found or not path.is_file():
             continue
         found.append(relative)
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
-            for name in names:
-                top = name.split(".")[0]
-                todo += [root / folder / f"{top}.py" for folder in SCRIPT_DIRS
-                         if (root / folder / f"{top}.py").is_file()]
+        if relative.startswith("tests/"):
+            todo += [folder / "conftest.py" for folder in path.parents
+                     if folder.is_relative_to(root / "tests")]
+        todo += _dependencies(ast.parse(path.read_text()), root)
     return found
+
+
+def _dependencies(tree: ast.AST, root: Path) -> list[Path]:
+    wanted: list[Path] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith(".py"):
+            wanted.append(root / node.value)  # kept only if it is a file of this repository
+            continue
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+        for name in names:
+            top = name.split(".")[0]
+            wanted += [root / folder / f"{top}.py" for folder in SCRIPT_DIRS]
+            wanted.append(root / (name.replace(".", "/") + ".py"))
+    return [path for path in wanted if path.is_file() and path.is_relative_to(root)
+            and not path.relative_to(root).as_posix().startswith("streamer/")]
 
 
 def report(results: Path = RESULTS, root: Path = ROOT) -> tuple[list[Freshness], list[str]]:

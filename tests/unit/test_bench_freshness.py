@@ -80,3 +80,28 @@ def test_results_without_their_commit_or_with_uncommitted_code_are_stale(
     checked, apart = freshness.report(tmp_path / "benchmarks" / "results", tmp_path)
     assert [f.name for f in checked if f.fresh] == []
     assert {f.name for f in checked} == {"dirty.json", "old.json", "broken.json"} and apart == []
+
+
+def test_a_test_a_benchmark_runs_is_part_of_its_code(tmp_path: Path, freshness: ModuleType) -> None:
+    """benchmarks/crash_accuracy.py runs tests/integration/test_crash.py in a subprocess: the
+    test, what it imports and the conftest.py files above it measure as much as the script."""
+    _git(tmp_path, "init", "-q")
+    _commit(tmp_path, "streamer/core.py", "x = 1\n")
+    _commit(tmp_path, "tests/conftest.py", "import pytest\n")
+    _commit(tmp_path, "tests/integration/harness.py", "from streamer.core import x\n")
+    _commit(tmp_path, "tests/integration/test_kill.py",
+            "from tests.integration.harness import x\n\ndef test_kill():\n    assert x\n")
+    measured = _commit(tmp_path, "benchmarks/speed.py",
+                       'import subprocess\nsubprocess.run(["pytest", "tests/integration/test_kill.py"])\n'
+                       'NOT_A_FILE = "tests/integration/missing.py"\n')
+    assert sorted(freshness.script_files("benchmarks/speed.py", tmp_path)) == [
+        "benchmarks/speed.py", "tests/conftest.py", "tests/integration/harness.py",
+        "tests/integration/test_kill.py"]  # streamer/ is checked by its tree, a missing file not at all
+    result = _result(tmp_path, "speed.json", measured)
+    assert freshness.freshness(result, tmp_path).fresh
+
+    for path in ("tests/integration/test_kill.py", "tests/integration/harness.py", "tests/conftest.py"):
+        _commit(tmp_path, path, (tmp_path / path).read_text() + "# changed\n")
+        assert freshness.freshness(result, tmp_path).why_stale == f"its code changed since: {path}"
+        result = _result(tmp_path, "speed.json", _git(tmp_path, "rev-parse", "HEAD"))
+        assert freshness.freshness(result, tmp_path).fresh
