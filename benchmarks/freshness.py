@@ -89,6 +89,7 @@ def script_files(script: str, root: Path = ROOT) -> list[str]:
     names in a string (a script it runs: ``"tests/integration/test_crash.py"``); a test under
     ``tests/`` also on the ``conftest.py`` files of its folder and those above it. ``streamer/``
     is left out: its tree hash is checked whole."""
+    root = root.resolve()
     found: list[str] = []
     todo = [root / script]
     while todo:
@@ -116,7 +117,8 @@ def _dependencies(tree: ast.AST, root: Path) -> list[Path]:
             top = name.split(".")[0]
             wanted += [root / folder / f"{top}.py" for folder in SCRIPT_DIRS]
             wanted.append(root / (name.replace(".", "/") + ".py"))
-    return [path for path in wanted if path.is_file() and path.is_relative_to(root)
+    inside = [path.resolve() for path in wanted if path.is_file()]  # "../x.py" may leave the root
+    return [path for path in inside if path.is_relative_to(root)
             and not path.relative_to(root).as_posix().startswith("streamer/")]
 
 

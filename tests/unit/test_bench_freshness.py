@@ -85,6 +85,9 @@ def test_results_without_their_commit_or_with_uncommitted_code_are_stale(
 def test_a_test_a_benchmark_runs_is_part_of_its_code(tmp_path: Path, freshness: ModuleType) -> None:
     """benchmarks/crash_accuracy.py runs tests/integration/test_crash.py in a subprocess: the
     test, what it imports and the conftest.py files above it measure as much as the script."""
+    tmp_path = tmp_path / "repo"
+    tmp_path.mkdir()
+    (tmp_path.parent / "outside.py").write_text("x = 1\n")  # a file, but not the repository's
     _git(tmp_path, "init", "-q")
     _commit(tmp_path, "streamer/core.py", "x = 1\n")
     _commit(tmp_path, "tests/conftest.py", "import pytest\n")
@@ -93,10 +96,10 @@ def test_a_test_a_benchmark_runs_is_part_of_its_code(tmp_path: Path, freshness: 
             "from tests.integration.harness import x\n\ndef test_kill():\n    assert x\n")
     measured = _commit(tmp_path, "benchmarks/speed.py",
                        'import subprocess\nsubprocess.run(["pytest", "tests/integration/test_kill.py"])\n'
-                       'NOT_A_FILE = "tests/integration/missing.py"\n')
+                       'NOT_A_FILE = "tests/integration/missing.py"\nOUTSIDE = "../outside.py"\n')
     assert sorted(freshness.script_files("benchmarks/speed.py", tmp_path)) == [
         "benchmarks/speed.py", "tests/conftest.py", "tests/integration/harness.py",
-        "tests/integration/test_kill.py"]  # streamer/ is checked by its tree, a missing file not at all
+        "tests/integration/test_kill.py"]  # streamer/ by its tree; a missing or outside file not at all
     result = _result(tmp_path, "speed.json", measured)
     assert freshness.freshness(result, tmp_path).fresh
 
